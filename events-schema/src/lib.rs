@@ -1,0 +1,24 @@
+//! The order service's contract, shared by every function and by services outside this repository.
+//!
+//! * [`envelope`]: the stored event (`EventEnvelope`) and its wire form, with upcasting of old
+//!   schema versions.
+//! * [`order`]: the status state machine — `decide` what happens next, `fold` events into an
+//!   [`OrderView`].
+//! * [`validation`]: an incoming order checked field by field, every error collected.
+//! * [`status`]: the `OrderStatus` read-model record and its DynamoDB item codec.
+//!
+//! This crate is pure: no AWS SDK, no async runtime, no I/O.
+
+pub mod envelope;
+pub mod ids;
+pub mod money;
+pub mod order;
+pub mod status;
+pub mod validation;
+
+pub use envelope::{DecodeError, EventEnvelope, OrderEvent, StoredEvent, Version};
+pub use ids::{CorrelationId, CustomerId, EventId, IdError, OrderId, ProductId};
+pub use money::{Currency, MinorUnits};
+pub use order::{decide_next, FoldError, OrderStatus, OrderView, ProcessingPolicy};
+pub use status::OrderStatusRecord;
+pub use validation::{FieldError, LineItem, OrderRequest, ValidOrder, ValidationErrors};

@@ -1,0 +1,159 @@
+//! The ports: what the handler libs need from the outside world, and nothing more.
+//!
+//! Error contract shared by every port: [`StoreError::Unavailable`] is transient (throttling, a
+//! timeout, a 5xx, a busy database) and the caller may retry the whole operation;
+//! [`StoreError::Corrupt`] and [`StoreError::Rejected`] are permanent — retrying cannot help.
+//! Adapters already retry transient faults a bounded number of times before returning them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events_schema::{EventEnvelope, EventId, OrderId, OrderStatusRecord, Version};
+
+/// The most events one [`EventStore::append`] takes (DynamoDB's `TransactWriteItems` limit).
+pub const MAX_APPEND_BATCH: usize = 100;
+
+/// A failure of a port operation other than an append conflict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Transient: the backend is busy, throttling, timing out or down. Retry later.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// Permanent: a stored record cannot be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// Permanent: the request itself is invalid (a bug in the caller, not bad luck).
+    #[error("request rejected: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Why an append did not happen. Nothing was written in either case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// Optimistic-lock failure: a version being appended already exists, so someone else moved
+    /// the order on. Never retry blindly: reload the history and decide again.
+    #[error("order {order_id} already has version {version}")]
+    Conflict { order_id: OrderId, version: Version },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A page of [`EventStore::read_all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub events: Vec<EventEnvelope>,
+    /// Pass back to get the next page; `None` when everything has been read.
+    pub next: Option<String>,
+}
+
+/// The append-only event log: the source of truth.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` atomically — all of them or none.
+    ///
+    /// `events` must be 1..=[`MAX_APPEND_BATCH`] events of one order with consecutive versions;
+    /// the expected current version is `events[0].version - 1` (0 for a new order). Otherwise
+    /// [`StoreError::Rejected`].
+    ///
+    /// Errors: [`AppendError::Conflict`] when any of those versions already exists (nothing is
+    /// written); [`AppendError::Store`] as in the module docs.
+    async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError>;
+
+    /// Every event of one order, in version order, read consistently (an append that returned
+    /// `Ok` is visible). An unknown order gives an empty list.
+    ///
+    /// Errors: `Corrupt` when a stored event cannot be decoded; `Unavailable` as usual.
+    async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError>;
+
+    /// A page of the whole log, for replay and export. Start with `cursor = None`, then pass
+    /// [`EventPage::next`] until it is `None`. Each event is returned exactly once over a full
+    /// pass. Order: the SQLite log returns global append order; DynamoDB returns table scan order
+    /// (sort by `(orderId, version)` or `occurredAt` if you need one). `limit` is a hint ≥ 1.
+    ///
+    /// Errors: `Rejected` for a cursor this store did not produce; otherwise as `load`.
+    async fn read_all(&self, cursor: Option<String>, limit: usize)
+        -> Result<EventPage, StoreError>;
+}
+
+/// A message handed out by [`WorkQueue::receive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Stable across redeliveries of the same message.
+    pub message_id: String,
+    /// Proof of this particular receipt, for `ack` / `fail`.
+    pub receipt: String,
+    /// The raw body: an order id, or garbage (the processor must cope).
+    pub body: String,
+    /// How many times this message has been received, this receipt included (1 the first time).
+    pub receive_count: u32,
+}
+
+/// The work queue from ingest to the processor: at-least-once, with dead letters.
+#[async_trait]
+pub trait WorkQueue: Send + Sync + 'static {
+    /// Enqueues work for one order. Errors: `Unavailable` as usual.
+    async fn send(&self, order_id: OrderId) -> Result<(), StoreError>;
+
+    /// Up to `max` messages, each hidden from other receivers for `visibility`. Waits briefly
+    /// (up to about a second locally, long polling on SQS) when the queue is empty, then returns
+    /// an empty list. Messages that were received too often are moved to the dead letters
+    /// instead of being delivered again.
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Done: deletes the message. Acking a stale receipt (the message has since been
+    /// redelivered or deleted) is not an error.
+    async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError>;
+
+    /// Not done: the message becomes visible again (immediately, or after the visibility
+    /// timeout on SQS) and is dead-lettered once its receive count reaches the maximum.
+    async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError>;
+}
+
+/// Outcome of [`StatusStore::upsert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// The record was written.
+    Written,
+    /// The stored record is already at this version or later; nothing was written.
+    Stale,
+}
+
+/// The `OrderStatus` read model.
+#[async_trait]
+pub trait StatusStore: Send + Sync + 'static {
+    /// The record of one order, `None` if it has not been projected (yet).
+    async fn get(&self, order_id: OrderId) -> Result<Option<OrderStatusRecord>, StoreError>;
+
+    /// Writes `record` only if no record exists or the stored one has a lower `version`, so the
+    /// view only ever moves forward. A stale write is [`Upserted::Stale`], not an error.
+    async fn upsert(&self, record: &OrderStatusRecord) -> Result<Upserted, StoreError>;
+}
+
+/// A message for subscribers (SNS, or the local notifications table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The event this notification announces; consumers deduplicate on it.
+    pub event_id: EventId,
+    /// The JSON body.
+    pub message: String,
+    /// Message attributes for subscription filters (`eventType`, `customerId`, `orderId`).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Publishes notifications, at least once.
+#[async_trait]
+pub trait Publisher: Send + Sync + 'static {
+    /// Publishes one notification. Errors: `Unavailable` as usual; `Rejected` if the backend
+    /// refuses the message (too large, bad attributes).
+    async fn publish(&self, notification: &Notification) -> Result<(), StoreError>;
+}
+
+/// Default visibility timeout for local processing.
+pub const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);
