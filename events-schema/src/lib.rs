@@ -19,6 +19,6 @@ pub mod validation;
 pub use envelope::{DecodeError, EventEnvelope, OrderEvent, StoredEvent, Version};
 pub use ids::{CorrelationId, CustomerId, EventId, IdError, OrderId, ProductId};
 pub use money::{Currency, MinorUnits};
-pub use order::{decide_next, FoldError, OrderStatus, OrderView, ProcessingPolicy};
+pub use order::{decide_next, FoldError, OrderStatus, OrderView, ProcessingPolicy, RecordError};
 pub use status::OrderStatusRecord;
 pub use validation::{FieldError, LineItem, OrderRequest, ValidOrder, ValidationErrors};

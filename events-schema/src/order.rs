@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{EventEnvelope, OrderEvent, Version};
 use crate::ids::{CorrelationId, CustomerId, OrderId};
+use crate::envelope::parse_timestamp;
+use crate::status::OrderStatusRecord;
 use crate::money::{Currency, MinorUnits};
 use crate::validation::ValidOrder;
 
@@ -70,7 +72,6 @@ pub struct OrderView {
     pub total: MinorUnits,
     pub status: OrderStatus,
     pub version: Version,
-    pub correlation_id: CorrelationId,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -100,7 +101,6 @@ impl OrderView {
             total: order.total(),
             status: OrderStatus::Received,
             version: e.version,
-            correlation_id: e.correlation_id.clone(),
             created_at: e.occurred_at,
             updated_at: e.occurred_at,
             completed_at: None,
@@ -162,13 +162,45 @@ impl OrderView {
     }
 
     /// The envelope for `event` as this order's next version.
-    pub fn next_envelope(&self, event: OrderEvent) -> EventEnvelope {
-        EventEnvelope::new(
-            self.order_id,
-            self.version.next(),
-            self.correlation_id.clone(),
-            event,
-        )
+    pub fn next_envelope(&self, event: OrderEvent, correlation_id: CorrelationId) -> EventEnvelope {
+        EventEnvelope::new(self.order_id, self.version.next(), correlation_id, event)
+    }
+}
+
+/// A stored status record that cannot be turned back into a view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad timestamp in status record field {field}: {value:?}")]
+pub struct RecordError {
+    pub field: &'static str,
+    pub value: String,
+}
+
+impl TryFrom<&OrderStatusRecord> for OrderView {
+    type Error = RecordError;
+    fn try_from(r: &OrderStatusRecord) -> Result<Self, RecordError> {
+        let ts = |field: &'static str, value: &str| {
+            parse_timestamp(value).ok_or_else(|| RecordError {
+                field,
+                value: value.to_owned(),
+            })
+        };
+        Ok(Self {
+            order_id: r.order_id,
+            customer_id: r.customer_id.clone(),
+            currency: r.currency,
+            item_count: r.item_count,
+            total: r.total,
+            status: r.status,
+            version: r.version,
+            created_at: ts("createdAt", &r.created_at)?,
+            updated_at: ts("updatedAt", &r.updated_at)?,
+            completed_at: r
+                .completed_at
+                .as_deref()
+                .map(|v| ts("completedAt", v))
+                .transpose()?,
+            failure_reason: r.failure_reason.clone(),
+        })
     }
 }
 

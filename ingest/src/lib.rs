@@ -1,1 +1,17 @@
+//! The order HTTP API.
+//!
+//! One axum [`Router`](axum::Router), built by [`router`], serves every deployment: the ingest
+//! Lambda (through `lambda_http`) and `orders serve`. Routes:
+//!
+//! * `POST /orders` — validate, append `OrderReceived` (v1), enqueue → `202 Accepted`;
+//! * `GET /orders/{id}` — the order's status;
+//! * `GET /orders/{id}/events` — its history in version order;
+//! * `GET /health`.
+//!
+//! Every error is `application/problem+json` ([`ApiError`]).
 
+mod api;
+mod problem;
+
+pub use api::{router, AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
+pub use problem::ApiError;

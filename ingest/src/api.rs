@@ -1,0 +1,244 @@
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use events_schema::{
+    CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderRequest, OrderStatus,
+    OrderStatusRecord, OrderView, StoredEvent, ValidOrder, Version,
+};
+use order_ports::{AppendError, EventStore, StatusStore, WorkQueue};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::problem::ApiError;
+
+/// Largest accepted request body (256 KiB); larger bodies get `413`.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Longest accepted `Idempotency-Key` header.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const CORRELATION_ID: &str = "x-correlation-id";
+
+/// What the API needs: the event log, the work queue and the status view.
+#[derive(Clone)]
+pub struct AppState {
+    pub events: Arc<dyn EventStore>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub status: Arc<dyn StatusStore>,
+}
+
+/// The API. Served unchanged by the Lambda and by `orders serve`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/orders", post(create_order))
+        .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}/events", get(get_events))
+        .route("/health", get(health))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    order_id: OrderId,
+    status: OrderStatus,
+    links: Links,
+}
+
+#[derive(Serialize)]
+struct Links {
+    #[serde(rename = "self")]
+    this: String,
+    events: String,
+}
+
+#[tracing::instrument(skip_all, fields(order_id, idempotent))]
+async fn create_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge {
+                limit: MAX_BODY_BYTES,
+            }
+        } else {
+            ApiError::BadBody(rejection.body_text())
+        }
+    })?;
+    require_json_content_type(&headers)?;
+    let key = idempotency_key(&headers)?;
+    let correlation_id = correlation_id(&headers)?;
+    let json: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let order = OrderRequest::validate(&json).map_err(ApiError::Validation)?;
+
+    let order_id = match &key {
+        Some(key) => OrderId::derived(&order.customer_id, key),
+        None => OrderId::new_random(),
+    };
+    tracing::Span::current()
+        .record("order_id", tracing::field::display(order_id))
+        .record("idempotent", key.is_some());
+
+    let received = EventEnvelope::new(
+        order_id,
+        Version::FIRST,
+        correlation_id,
+        OrderEvent::OrderReceived(order.clone()),
+    );
+    match state.events.append(std::slice::from_ref(&received)).await {
+        Ok(()) => {}
+        Err(AppendError::Conflict { .. }) => ensure_same_order(&state, order_id, &order).await?,
+        Err(AppendError::Store(e)) => return Err(e.into()),
+    }
+    // Also on a retry: re-sending heals a SendMessage that failed after the append. The
+    // processor is idempotent, so a duplicate message is harmless.
+    state.queue.send(order_id).await?;
+
+    let location = format!("/orders/{order_id}");
+    let body = Accepted {
+        order_id,
+        status: OrderStatus::Received,
+        links: Links {
+            events: format!("{location}/events"),
+            this: location.clone(),
+        },
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// A retried `Idempotency-Key`: the same order gets the same answer, another order a 422.
+async fn ensure_same_order(
+    state: &AppState,
+    order_id: OrderId,
+    order: &ValidOrder,
+) -> Result<(), ApiError> {
+    let history = state.events.load(order_id).await?;
+    match history.first().map(|e| &e.event) {
+        Some(OrderEvent::OrderReceived(existing)) if existing == order => Ok(()),
+        Some(_) => Err(ApiError::IdempotencyKeyReused),
+        None => Err(ApiError::Unavailable(
+            "the order was not readable yet".to_owned(),
+        )),
+    }
+}
+
+fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bad = |message: String| ApiError::BadHeader {
+        header: "Idempotency-Key",
+        message,
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| bad("must be visible ASCII".to_owned()))?;
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(bad(format!(
+            "must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
+        )));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("must be visible ASCII without spaces".to_owned()));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn correlation_id(headers: &HeaderMap) -> Result<CorrelationId, ApiError> {
+    match headers.get(CORRELATION_ID) {
+        None => Ok(CorrelationId::generate()),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|s| CorrelationId::parse(s).ok())
+            .ok_or_else(|| ApiError::BadHeader {
+                header: "X-Correlation-Id",
+                message: "must be 1 to 128 characters of [A-Za-z0-9-_.:@]".to_owned(),
+            }),
+    }
+}
+
+fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
+    OrderId::parse(raw).map_err(|_| ApiError::BadOrderId(raw.chars().take(64).collect()))
+}
+
+#[tracing::instrument(skip(state))]
+async fn get_order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<OrderStatusRecord>, ApiError> {
+    let order_id = parse_order_id(&id)?;
+    if let Some(record) = state.status.get(order_id).await? {
+        return Ok(Json(record));
+    }
+    // The view is eventually consistent; right after a POST, answer from the log so a client
+    // can read its own write.
+    let history = state.events.load(order_id).await?;
+    match OrderView::fold(&history) {
+        Ok(Some(view)) => Ok(Json(OrderStatusRecord::from(&view))),
+        Ok(None) => Err(ApiError::OrderNotFound(order_id.to_string())),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct History {
+    order_id: OrderId,
+    events: Vec<StoredEvent>,
+}
+
+#[tracing::instrument(skip(state))]
+async fn get_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<History>, ApiError> {
+    let order_id = parse_order_id(&id)?;
+    let history = state.events.load(order_id).await?;
+    if history.is_empty() {
+        return Err(ApiError::OrderNotFound(order_id.to_string()));
+    }
+    Ok(Json(History {
+        order_id,
+        events: history.iter().map(EventEnvelope::to_stored).collect(),
+    }))
+}
+
+async fn health() -> Json<Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}

@@ -1,0 +1,76 @@
+//! The `orders` command line.
+
+mod notifications;
+mod pipeline;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "orders", version, about = "Event-sourced order service: run it locally, inspect it")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole pipeline in one process: the HTTP API plus the processor, projector and
+    /// notifier workers, all on one SQLite file.
+    Serve(serve::ServeArgs),
+    /// Show the notifications published so far (the local stand-in for the SNS topic).
+    Notifications(notifications::NotificationsArgs),
+}
+
+/// Where the embedded default keeps everything.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArgs {
+    /// The SQLite file holding the event log, queue, status view and notifications.
+    #[arg(long, env = "ORDERS_DATA", default_value = "./orders.db")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: order_ports::StoreError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] order_ports::StoreError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    init_tracing();
+    let result = match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Notifications(args) => notifications::show(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ORDERS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
