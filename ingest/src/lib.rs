@@ -11,6 +11,7 @@
 //! Every error is `application/problem+json` ([`ApiError`]).
 
 mod api;
+pub mod lambda;
 mod problem;
 
 pub use api::{router, AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};

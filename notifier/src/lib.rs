@@ -3,6 +3,8 @@
 //! Delivery is at least once: a retried batch can publish the same completion again. Each
 //! message carries the `eventId`; consumers deduplicate on it.
 
+pub mod lambda;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -4,11 +4,15 @@
 //!   each documenting its error contract.
 //! * `sqlite` (feature `sqlite`): the embedded adapters, one SQLite file for everything.
 //! * `aws` (feature `aws`): DynamoDB, SQS and SNS adapters.
+//! * `lambda` (feature `lambda`): what every function binary shares — configuration from the
+//!   environment, logging, and the stream-batch contract.
 
 pub mod ports;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

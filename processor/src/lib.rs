@@ -3,6 +3,8 @@
 //! Idempotent under redelivery: it folds the order's history and appends only the next step. A
 //! version conflict means another worker did that step; it reloads and carries on from there.
 
+pub mod lambda;
+
 use std::sync::Arc;
 use std::time::Duration;
 

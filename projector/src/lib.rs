@@ -5,6 +5,8 @@
 //! were missed or arrived out of order; the projector then folds the order's full history from
 //! the log, which also covers everything it skipped.
 
+pub mod lambda;
+
 use std::sync::Arc;
 
 use events_schema::{EventEnvelope, OrderView, Version};

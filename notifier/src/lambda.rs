@@ -1,0 +1,39 @@
+//! The notifier Lambda: stream batches of `OrderCompleted` (the mapping's filter) in, SNS
+//! messages out, the first failed record reported (`DynamoDbEventResponse`).
+
+use std::sync::Arc;
+
+use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use lambda_runtime::{service_fn, LambdaEvent};
+use order_ports::aws::{AwsClients, DynamoEventStore, SnsPublisher};
+use order_ports::lambda::{handle_stream_batch, init_logging, require_env, RecordOutcome};
+
+use crate::Notifier;
+
+pub async fn handle(notifier: &Notifier, event: DynamoDbEvent) -> DynamoDbEventResponse {
+    handle_stream_batch(event, |envelope| async move {
+        match notifier.notify(&envelope).await {
+            Ok(_) => RecordOutcome::Done,
+            Err(e) if e.is_transient() => RecordOutcome::Retry(e.to_string()),
+            Err(e) => RecordOutcome::Poison(e.to_string()),
+        }
+    })
+    .await
+}
+
+/// Wires `EVENTS_TABLE`, `TOPIC_ARN`, the clients and the runtime.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let [events_table, topic_arn] = require_env(["EVENTS_TABLE", "TOPIC_ARN"])?;
+    let clients = AwsClients::from_env(None).await;
+    let notifier = Notifier::new(
+        Arc::new(DynamoEventStore::new(clients.dynamodb, events_table)),
+        Arc::new(SnsPublisher::new(clients.sns, topic_arn)),
+    );
+    lambda_runtime::run(service_fn(|event: LambdaEvent<DynamoDbEvent>| {
+        let notifier = notifier.clone();
+        async move { Ok::<_, lambda_runtime::Error>(handle(&notifier, event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,481 @@
+//! DynamoDB adapters: the `OrderEvents` table ([`DynamoEventStore`]) and the `OrderStatus`
+//! view ([`DynamoStatusStore`]).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use events_schema::{CustomerId, EventEnvelope, OrderId, OrderStatusRecord, Version};
+
+use super::classify;
+use crate::ports::{
+    AppendError, EventPage, EventStore, StatusStore, StoreError, Upserted, MAX_APPEND_BATCH,
+};
+
+const NEW_KEY_ONLY: &str = "attribute_not_exists(orderId)";
+
+/// The event log on DynamoDB: PK `orderId` (S), SK `version` (N). See the design's data model.
+///
+/// **Gaplessness.** The put condition `attribute_not_exists(orderId)` only prevents
+/// overwriting a version. For the "first version = current max + 1" half of the contract,
+/// an append whose first version `v` is above 1 first reads `(orderId, v-1)` with a consistent
+/// `GetItem` and returns [`StoreError::Rejected`] when it is missing. The check is outside
+/// the write, yet sound: events are never deleted, so "v-1 exists" can only go from false to
+/// true; if it held at the read it still holds at the write. It costs one read per append
+/// after the first, and keeps single appends a plain `PutItem` (and batches within the
+/// 100-action transaction limit).
+#[derive(Debug, Clone)]
+pub struct DynamoEventStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoEventStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Reads the whole table with `segments` parallel `Scan` segments (`TotalSegments`), each
+    /// paginated to its end, for export. Unordered: sort by `(orderId, version)` if needed.
+    /// `segments` must be 1..=1_000_000 (DynamoDB's limit), otherwise `Rejected`.
+    pub async fn scan_all_parallel(&self, segments: u32) -> Result<Vec<EventEnvelope>, StoreError> {
+        let total = i32::try_from(segments)
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                StoreError::Rejected(format!("segments must be 1..=1000000, got {segments}"))
+            })?;
+        let scans = (0..total).map(|segment| self.scan_segment(segment, total));
+        let parts = futures::future::try_join_all(scans).await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    async fn scan_segment(
+        &self,
+        segment: i32,
+        total: i32,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .segment(segment)
+            .total_segments(total)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| classify("Scan", &e))?;
+        items.into_iter().map(decode_event).collect()
+    }
+
+    /// Rejects an append that would leave a gap: `previous` must exist.
+    async fn require_previous(&self, order_id: OrderId, previous: u32) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("orderId", AttributeValue::S(order_id.to_string()))
+            .key("version", AttributeValue::N(previous.to_string()))
+            .consistent_read(true)
+            .projection_expression("orderId")
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", &e))?;
+        if out.item().is_some() {
+            Ok(())
+        } else {
+            Err(StoreError::Rejected(format!(
+                "order {order_id} has no version {previous}: appending version {} would leave a gap",
+                previous.saturating_add(1)
+            )))
+        }
+    }
+
+    async fn put_one(&self, event: &EventEnvelope) -> Result<(), AppendError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode_event(event)?))
+            .condition_expression(NEW_KEY_ONLY)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(conflict(event))
+            }
+            Err(e) => Err(classify("PutItem", &e).into()),
+        }
+    }
+
+    async fn put_many(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
+        let mut actions = Vec::with_capacity(events.len());
+        for event in events {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(encode_event(event)?))
+                .condition_expression(NEW_KEY_ONLY)
+                .build()
+                .map_err(|e| StoreError::Rejected(format!("Put: {e}")))?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        // The SDK fills in an idempotency token (ClientRequestToken) shared by its retries, so a
+        // retried transaction that had in fact succeeded does not come back as a conflict.
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+            err.as_service_error()
+        {
+            let reasons = cancel.cancellation_reasons();
+            let failed = reasons
+                .iter()
+                .position(|r| r.code() == Some("ConditionalCheckFailed"));
+            if let Some(index) = failed {
+                let event = events.get(index).unwrap_or(&events[0]);
+                return Err(conflict(event));
+            }
+            // No reasons at all (some emulators): trust the message.
+            if reasons.is_empty()
+                && cancel
+                    .message()
+                    .is_some_and(|m| m.contains("ConditionalCheckFailed"))
+            {
+                return Err(conflict(&events[0]));
+            }
+            // TransactionConflict (a concurrent transaction on the same items), throttling…
+            return Err(StoreError::Unavailable(format!(
+                "TransactWriteItems cancelled: {:?}",
+                reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+            ))
+            .into());
+        }
+        Err(classify("TransactWriteItems", &err).into())
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoEventStore {
+    async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
+        let first = validate_batch(events)?;
+        if first.version.get() > 1 {
+            self.require_previous(first.order_id, first.version.get() - 1)
+                .await?;
+        }
+        if events.len() == 1 {
+            self.put_one(first).await
+        } else {
+            self.put_many(events).await
+        }
+    }
+
+    async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("orderId = :id")
+            .expression_attribute_values(":id", AttributeValue::S(order_id.to_string()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| classify("Query", &e))?;
+        let mut events = items
+            .into_iter()
+            .map(decode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.sort_by_key(|e| e.version);
+        Ok(events)
+    }
+
+    /// `Scan` pages. The cursor is the page's `LastEvaluatedKey` as `orderId|version`.
+    async fn read_all(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let limit = i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
+        let start = cursor.as_deref().map(parse_cursor).transpose()?;
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| classify("Scan", &e))?;
+        let next = out.last_evaluated_key().map(format_cursor).transpose()?;
+        let events = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(decode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EventPage { events, next })
+    }
+}
+
+/// Checks the batch shape the trait requires; returns its first event.
+fn validate_batch(events: &[EventEnvelope]) -> Result<&EventEnvelope, StoreError> {
+    let Some(first) = events.first() else {
+        return Err(StoreError::Rejected("append of an empty batch".into()));
+    };
+    if events.len() > MAX_APPEND_BATCH {
+        return Err(StoreError::Rejected(format!(
+            "append of {} events; at most {MAX_APPEND_BATCH}",
+            events.len()
+        )));
+    }
+    let mut expected = first.version;
+    for event in events {
+        if event.order_id != first.order_id {
+            return Err(StoreError::Rejected(format!(
+                "one append must be of one order: {} and {}",
+                first.order_id, event.order_id
+            )));
+        }
+        if event.version != expected {
+            return Err(StoreError::Rejected(format!(
+                "versions must be consecutive: expected {expected}, got {}",
+                event.version
+            )));
+        }
+        expected = expected.next();
+    }
+    Ok(first)
+}
+
+fn conflict(event: &EventEnvelope) -> AppendError {
+    AppendError::Conflict {
+        order_id: event.order_id,
+        version: event.version,
+    }
+}
+
+fn encode_event(event: &EventEnvelope) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let item = event.to_item().map_err(|e| {
+        StoreError::Rejected(format!("event {} cannot be encoded: {e}", event.event_id))
+    })?;
+    Ok(item.into())
+}
+
+fn decode_event(item: HashMap<String, AttributeValue>) -> Result<EventEnvelope, StoreError> {
+    let key = describe_key(&item);
+    EventEnvelope::from_item(to_generic(item)?)
+        .map_err(|e| StoreError::Corrupt(format!("event {key}: {e}")))
+}
+
+fn describe_key(item: &HashMap<String, AttributeValue>) -> String {
+    let part = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s) | AttributeValue::N(s)) => s.clone(),
+        _ => "?".to_owned(),
+    };
+    format!("{}/{}", part("orderId"), part("version"))
+}
+
+/// Converts an SDK item to `serde_dynamo`'s generic form. serde_dynamo panics on the SDK's
+/// `Unknown` variant (a type this SDK version does not know), so that is checked first.
+fn to_generic(item: HashMap<String, AttributeValue>) -> Result<serde_dynamo::Item, StoreError> {
+    fn has_unknown(value: &AttributeValue) -> bool {
+        match value {
+            AttributeValue::M(m) => m.values().any(has_unknown),
+            AttributeValue::L(l) => l.iter().any(has_unknown),
+            other => other.is_unknown(),
+        }
+    }
+    if item.values().any(has_unknown) {
+        return Err(StoreError::Corrupt(format!(
+            "item {} holds an attribute type this SDK does not know",
+            describe_key(&item)
+        )));
+    }
+    Ok(serde_dynamo::Item::from(item))
+}
+
+fn format_cursor(key: &HashMap<String, AttributeValue>) -> Result<String, StoreError> {
+    match (key.get("orderId"), key.get("version")) {
+        (Some(AttributeValue::S(order)), Some(AttributeValue::N(version))) => {
+            Ok(format!("{order}|{version}"))
+        }
+        _ => Err(StoreError::Corrupt(format!(
+            "unexpected LastEvaluatedKey shape: {key:?}"
+        ))),
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let bad = || StoreError::Rejected(format!("not a cursor of this store: {cursor:?}"));
+    let (order, version) = cursor.split_once('|').ok_or_else(bad)?;
+    let order = OrderId::parse(order).map_err(|_| bad())?;
+    let version = version
+        .parse::<u32>()
+        .ok()
+        .and_then(Version::new)
+        .ok_or_else(bad)?;
+    Ok(HashMap::from([
+        ("orderId".to_owned(), AttributeValue::S(order.to_string())),
+        ("version".to_owned(), AttributeValue::N(version.to_string())),
+    ]))
+}
+
+/// The `OrderStatus` view on DynamoDB: PK `orderId`, GSI `byCustomer` (`customerId`, `createdAt`).
+#[derive(Debug, Clone)]
+pub struct DynamoStatusStore {
+    client: Client,
+    table: String,
+}
+
+/// The GSI of the `OrderStatus` table keyed by customer, sorted by `createdAt`.
+pub const BY_CUSTOMER_INDEX: &str = "byCustomer";
+
+impl DynamoStatusStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Up to `limit` orders of one customer, newest (`createdAt`) first, from the GSI
+    /// `byCustomer`. GSIs are eventually consistent: a just-projected record may be missing.
+    pub async fn query_by_customer(
+        &self,
+        customer: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<OrderStatusRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut start = None;
+        while records.len() < limit {
+            let page = i32::try_from((limit - records.len()).min(1_000)).unwrap_or(1_000);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_CUSTOMER_INDEX)
+                .key_condition_expression("customerId = :c")
+                .expression_attribute_values(":c", AttributeValue::S(customer.to_string()))
+                .scan_index_forward(false)
+                .limit(page)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("Query", &e))?;
+            for item in out.items.unwrap_or_default() {
+                records.push(decode_status(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        records.truncate(limit);
+        Ok(records)
+    }
+}
+
+fn decode_status(item: HashMap<String, AttributeValue>) -> Result<OrderStatusRecord, StoreError> {
+    let key = describe_key(&item);
+    OrderStatusRecord::from_item(to_generic(item)?)
+        .map_err(|e| StoreError::Corrupt(format!("status record {key}: {e}")))
+}
+
+#[async_trait]
+impl StatusStore for DynamoStatusStore {
+    async fn get(&self, order_id: OrderId) -> Result<Option<OrderStatusRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("orderId", AttributeValue::S(order_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", &e))?;
+        out.item.map(decode_status).transpose()
+    }
+
+    async fn upsert(&self, record: &OrderStatusRecord) -> Result<Upserted, StoreError> {
+        let item = record.to_item().map_err(|e| {
+            StoreError::Rejected(format!(
+                "status of {} cannot be encoded: {e}",
+                record.order_id
+            ))
+        })?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.into()))
+            .condition_expression("attribute_not_exists(orderId) OR #v < :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", AttributeValue::N(record.version.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Upserted::Written),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Upserted::Stale)
+            }
+            Err(e) => Err(classify("PutItem", &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_rejected() {
+        let id = OrderId::new_random();
+        let key = parse_cursor(&format!("{id}|7")).expect("cursor");
+        assert_eq!(format_cursor(&key).expect("format"), format!("{id}|7"));
+        for bad in [
+            "",
+            "x|1",
+            &format!("{id}"),
+            &format!("{id}|0"),
+            &format!("{id}|-1"),
+        ] {
+            assert!(
+                matches!(parse_cursor(bad), Err(StoreError::Rejected(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The work queue on SQS. Dead-lettering is the queue's `RedrivePolicy` (`maxReceiveCount`):
+//! nothing to do here beyond making a failed message visible again.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+use events_schema::OrderId;
+
+use super::classify;
+use crate::ports::{Delivery, StoreError, WorkQueue};
+
+/// SQS's batch limit for `SendMessageBatch` and `ReceiveMessage`.
+const SQS_BATCH: usize = 10;
+/// Long-poll wait of [`WorkQueue::receive`] ("about a second").
+const WAIT_SECONDS: i32 = 1;
+/// SQS's maximum visibility timeout (12 h).
+const MAX_VISIBILITY_SECONDS: u64 = 43_200;
+
+/// An SQS queue whose message bodies are order ids.
+#[derive(Debug, Clone)]
+pub struct SqsWorkQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsWorkQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// Enqueues many orders with `SendMessageBatch`, 10 per call. Entries SQS refuses are
+    /// reported together as one `Unavailable` naming them (the others were sent: re-sending
+    /// everything is safe, the processor is idempotent).
+    pub async fn send_batch(&self, order_ids: &[OrderId]) -> Result<(), StoreError> {
+        let mut failures = Vec::new();
+        for chunk in order_ids.chunks(SQS_BATCH) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, id) in chunk.iter().enumerate() {
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(id.to_string())
+                    .build()
+                    .map_err(|e| StoreError::Rejected(format!("SendMessageBatch entry: {e}")))?;
+                entries.push(entry);
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("SendMessageBatch", &e))?;
+            for failed in out.failed() {
+                let order = failed
+                    .id()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| chunk.get(i))
+                    .map_or_else(|| failed.id().to_owned(), ToString::to_string);
+                failures.push(format!(
+                    "{order}: {} {}",
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                ));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "SendMessageBatch: {} of {} messages not sent: {}",
+                failures.len(),
+                order_ids.len(),
+                failures.join("; ")
+            )))
+        }
+    }
+}
+
+/// A receipt that no longer refers to an in-flight message: deleted, redelivered, or expired.
+fn is_stale_receipt<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
+    matches!(
+        super::service_code(err),
+        Some(
+            "ReceiptHandleIsInvalid"
+                | "AWS.SimpleQueueService.ReceiptHandleIsInvalid"
+                | "InvalidIdFormat"
+                | "MessageNotInflight"
+                | "AWS.SimpleQueueService.MessageNotInflight"
+        )
+    )
+}
+
+#[async_trait]
+impl WorkQueue for SqsWorkQueue {
+    async fn send(&self, order_id: OrderId) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(order_id.to_string())
+            .send()
+            .await
+            .map_err(|e| classify("SendMessage", &e))?;
+        Ok(())
+    }
+
+    /// `max` is capped at SQS's 10 (0 returns nothing without a call); `visibility` is rounded
+    /// down to whole seconds and capped at 12 h. Long-polls for 1 s.
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let max = i32::try_from(max.min(SQS_BATCH)).unwrap_or(10);
+        let visibility =
+            i32::try_from(visibility.as_secs().min(MAX_VISIBILITY_SECONDS)).unwrap_or(43_200);
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max)
+            .visibility_timeout(visibility)
+            .wait_time_seconds(WAIT_SECONDS)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| classify("ReceiveMessage", &e))?;
+        let mut deliveries = Vec::new();
+        for message in out.messages.unwrap_or_default() {
+            let (Some(message_id), Some(receipt)) =
+                (message.message_id(), message.receipt_handle())
+            else {
+                return Err(StoreError::Corrupt(format!(
+                    "ReceiveMessage returned a message without id or receipt handle: {message:?}"
+                )));
+            };
+            let receive_count = message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(1);
+            deliveries.push(Delivery {
+                message_id: message_id.to_owned(),
+                receipt: receipt.to_owned(),
+                body: message.body().unwrap_or_default().to_owned(),
+                receive_count,
+            });
+        }
+        Ok(deliveries)
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&delivery.receipt)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_stale_receipt(&e) => Ok(()),
+            Err(e) => Err(classify("DeleteMessage", &e)),
+        }
+    }
+
+    /// `ChangeMessageVisibility` to 0: the message is visible again at once, and the queue's
+    /// redrive policy moves it to the DLQ when it is received more than `maxReceiveCount` times.
+    async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        match self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(&delivery.receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_stale_receipt(&e) => Ok(()),
+            Err(e) => Err(classify("ChangeMessageVisibility", &e)),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The event log: table `events`, whose `seq` is the global sequence (the local stream).
+
+use async_trait::async_trait;
+use events_schema::{EventEnvelope, EventId, OrderId, StoredEvent, Version};
+use rusqlite::{params, Connection, Row};
+
+use super::{is_unique_violation, map_err, to_i64, to_u64, SqliteDb};
+use crate::ports::{AppendError, EventPage, EventStore, StoreError, MAX_APPEND_BATCH};
+
+const COLUMNS: &str =
+    "seq, order_id, version, event_id, event_type, schema_version, occurred_at, correlation_id, payload";
+
+/// [`EventStore`] on the `events` table. Beyond the port it offers the local change feed
+/// ([`read_feed`](Self::read_feed)), which plays the role of the DynamoDB stream.
+#[derive(Clone, Debug)]
+pub struct SqliteEventStore {
+    pub(super) db: SqliteDb,
+}
+
+impl SqliteEventStore {
+    /// Up to `limit` events with `seq > after_seq`, in `seq` (= commit) order, each with its
+    /// `seq`. Start from a consumer's [`SqliteDb::checkpoint`]; save the last `seq` handled.
+    ///
+    /// Errors: `Corrupt` if one of the events cannot be decoded (the page is not returned).
+    pub async fn read_feed(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, EventEnvelope)>, StoreError> {
+        let after = to_i64(after_seq)?;
+        let limit = clamp_limit(limit);
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                    ))
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![after, limit], read_row)
+                    .map_err(map_err)?;
+                rows.map(|r| {
+                    let (seq, stored) = r.map_err(map_err)??;
+                    Ok((seq, decode(stored)?))
+                })
+                .collect()
+            })
+            .await
+    }
+
+    /// The highest `seq` written so far (0 for an empty log). Same as [`SqliteDb::head_seq`].
+    pub async fn head_seq(&self) -> Result<u64, StoreError> {
+        self.db.head_seq().await
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
+        let (order_id, first) = check_batch(events)?;
+        let rows = events
+            .iter()
+            .map(|e| {
+                let s = e.to_stored();
+                let payload = serde_json::to_string(&s.payload).map_err(|err| {
+                    StoreError::Rejected(format!("event {} payload: {err}", e.event_id))
+                })?;
+                Ok((s, payload))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.db
+            .write(move |tx| append_in(tx, order_id, first, &rows))
+            .await
+    }
+
+    async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+        let key = order_id.to_string();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM events WHERE order_id = ?1 ORDER BY version"
+                    ))
+                    .map_err(map_err)?;
+                let rows = stmt.query_map([&key], read_row).map_err(map_err)?;
+                rows.map(|r| decode(r.map_err(map_err)??.1)).collect()
+            })
+            .await
+    }
+
+    async fn read_all(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let after = match cursor.as_deref() {
+            None => 0,
+            Some(c) => c
+                .parse::<u64>()
+                .map_err(|_| StoreError::Rejected(format!("{c:?} is not a read_all cursor")))?,
+        };
+        let limit = limit.max(1);
+        let page = self.read_feed(after, limit).await?;
+        let next = match page.last() {
+            Some((seq, _)) if page.len() >= limit => Some(seq.to_string()),
+            _ => None,
+        };
+        Ok(EventPage {
+            events: page.into_iter().map(|(_, e)| e).collect(),
+            next,
+        })
+    }
+}
+
+/// 1..=100 events of one order with consecutive versions; returns the order and first version.
+fn check_batch(events: &[EventEnvelope]) -> Result<(OrderId, Version), StoreError> {
+    let Some(first) = events.first() else {
+        return Err(StoreError::Rejected("append of an empty batch".into()));
+    };
+    if events.len() > MAX_APPEND_BATCH {
+        return Err(StoreError::Rejected(format!(
+            "append of {} events; at most {MAX_APPEND_BATCH} at once",
+            events.len()
+        )));
+    }
+    let mut expected = first.version;
+    for e in events {
+        if e.order_id != first.order_id {
+            return Err(StoreError::Rejected(format!(
+                "one append mixes orders {} and {}",
+                first.order_id, e.order_id
+            )));
+        }
+        if e.version != expected {
+            return Err(StoreError::Rejected(format!(
+                "versions must be consecutive: expected {expected}, got {}",
+                e.version
+            )));
+        }
+        expected = expected.next();
+    }
+    Ok((first.order_id, first.version))
+}
+
+fn append_in(
+    tx: &Connection,
+    order_id: OrderId,
+    first: Version,
+    rows: &[(StoredEvent, String)],
+) -> Result<(), AppendError> {
+    let key = order_id.to_string();
+    let current: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE order_id = ?1")
+        .and_then(|mut s| s.query_row([&key], |r| r.get(0)))
+        .map_err(map_err)?;
+    let first_n = i64::from(first.get());
+    if first_n <= current {
+        return Err(AppendError::Conflict {
+            order_id,
+            version: first,
+        });
+    }
+    if first_n != current + 1 {
+        return Err(StoreError::Rejected(format!(
+            "order {order_id} is at version {current}; appending version {first} would leave a gap"
+        ))
+        .into());
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO events (order_id, version, event_id, event_type, schema_version,
+                                 occurred_at, correlation_id, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(map_err)?;
+    for (s, payload) in rows {
+        let inserted = stmt.execute(params![
+            key,
+            s.version.get(),
+            s.event_id.to_string(),
+            s.event_type,
+            s.schema_version,
+            s.occurred_at,
+            s.correlation_id,
+            payload,
+        ]);
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e, "events.order_id, events.version") => {
+                return Err(AppendError::Conflict {
+                    order_id,
+                    version: s.version,
+                })
+            }
+            Err(e) if is_unique_violation(&e, "events.event_id") => {
+                return Err(StoreError::Rejected(format!(
+                    "event id {} is already stored",
+                    s.event_id
+                ))
+                .into())
+            }
+            Err(e) => return Err(map_err(e).into()),
+        }
+    }
+    Ok(())
+}
+
+/// A row as `(seq, stored event)`; a malformed column is `Err(Corrupt)` inside `Ok`, so that
+/// rusqlite's own errors and decode errors stay apart.
+fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<(u64, StoredEvent), StoreError>> {
+    let seq: i64 = row.get(0)?;
+    let order_id: String = row.get(1)?;
+    let version: i64 = row.get(2)?;
+    let event_id: String = row.get(3)?;
+    let event_type: String = row.get(4)?;
+    let schema_version: i64 = row.get(5)?;
+    let occurred_at: String = row.get(6)?;
+    let correlation_id: String = row.get(7)?;
+    let payload: String = row.get(8)?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("event seq {seq}: bad {what}"));
+    Ok((|| {
+        let stored = StoredEvent {
+            order_id: OrderId::parse(&order_id).map_err(|_| corrupt("orderId"))?,
+            version: u32::try_from(version)
+                .ok()
+                .and_then(Version::new)
+                .ok_or_else(|| corrupt("version"))?,
+            event_id: uuid::Uuid::try_parse(&event_id)
+                .map(EventId::from_uuid)
+                .map_err(|_| corrupt("eventId"))?,
+            event_type,
+            schema_version: u32::try_from(schema_version).map_err(|_| corrupt("schemaVersion"))?,
+            occurred_at,
+            correlation_id,
+            payload: serde_json::from_str(&payload).map_err(|_| corrupt("payload"))?,
+        };
+        Ok((to_u64(seq), stored))
+    })())
+}
+
+fn decode(stored: StoredEvent) -> Result<EventEnvelope, StoreError> {
+    let what = format!("event {} of order {}", stored.event_id, stored.order_id);
+    stored
+        .decode()
+        .map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn clamp_limit(limit: usize) -> i64 {
+    i64::try_from(limit.max(1)).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,217 @@
+//! The work queue: tables `queue` and `dead_letters`, with SQS semantics (visibility timeout,
+//! receive count, redrive to the dead letters after `max_receives` receives).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events_schema::OrderId;
+use rusqlite::params;
+
+use super::{map_err, now_ms, SqliteDb};
+use crate::ports::{Delivery, StoreError, WorkQueue};
+
+/// Receives before a message is dead-lettered, unless [`SqliteDb::work_queue`] says otherwise.
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+/// How long [`WorkQueue::receive`] waits for a message on an empty queue.
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+/// Re-check interval while waiting (a `send` or `fail` in this process wakes receivers sooner).
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A message that was received too often and moved out of the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+/// [`WorkQueue`] on the `queue` table.
+#[derive(Clone, Debug)]
+pub struct SqliteWorkQueue {
+    pub(super) db: SqliteDb,
+    pub(super) max_receives: u32,
+}
+
+impl SqliteWorkQueue {
+    pub fn max_receives(&self) -> u32 {
+        self.max_receives
+    }
+
+    /// Enqueues a raw body (the port only sends order ids; this lets tests and tools send
+    /// anything, e.g. garbage the processor must cope with).
+    pub async fn send_raw(&self, body: impl Into<String>) -> Result<(), StoreError> {
+        let body = body.into();
+        let message_id = uuid::Uuid::now_v7().hyphenated().to_string();
+        self.db
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "INSERT INTO queue (message_id, body, visible_at, receive_count)
+                     VALUES (?1, ?2, ?3, 0)",
+                )
+                .and_then(|mut s| s.execute(params![message_id, body, now_ms()]))
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await?;
+        self.db.queue_signal().notify_waiters();
+        Ok(())
+    }
+
+    /// Every dead-lettered message, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.db
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT message_id, body, receive_count FROM dead_letters ORDER BY id",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok(DeadLetter {
+                            message_id: r.get(0)?,
+                            body: r.get(1)?,
+                            receive_count: r.get(2)?,
+                        })
+                    })
+                    .map_err(map_err)?;
+                rows.map(|r| r.map_err(map_err)).collect()
+            })
+            .await
+    }
+
+    /// Messages in the queue: visible plus in flight (not counting dead letters).
+    pub async fn depth(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get::<_, i64>(0))
+                    .map(super::to_u64)
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    /// One non-waiting receive: dead-letters what was received too often, then hands out up to
+    /// `max` visible messages.
+    async fn receive_once(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let max_receives = self.max_receives;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let visibility_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX);
+        self.db
+            .write(move |tx| {
+                let now = now_ms();
+                // Redrive: a visible message that has used up its receives is dead-lettered
+                // instead of being delivered again (as SQS does with maxReceiveCount).
+                let failed_at =
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let moved = tx
+                    .prepare_cached(
+                        "INSERT INTO dead_letters (message_id, body, receive_count, failed_at)
+                         SELECT message_id, body, receive_count, ?3 FROM queue
+                         WHERE receive_count >= ?2 AND visible_at <= ?1 ORDER BY id",
+                    )
+                    .and_then(|mut s| s.execute(params![now, max_receives, failed_at]))
+                    .map_err(map_err)?;
+                if moved > 0 {
+                    tx.prepare_cached(
+                        "DELETE FROM queue WHERE receive_count >= ?2 AND visible_at <= ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![now, max_receives]))
+                    .map_err(map_err)?;
+                }
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE queue
+                         SET visible_at = ?2,
+                             receive_count = receive_count + 1,
+                             receipt = lower(hex(randomblob(16)))
+                         WHERE id IN (SELECT id FROM queue WHERE visible_at <= ?1
+                                      ORDER BY id LIMIT ?3)
+                         RETURNING id, message_id, receipt, body, receive_count",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![now, now.saturating_add(visibility_ms), max], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            Delivery {
+                                message_id: r.get(1)?,
+                                receipt: r.get(2)?,
+                                body: r.get(3)?,
+                                receive_count: r.get(4)?,
+                            },
+                        ))
+                    })
+                    .map_err(map_err)?;
+                let mut out = rows
+                    .map(|r| r.map_err(map_err))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                out.sort_unstable_by_key(|(id, _)| *id);
+                Ok(out.into_iter().map(|(_, d)| d).collect())
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl WorkQueue for SqliteWorkQueue {
+    async fn send(&self, order_id: OrderId) -> Result<(), StoreError> {
+        self.send_raw(order_id.to_string()).await
+    }
+
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = tokio::time::Instant::now() + RECEIVE_WAIT;
+        loop {
+            // Register for a wake-up before looking, so a send between the look and the wait
+            // is not missed.
+            let signal = self.db.queue_signal().notified();
+            tokio::pin!(signal);
+            signal.as_mut().enable();
+            let got = self.receive_once(max, visibility).await?;
+            let now = tokio::time::Instant::now();
+            if !got.is_empty() || now >= deadline {
+                return Ok(got);
+            }
+            let wait = POLL_INTERVAL.min(deadline - now);
+            let _ = tokio::time::timeout(wait, signal).await;
+        }
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let (message_id, receipt) = (delivery.message_id.clone(), delivery.receipt.clone());
+        self.db
+            .write(move |tx| {
+                tx.prepare_cached("DELETE FROM queue WHERE message_id = ?1 AND receipt = ?2")
+                    .and_then(|mut s| s.execute(params![message_id, receipt]))
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let (message_id, receipt) = (delivery.message_id.clone(), delivery.receipt.clone());
+        let changed = self
+            .db
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE queue SET visible_at = ?3 WHERE message_id = ?1 AND receipt = ?2",
+                )
+                .and_then(|mut s| s.execute(params![message_id, receipt, now_ms()]))
+                .map_err(map_err)
+            })
+            .await?;
+        if changed > 0 {
+            self.db.queue_signal().notify_waiters();
+        }
+        Ok(())
+    }
+}

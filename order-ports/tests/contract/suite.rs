@@ -1,0 +1,563 @@
+//! Backend-agnostic checks of the four ports' contracts. Nothing here may depend on a particular
+//! backend: what only one backend can show lives in that backend's module.
+//!
+//! Every check needs fresh ports from its [`Backend`] (in particular an empty queue). Queue
+//! checks use visibility timeouts of whole seconds, which SQS also accepts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use events_schema::{
+    CorrelationId, Currency, CustomerId, EventEnvelope, EventId, LineItem, OrderEvent, OrderId,
+    OrderStatus, OrderStatusRecord, ProductId, ValidOrder, Version,
+};
+use order_ports::{
+    AppendError, Delivery, EventStore, Notification, Publisher, StatusStore, StoreError, Upserted,
+    WorkQueue,
+};
+
+/// What a backend provides to the suite.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    async fn event_store(&self) -> Arc<dyn EventStore>;
+    async fn work_queue(&self) -> Arc<dyn WorkQueue>;
+    async fn status_store(&self) -> Arc<dyn StatusStore>;
+    async fn publisher(&self) -> Arc<dyn Publisher>;
+    /// The queue's maximum receive count (SQS `maxReceiveCount` of the redrive policy).
+    fn max_receives(&self) -> u32;
+    /// The notifications published so far that the backend can observe (each at least once).
+    async fn published(&self) -> Vec<Notification>;
+}
+
+/// Generates one `#[tokio::test]` per suite check; `$backend` is an async expression building
+/// a fresh backend.
+macro_rules! contract_tests {
+    ($backend:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let backend = $backend.await;
+                crate::suite::$check(&backend).await;
+            }
+        )+
+    };
+}
+
+/// Invokes `$m!` with the names of every check, so each backend runs all of them.
+macro_rules! all_checks {
+    ($m:ident; $backend:expr) => {
+        $m!($backend;
+            appending_then_loading_round_trips_every_field,
+            appending_an_existing_version_is_a_conflict_and_writes_nothing,
+            a_batch_that_conflicts_on_any_event_writes_none,
+            a_multi_event_append_writes_all_events,
+            an_invalid_batch_is_rejected_and_writes_nothing,
+            loading_an_unknown_order_gives_an_empty_history,
+            loading_returns_events_in_version_order,
+            read_all_pages_through_every_event_exactly_once,
+            read_all_rejects_a_cursor_it_did_not_produce,
+            a_sent_message_is_received_and_acking_removes_it,
+            a_received_message_is_invisible_until_its_visibility_passes,
+            a_failed_message_comes_back_with_a_higher_receive_count,
+            acking_a_stale_receipt_is_not_an_error,
+            a_message_received_max_times_is_no_longer_delivered,
+            receiving_hands_out_at_most_max_messages,
+            status_upserts_only_move_forward,
+            getting_an_unprojected_order_gives_none,
+            a_published_notification_reaches_subscribers,
+            publishing_the_same_event_twice_is_not_an_error,
+        );
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+pub fn customer(s: &str) -> CustomerId {
+    CustomerId::parse(s).expect("valid customer id")
+}
+
+pub fn received(order_id: OrderId, customer_id: &str) -> EventEnvelope {
+    let order = ValidOrder {
+        customer_id: customer(customer_id),
+        items: vec![
+            LineItem {
+                product_id: ProductId::parse("sku-1").expect("valid product id"),
+                quantity: 2,
+                unit_price: 1_999,
+            },
+            LineItem {
+                product_id: ProductId::parse("sku-2").expect("valid product id"),
+                quantity: 1,
+                unit_price: 50,
+            },
+        ],
+        currency: Currency::parse("EUR").expect("valid currency"),
+    };
+    EventEnvelope::at(
+        order_id,
+        Version::FIRST,
+        CorrelationId::parse("corr-1").expect("valid correlation id"),
+        OrderEvent::OrderReceived(order),
+        // A millisecond that is not a whole second, so truncation bugs show.
+        Utc.timestamp_millis_opt(1_764_000_000_123)
+            .single()
+            .expect("valid timestamp"),
+    )
+}
+
+pub fn event_at(order_id: OrderId, version: u32, event: OrderEvent) -> EventEnvelope {
+    EventEnvelope::new(
+        order_id,
+        Version::new(version).expect("version >= 1"),
+        CorrelationId::generate(),
+        event,
+    )
+}
+
+/// Versions 1..=n of one order: received, started, then completed/failed alternately.
+pub fn history(order_id: OrderId, n: u32) -> Vec<EventEnvelope> {
+    let mut out = vec![received(order_id, "cust-1")];
+    for v in 2..=n {
+        let event = match v {
+            2 => OrderEvent::OrderProcessingStarted,
+            v if v % 2 == 1 => OrderEvent::OrderCompleted {
+                total: i64::from(v) * 100,
+            },
+            v => OrderEvent::OrderFailed {
+                reason: format!("reason {v}"),
+            },
+        };
+        out.push(event_at(order_id, v, event));
+    }
+    out
+}
+
+fn version(v: u32) -> Version {
+    Version::new(v).expect("version >= 1")
+}
+
+fn status_record(order_id: OrderId, v: u32, status: OrderStatus) -> OrderStatusRecord {
+    OrderStatusRecord {
+        order_id,
+        status,
+        customer_id: customer("cust-1"),
+        item_count: 3,
+        total: 4_048,
+        currency: Currency::USD,
+        version: version(v),
+        created_at: "2025-11-24T16:00:00.123Z".into(),
+        updated_at: format!("2025-11-24T16:00:0{v}.000Z"),
+        completed_at: (status == OrderStatus::Completed).then(|| "2025-11-24T16:00:03.000Z".into()),
+        failure_reason: None,
+    }
+}
+
+/// Receives until at least one message arrives or `within` has passed.
+async fn receive_within(
+    q: &dyn WorkQueue,
+    max: usize,
+    visibility: Duration,
+    within: Duration,
+) -> Vec<Delivery> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let got = q.receive(max, visibility).await.expect("receive");
+        if !got.is_empty() || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+    }
+}
+
+const VISIBILITY: Duration = Duration::from_secs(1);
+/// Long enough for a message to come back after a 1 s visibility timeout on any backend.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------------------------
+// EventStore
+
+pub async fn appending_then_loading_round_trips_every_field(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let order = OrderId::new_random();
+    let v1 = received(order, "cust-round-trip");
+    store
+        .append(std::slice::from_ref(&v1))
+        .await
+        .expect("append v1");
+
+    let loaded = store.load(order).await.expect("load");
+    assert_eq!(loaded, vec![v1.clone()]);
+    let got = &loaded[0];
+    assert_eq!(got.event_id, v1.event_id);
+    assert_eq!(got.correlation_id.as_str(), "corr-1");
+    assert_eq!(got.occurred_at.timestamp_millis(), 1_764_000_000_123);
+    assert_eq!(got.to_stored().payload, v1.to_stored().payload);
+    assert_eq!(got.to_stored(), v1.to_stored());
+}
+
+pub async fn appending_an_existing_version_is_a_conflict_and_writes_nothing(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let order = OrderId::new_random();
+    let first = received(order, "cust-1");
+    store
+        .append(std::slice::from_ref(&first))
+        .await
+        .expect("append v1");
+
+    let rival = received(order, "cust-2");
+    let err = store
+        .append(std::slice::from_ref(&rival))
+        .await
+        .expect_err("second v1 must conflict");
+    assert_eq!(
+        err,
+        AppendError::Conflict {
+            order_id: order,
+            version: Version::FIRST
+        }
+    );
+    assert_eq!(store.load(order).await.expect("load"), vec![first]);
+}
+
+/// Atomicity: in a batch v2..v3 against an order already at v2, the v3 alone would succeed, so
+/// finding no v3 afterwards shows that a batch is written all or nothing.
+pub async fn a_batch_that_conflicts_on_any_event_writes_none(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let order = OrderId::new_random();
+    let events = history(order, 3);
+    store.append(&events[..1]).await.expect("append v1");
+    // A rival worker got there first with its own v2.
+    let theirs = event_at(order, 2, OrderEvent::OrderProcessingStarted);
+    store
+        .append(std::slice::from_ref(&theirs))
+        .await
+        .expect("append their v2");
+
+    let err = store
+        .append(&events[1..3])
+        .await
+        .expect_err("batch v2..v3 must conflict");
+    assert!(
+        matches!(err, AppendError::Conflict { order_id, .. } if order_id == order),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.load(order).await.expect("load"),
+        vec![events[0].clone(), theirs]
+    );
+}
+
+pub async fn a_multi_event_append_writes_all_events(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let order = OrderId::new_random();
+    let events = history(order, 5);
+    store.append(&events[..1]).await.expect("append v1");
+    store.append(&events[1..]).await.expect("append v2..v5");
+    assert_eq!(store.load(order).await.expect("load"), events);
+}
+
+pub async fn an_invalid_batch_is_rejected_and_writes_nothing(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let order = OrderId::new_random();
+    let other = OrderId::new_random();
+    let rejected = |r: Result<(), AppendError>| {
+        assert!(
+            matches!(r, Err(AppendError::Store(StoreError::Rejected(_)))),
+            "expected Rejected, got {r:?}"
+        )
+    };
+
+    rejected(store.append(&[]).await);
+    // Not consecutive.
+    let h = history(order, 3);
+    rejected(store.append(&[h[0].clone(), h[2].clone()]).await);
+    // Two orders.
+    rejected(
+        store
+            .append(&[h[0].clone(), received(other, "cust-1")])
+            .await,
+    );
+    // More than 100 events.
+    let long = history(order, 101);
+    rejected(store.append(&long).await);
+
+    assert!(store.load(order).await.expect("load").is_empty());
+    assert!(store.load(other).await.expect("load").is_empty());
+    // And 100 is fine.
+    store.append(&long[..100]).await.expect("append 100 events");
+    assert_eq!(store.load(order).await.expect("load").len(), 100);
+}
+
+pub async fn loading_an_unknown_order_gives_an_empty_history(b: &dyn Backend) {
+    let store = b.event_store().await;
+    assert!(store
+        .load(OrderId::new_random())
+        .await
+        .expect("load")
+        .is_empty());
+}
+
+pub async fn loading_returns_events_in_version_order(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let order = OrderId::new_random();
+    let events = history(order, 12);
+    for e in &events {
+        store.append(std::slice::from_ref(e)).await.expect("append");
+    }
+    let loaded = store.load(order).await.expect("load");
+    let versions: Vec<u32> = loaded.iter().map(|e| e.version.get()).collect();
+    assert_eq!(versions, (1..=12).collect::<Vec<_>>());
+    assert_eq!(loaded, events);
+}
+
+pub async fn read_all_pages_through_every_event_exactly_once(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let mut written = Vec::new();
+    for n in 1..=7 {
+        let order = OrderId::new_random();
+        let events = history(order, n % 3 + 1);
+        store.append(&events).await.expect("append");
+        written.extend(events);
+    }
+
+    for limit in [1, 2, 3, 100] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = store.read_all(cursor, limit).await.expect("read_all");
+            pages += 1;
+            assert!(pages <= written.len() + 2, "read_all does not terminate");
+            seen.extend(page.events);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let mut ids: Vec<EventId> = seen.iter().map(|e| e.event_id).collect();
+        let count = ids.len();
+        ids.sort_by_key(|id| id.to_string());
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            count,
+            "an event was returned twice (limit {limit})"
+        );
+        let key = |e: &EventEnvelope| (e.order_id, e.version);
+        let mut seen_sorted = seen.clone();
+        seen_sorted.sort_by_key(key);
+        let mut expected = written.clone();
+        expected.sort_by_key(key);
+        assert_eq!(seen_sorted, expected, "limit {limit}");
+    }
+}
+
+pub async fn read_all_rejects_a_cursor_it_did_not_produce(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let err = store
+        .read_all(Some("not a cursor \u{1F980}".into()), 10)
+        .await
+        .expect_err("bad cursor");
+    assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// WorkQueue
+
+pub async fn a_sent_message_is_received_and_acking_removes_it(b: &dyn Backend) {
+    let q = b.work_queue().await;
+    let order = OrderId::new_random();
+    q.send(order).await.expect("send");
+
+    let got = receive_within(&*q, 10, VISIBILITY, PATIENCE).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body, order.to_string());
+    assert_eq!(got[0].receive_count, 1);
+    q.ack(&got[0]).await.expect("ack");
+
+    // Gone for good: not even after its visibility timeout would have passed.
+    tokio::time::sleep(VISIBILITY + Duration::from_millis(200)).await;
+    assert!(q.receive(10, VISIBILITY).await.expect("receive").is_empty());
+}
+
+pub async fn a_received_message_is_invisible_until_its_visibility_passes(b: &dyn Backend) {
+    let q = b.work_queue().await;
+    let order = OrderId::new_random();
+    q.send(order).await.expect("send");
+    let first = receive_within(&*q, 10, Duration::from_secs(2), PATIENCE).await;
+    assert_eq!(first.len(), 1);
+
+    let started = tokio::time::Instant::now();
+    let again = q.receive(10, VISIBILITY).await.expect("receive");
+    if started.elapsed() < Duration::from_millis(1_500) {
+        assert!(
+            again.is_empty(),
+            "in flight, yet delivered again: {again:?}"
+        );
+    }
+
+    let back = receive_within(&*q, 10, VISIBILITY, PATIENCE).await;
+    assert_eq!(back.len(), 1, "never came back");
+    assert_eq!(back[0].message_id, first[0].message_id);
+    assert_eq!(back[0].body, order.to_string());
+    assert_eq!(back[0].receive_count, 2);
+    q.ack(&back[0]).await.expect("ack");
+}
+
+pub async fn a_failed_message_comes_back_with_a_higher_receive_count(b: &dyn Backend) {
+    let q = b.work_queue().await;
+    let order = OrderId::new_random();
+    q.send(order).await.expect("send");
+    let first = receive_within(&*q, 10, VISIBILITY, PATIENCE).await;
+    assert_eq!(first.len(), 1);
+    q.fail(&first[0]).await.expect("fail");
+
+    let back = receive_within(&*q, 10, VISIBILITY, PATIENCE).await;
+    assert_eq!(back.len(), 1, "a failed message must come back");
+    assert_eq!(back[0].message_id, first[0].message_id);
+    assert_eq!(back[0].receive_count, first[0].receive_count + 1);
+    q.ack(&back[0]).await.expect("ack");
+}
+
+pub async fn acking_a_stale_receipt_is_not_an_error(b: &dyn Backend) {
+    let q = b.work_queue().await;
+    q.send(OrderId::new_random()).await.expect("send");
+    let first = receive_within(&*q, 10, VISIBILITY, PATIENCE).await;
+    assert_eq!(first.len(), 1);
+    q.fail(&first[0]).await.expect("fail");
+    let second = receive_within(&*q, 10, VISIBILITY, PATIENCE).await;
+    assert_eq!(second.len(), 1);
+    q.ack(&second[0]).await.expect("ack");
+    // Both receipts are now stale: the message is gone.
+    q.ack(&first[0]).await.expect("stale ack");
+    q.ack(&second[0]).await.expect("double ack");
+}
+
+pub async fn a_message_received_max_times_is_no_longer_delivered(b: &dyn Backend) {
+    let q = b.work_queue().await;
+    let order = OrderId::new_random();
+    q.send(order).await.expect("send");
+    let max = b.max_receives();
+    for n in 1..=max {
+        let got = receive_within(&*q, 10, VISIBILITY, PATIENCE).await;
+        assert_eq!(got.len(), 1, "receive {n} of {max}");
+        assert_eq!(got[0].receive_count, n);
+        q.fail(&got[0]).await.expect("fail");
+    }
+    // Long enough for it to come back if it still could.
+    let deadline = tokio::time::Instant::now() + VISIBILITY * 2;
+    while tokio::time::Instant::now() < deadline {
+        let got = q.receive(10, VISIBILITY).await.expect("receive");
+        assert!(got.is_empty(), "delivered after {max} receives: {got:?}");
+    }
+}
+
+pub async fn receiving_hands_out_at_most_max_messages(b: &dyn Backend) {
+    let q = b.work_queue().await;
+    let orders: Vec<OrderId> = (0..5).map(|_| OrderId::new_random()).collect();
+    for o in &orders {
+        q.send(*o).await.expect("send");
+    }
+    let mut bodies = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while bodies.len() < orders.len() && tokio::time::Instant::now() < deadline {
+        let got = q
+            .receive(2, Duration::from_secs(30))
+            .await
+            .expect("receive");
+        assert!(got.len() <= 2, "{} messages for max 2", got.len());
+        for d in got {
+            q.ack(&d).await.expect("ack");
+            bodies.push(d.body);
+        }
+    }
+    let mut expected: Vec<String> = orders.iter().map(ToString::to_string).collect();
+    expected.sort();
+    bodies.sort();
+    assert_eq!(bodies, expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// StatusStore
+
+pub async fn status_upserts_only_move_forward(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let order = OrderId::new_random();
+    let v2 = status_record(order, 2, OrderStatus::Processing);
+    let v1 = status_record(order, 1, OrderStatus::Received);
+    let v3 = status_record(order, 3, OrderStatus::Completed);
+
+    assert_eq!(
+        store.upsert(&v2).await.expect("upsert v2"),
+        Upserted::Written
+    );
+    assert_eq!(store.upsert(&v1).await.expect("upsert v1"), Upserted::Stale);
+    assert_eq!(
+        store.upsert(&v2).await.expect("upsert v2 again"),
+        Upserted::Stale
+    );
+    assert_eq!(store.get(order).await.expect("get"), Some(v2));
+    assert_eq!(
+        store.upsert(&v3).await.expect("upsert v3"),
+        Upserted::Written
+    );
+    assert_eq!(store.get(order).await.expect("get"), Some(v3));
+}
+
+pub async fn getting_an_unprojected_order_gives_none(b: &dyn Backend) {
+    let store = b.status_store().await;
+    assert_eq!(store.get(OrderId::new_random()).await.expect("get"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publisher
+
+fn notification(order: OrderId) -> Notification {
+    let event_id = EventId::new();
+    Notification {
+        event_id,
+        message: serde_json::json!({"eventId": event_id.to_string(), "orderId": order.to_string()})
+            .to_string(),
+        attributes: BTreeMap::from([
+            ("eventType".to_owned(), OrderEvent::COMPLETED.to_owned()),
+            ("customerId".to_owned(), "cust-1".to_owned()),
+            ("orderId".to_owned(), order.to_string()),
+        ]),
+    }
+}
+
+async fn observed(b: &dyn Backend, event_id: EventId) -> Vec<Notification> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let found: Vec<Notification> = b
+            .published()
+            .await
+            .into_iter()
+            .filter(|n| n.event_id == event_id)
+            .collect();
+        if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn a_published_notification_reaches_subscribers(b: &dyn Backend) {
+    let publisher = b.publisher().await;
+    let n = notification(OrderId::new_random());
+    publisher.publish(&n).await.expect("publish");
+    let found = observed(b, n.event_id).await;
+    assert!(!found.is_empty(), "notification not observed");
+    assert!(found.iter().all(|f| f == &n), "{found:?}");
+}
+
+pub async fn publishing_the_same_event_twice_is_not_an_error(b: &dyn Backend) {
+    let publisher = b.publisher().await;
+    let n = notification(OrderId::new_random());
+    publisher.publish(&n).await.expect("publish");
+    publisher.publish(&n).await.expect("publish again");
+    assert!(!observed(b, n.event_id).await.is_empty());
+}
