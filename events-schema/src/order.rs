@@ -11,11 +11,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::parse_timestamp;
 use crate::envelope::{EventEnvelope, OrderEvent, Version};
 use crate::ids::{CorrelationId, CustomerId, OrderId};
-use crate::envelope::parse_timestamp;
-use crate::status::OrderStatusRecord;
 use crate::money::{Currency, MinorUnits};
+use crate::status::OrderStatusRecord;
 use crate::validation::ValidOrder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

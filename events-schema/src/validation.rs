@@ -105,7 +105,10 @@ impl OrderRequest {
             }
             Some(Value::Array(list)) if list.len() > MAX_ITEMS => errors.push(
                 "items",
-                format!("must contain at most {MAX_ITEMS} items (got {})", list.len()),
+                format!(
+                    "must contain at most {MAX_ITEMS} items (got {})",
+                    list.len()
+                ),
             ),
             Some(Value::Array(list)) => {
                 let parsed: Vec<Option<LineItem>> = list
@@ -177,7 +180,9 @@ fn line_item(index: usize, item: &Value, errors: &mut Errors) -> Option<LineItem
             Some(p) if (0..=MAX_UNIT_PRICE).contains(&p) => Some(p),
             _ => errors.push(
                 at("unitPrice"),
-                format!("must be an integer number of minor units (cents) from 0 to {MAX_UNIT_PRICE}"),
+                format!(
+                    "must be an integer number of minor units (cents) from 0 to {MAX_UNIT_PRICE}"
+                ),
             ),
         },
     };
@@ -252,11 +257,17 @@ mod tests {
 
     #[test]
     fn item_count_limits_are_enforced() {
-        assert_eq!(fields(json!({"customerId": "c", "items": []})), vec!["items"]);
+        assert_eq!(
+            fields(json!({"customerId": "c", "items": []})),
+            vec!["items"]
+        );
         let many: Vec<Value> = (0..=MAX_ITEMS)
             .map(|_| json!({"productId": "p", "quantity": 1, "unitPrice": 1}))
             .collect();
-        assert_eq!(fields(json!({"customerId": "c", "items": many})), vec!["items"]);
+        assert_eq!(
+            fields(json!({"customerId": "c", "items": many})),
+            vec!["items"]
+        );
     }
 
     #[test]

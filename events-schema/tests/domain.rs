@@ -47,7 +47,9 @@ fn received() -> EventEnvelope {
 
 /// Given a history, when one more event is applied, then…
 fn given(history: &[EventEnvelope]) -> OrderView {
-    OrderView::fold(history).expect("valid history").expect("not empty")
+    OrderView::fold(history)
+        .expect("valid history")
+        .expect("not empty")
 }
 
 mod state_machine {
@@ -218,8 +220,9 @@ mod golden {
 
     fn fixed(version: u32, e: OrderEvent) -> EventEnvelope {
         let mut envelope = event(version, e);
-        envelope.event_id =
-            EventId::from_uuid(Uuid::parse_str("01938a3c-0000-7000-8000-00000000000e").expect("uuid"));
+        envelope.event_id = EventId::from_uuid(
+            Uuid::parse_str("01938a3c-0000-7000-8000-00000000000e").expect("uuid"),
+        );
         envelope
     }
 
@@ -232,31 +235,49 @@ mod golden {
         }
         let golden = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{path}: {e} (write it from this output:\n{written})"));
-        assert_eq!(written.trim(), golden.trim(), "wire format of {name} changed");
+        assert_eq!(
+            written.trim(),
+            golden.trim(),
+            "wire format of {name} changed"
+        );
         let stored: StoredEvent = serde_json::from_str(&golden).expect("golden parses");
         assert_eq!(&stored.decode().expect("decodes"), envelope);
     }
 
     #[test]
     fn order_received_v2_wire_format_is_pinned() {
-        check("order_received_v2", &fixed(1, OrderEvent::OrderReceived(order())));
+        check(
+            "order_received_v2",
+            &fixed(1, OrderEvent::OrderReceived(order())),
+        );
     }
 
     #[test]
     fn order_processing_started_v1_wire_format_is_pinned() {
-        check("order_processing_started_v1", &fixed(2, OrderEvent::OrderProcessingStarted));
+        check(
+            "order_processing_started_v1",
+            &fixed(2, OrderEvent::OrderProcessingStarted),
+        );
     }
 
     #[test]
     fn order_completed_v1_wire_format_is_pinned() {
-        check("order_completed_v1", &fixed(3, OrderEvent::OrderCompleted { total: 5997 }));
+        check(
+            "order_completed_v1",
+            &fixed(3, OrderEvent::OrderCompleted { total: 5997 }),
+        );
     }
 
     #[test]
     fn order_failed_v1_wire_format_is_pinned() {
         check(
             "order_failed_v1",
-            &fixed(3, OrderEvent::OrderFailed { reason: "credit check refused".into() }),
+            &fixed(
+                3,
+                OrderEvent::OrderFailed {
+                    reason: "credit check refused".into(),
+                },
+            ),
         );
     }
 
@@ -295,7 +316,10 @@ mod golden {
         let view = given(&[received()]);
         let record = OrderStatusRecord::from(&view);
         let item = record.to_item().expect("to item");
-        assert_eq!(OrderStatusRecord::from_item(item).expect("from item"), record);
+        assert_eq!(
+            OrderStatusRecord::from_item(item).expect("from item"),
+            record
+        );
     }
 }
 
@@ -306,7 +330,10 @@ fn arb_text_id() -> impl Strategy<Value = String> {
 fn arb_order() -> impl Strategy<Value = ValidOrder> {
     (
         arb_text_id(),
-        prop::collection::vec((arb_text_id(), 1u32..=10_000, 0i64..=100_000_000_000), 1..20),
+        prop::collection::vec(
+            (arb_text_id(), 1u32..=10_000, 0i64..=100_000_000_000),
+            1..20,
+        ),
         "[A-Z]{3}",
     )
         .prop_map(|(customer, items, currency)| ValidOrder {

@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +18,10 @@ use crate::problem::ApiError;
 
 /// Largest accepted request body (256 KiB); larger bodies get `413`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// An oversized body is still read (and dropped) up to this size before the `413` goes out:
+/// closing the connection on a client that is still sending makes it see a broken pipe instead
+/// of the answer. Beyond this size the connection is simply closed.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 /// Longest accepted `Idempotency-Key` header.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -42,7 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The body limit is enforced by `read_body`, which answers 413 politely.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -65,18 +69,10 @@ struct Links {
 async fn create_order(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::BodyTooLarge {
-                limit: MAX_BODY_BYTES,
-            }
-        } else {
-            ApiError::BadBody(rejection.body_text())
-        }
-    })?;
     require_json_content_type(&headers)?;
+    let body = read_body(&headers, body).await?;
     let key = idempotency_key(&headers)?;
     let correlation_id = correlation_id(&headers)?;
     let json: Value =
@@ -138,6 +134,38 @@ async fn ensure_same_order(
     }
 }
 
+/// Reads at most [`MAX_BODY_BYTES`]; see [`DRAIN_LIMIT`] for what happens to larger bodies.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let too_large = ApiError::BodyTooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Err(too_large);
+    }
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadBody(e.to_string()))?;
+        seen += chunk.len();
+        if seen > DRAIN_LIMIT {
+            return Err(too_large);
+        }
+        if seen <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(too_large);
+    }
+    Ok(Bytes::from(kept))
+}
+
 fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
@@ -150,7 +178,9 @@ fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType)

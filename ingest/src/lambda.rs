@@ -15,7 +15,10 @@ pub async fn run() -> Result<(), lambda_http::Error> {
         require_env(["EVENTS_TABLE", "STATUS_TABLE", "WORK_QUEUE_URL"])?;
     let clients = AwsClients::from_env(None).await;
     let app = router(AppState {
-        events: Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), events_table)),
+        events: Arc::new(DynamoEventStore::new(
+            clients.dynamodb.clone(),
+            events_table,
+        )),
         status: Arc::new(DynamoStatusStore::new(clients.dynamodb, status_table)),
         queue: Arc::new(SqsWorkQueue::new(clients.sqs, queue_url)),
     });

@@ -109,13 +109,14 @@ impl ApiError {
             ApiError::Validation(errors) => errors.0.clone(),
             ApiError::MalformedJson(m) => one("body", m.clone()),
             ApiError::BadBody(m) => one("body", m.clone()),
-            ApiError::BodyTooLarge { limit } => one("body", format!("must be at most {limit} bytes")),
+            ApiError::BodyTooLarge { limit } => {
+                one("body", format!("must be at most {limit} bytes"))
+            }
             ApiError::BadOrderId(_) => one("id", "must be a UUID".to_owned()),
             ApiError::BadHeader { header, message } => one(header, message.clone()),
-            ApiError::UnsupportedMediaType => one(
-                "Content-Type",
-                "must be application/json".to_owned(),
-            ),
+            ApiError::UnsupportedMediaType => {
+                one("Content-Type", "must be application/json".to_owned())
+            }
             _ => Vec::new(),
         }
     }

@@ -54,7 +54,9 @@ impl Notifier {
         let history = self.events.load(event.order_id).await?;
         let view = OrderView::fold(history.iter().take_while(|e| e.version <= event.version))
             .map_err(|e| NotifyError::Corrupt(e.to_string()))?
-            .ok_or_else(|| NotifyError::Corrupt(format!("order {} has no history", event.order_id)))?;
+            .ok_or_else(|| {
+                NotifyError::Corrupt(format!("order {} has no history", event.order_id))
+            })?;
         let notification = completion_notification(event, &view, total);
         self.publisher.publish(&notification).await?;
         Ok(Some(event.event_id))
@@ -62,7 +64,11 @@ impl Notifier {
 }
 
 /// The message subscribers receive for a completed order.
-pub fn completion_notification(event: &EventEnvelope, view: &OrderView, total: i64) -> Notification {
+pub fn completion_notification(
+    event: &EventEnvelope,
+    view: &OrderView,
+    total: i64,
+) -> Notification {
     let message = serde_json::json!({
         "eventId": event.event_id,
         "eventType": event.event_type(),

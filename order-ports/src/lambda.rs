@@ -46,7 +46,10 @@ pub enum RecordOutcome {
 /// Handles a stream batch in order and stops at the first record that fails: the response names
 /// that record, and Lambda resumes the batch from it, so every record after it may come again —
 /// the consumers' version guard / dedup make that harmless.
-pub async fn handle_stream_batch<F, Fut>(event: DynamoDbEvent, mut handle: F) -> DynamoDbEventResponse
+pub async fn handle_stream_batch<F, Fut>(
+    event: DynamoDbEvent,
+    mut handle: F,
+) -> DynamoDbEventResponse
 where
     F: FnMut(EventEnvelope) -> Fut,
     Fut: Future<Output = RecordOutcome>,
@@ -68,7 +71,11 @@ where
             RecordOutcome::Retry(reason) => reason,
             RecordOutcome::Poison(reason) => reason,
         };
-        tracing::warn!(sequence_number = sequence_number.as_deref().unwrap_or("?"), reason, "stream record failed; the batch resumes from it");
+        tracing::warn!(
+            sequence_number = sequence_number.as_deref().unwrap_or("?"),
+            reason,
+            "stream record failed; the batch resumes from it"
+        );
         let mut failure = DynamoDbBatchItemFailure::default();
         failure.item_identifier = sequence_number;
         response.batch_item_failures.push(failure);

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "orders", version, about = "Event-sourced order service: run it locally, inspect it")]
+#[command(
+    name = "orders",
+    version,
+    about = "Event-sourced order service: run it locally, inspect it"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -15,7 +15,9 @@ use crate::Processor;
 pub async fn handle(processor: &Processor, event: SqsEvent) -> SqsBatchResponse {
     let outcomes = futures::future::join_all(event.records.into_iter().map(|message| async move {
         let id = message.message_id.unwrap_or_default();
-        let outcome = processor.process(message.body.as_deref().unwrap_or_default()).await;
+        let outcome = processor
+            .process(message.body.as_deref().unwrap_or_default())
+            .await;
         (id, outcome)
     }))
     .await;
@@ -45,7 +47,10 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         Err(_) => ProcessingPolicy::default(),
     };
     let clients = AwsClients::from_env(None).await;
-    let processor = Processor::new(Arc::new(DynamoEventStore::new(clients.dynamodb, table)), policy);
+    let processor = Processor::new(
+        Arc::new(DynamoEventStore::new(clients.dynamodb, table)),
+        policy,
+    );
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let processor = processor.clone();
         async move { Ok::<_, lambda_runtime::Error>(handle(&processor, event.payload).await) }

@@ -62,7 +62,9 @@ impl Processor {
         loop {
             let history = self.events.load(order_id).await?;
             let (Some(mut view), Some(last)) = (OrderView::fold(&history)?, history.last()) else {
-                return Err(ProcessError::Poison(format!("order {order_id} does not exist")));
+                return Err(ProcessError::Poison(format!(
+                    "order {order_id} does not exist"
+                )));
             };
             let correlation_id = last.correlation_id.clone();
             loop {

@@ -28,7 +28,10 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let [events_table, status_table] = require_env(["EVENTS_TABLE", "STATUS_TABLE"])?;
     let clients = AwsClients::from_env(None).await;
     let projector = Projector::new(
-        Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), events_table)),
+        Arc::new(DynamoEventStore::new(
+            clients.dynamodb.clone(),
+            events_table,
+        )),
         Arc::new(DynamoStatusStore::new(clients.dynamodb, status_table)),
     );
     lambda_runtime::run(service_fn(|event: LambdaEvent<DynamoDbEvent>| {

@@ -59,11 +59,9 @@ impl Projector {
         let current = self.status.get(event.order_id).await?;
         let next_view = match &current {
             Some(record) if record.version >= event.version => return Ok(Projected::Duplicate),
-            Some(record) if record.version.next() == event.version => {
-                OrderView::try_from(record)
-                    .ok()
-                    .and_then(|mut view| view.apply(event).ok().map(|()| view))
-            }
+            Some(record) if record.version.next() == event.version => OrderView::try_from(record)
+                .ok()
+                .and_then(|mut view| view.apply(event).ok().map(|()| view)),
             None if event.version == Version::FIRST => OrderView::start(event).ok(),
             _ => None,
         };

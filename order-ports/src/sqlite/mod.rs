@@ -3,11 +3,17 @@
 //!
 //! # Concurrency
 //!
-//! rusqlite is synchronous. [`SqliteDb`] keeps **one writer connection** behind a mutex (SQLite
-//! allows one writer at a time anyway, and serialising writes in-process means `BEGIN IMMEDIATE`
-//! never waits on a lock) and a small **pool of reader connections** (WAL readers never block the
-//! writer nor each other). Every operation runs on tokio's blocking pool
-//! ([`tokio::task::spawn_blocking`]), so async callers never stall the runtime.
+//! rusqlite is synchronous. [`SqliteDb`] has **one writer connection**, owned by a dedicated
+//! `sqlite-writer` thread (SQLite allows one writer at a time anyway), and a small **pool of
+//! reader connections** (WAL readers never block the writer nor each other) used on tokio's
+//! blocking pool ([`tokio::task::spawn_blocking`]), so async callers never stall the runtime.
+//!
+//! Writes are sent to the writer thread as jobs and **group-committed**: every job waiting when
+//! the thread becomes free runs in one transaction, each in its own savepoint (a job's error
+//! rolls back only its own writes). Under load, many appends, queue operations and upserts share
+//! one commit; this is what makes ~50,000 single-event appends/s possible on 2 cores (measured
+//! with `throughput_of_the_hot_paths` in the contract tests) against ~13,000 with one
+//! transaction per write.
 //!
 //! Because all writes go through the one writer connection, the global event sequence (`seq`) is
 //! assigned in commit order: a feed reader that has seen `seq = n` will never later find a

@@ -1,0 +1,6 @@
+//! End-to-end tests of `orders serve`: the real binary, a real SQLite file, real HTTP.
+
+mod bad_input;
+mod pipeline;
+mod restart;
+mod support;
