@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Every test of the project, the AWS emulator included:
+#
+#   scripts/test.sh [extra cargo test args]
+#
+# 1. installs the pinned tools into .venv-tools/ (ministack, cfn-lint, cargo-lambda, boto3) if missing;
+# 2. checks formatting, lints and template.yaml (cfn-lint);
+# 3. builds the four Lambda bootstraps (cargo lambda, release, x86_64 zips in target/lambda/);
+# 4. starts ministack on a free loopback port, runs `cargo test --workspace` against it, stops it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "tools (.venv-tools)"
+VENV="$(scripts/emulator-venv.sh)"
+export PATH="$VENV/bin:$PATH"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+step "cfn-lint template.yaml"
+cfn-lint template.yaml
+
+step "build the Lambda bootstraps (release, x86_64)"
+cargo lambda build --release --x86-64 --output-format zip \
+  -p ingest -p processor -p projector -p notifier
+export ORDERS_TEST_LAMBDA_ZIPS="$ROOT/target/lambda"
+
+step "start the AWS emulator"
+STATE="$ROOT/target/emulator-test"
+scripts/emulator-stop.sh "$STATE" >/dev/null 2>&1 || true
+ORDERS_TEST_AWS_ENDPOINT="$(scripts/emulator-start.sh "$STATE")"
+export ORDERS_TEST_AWS_ENDPOINT
+trap 'scripts/emulator-stop.sh "$STATE" >/dev/null 2>&1 || true' EXIT
+echo "emulator at $ORDERS_TEST_AWS_ENDPOINT (log: $STATE/ministack.log)" >&2
+
+step "cargo test --workspace"
+cargo test --workspace "$@"
