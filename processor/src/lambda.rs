@@ -6,10 +6,25 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use events_schema::ProcessingPolicy;
 use lambda_runtime::{service_fn, LambdaEvent};
-use order_ports::aws::{AwsClients, DynamoEventStore};
+use order_ports::aws::iam::Permission;
+use order_ports::aws::{iam, AwsClients, DynamoEventStore};
 use order_ports::lambda::{init_logging, require_env};
 
 use crate::Processor;
+
+/// The environment variables [`run`] requires (`template.yaml` sets exactly these).
+pub const REQUIRED_ENV: [&str; 1] = ["EVENTS_TABLE"];
+
+/// What this function's role must grant, built from the adapters' per-method constants:
+/// [`Processor::process`](crate::Processor::process) loads the history and appends the next
+/// events; the SQS event source mapping receives and deletes the work messages.
+/// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
+pub const AWS_PERMISSIONS: &[Permission] = &[
+    DynamoEventStore::LOAD,
+    DynamoEventStore::APPEND,
+    iam::SQS_EVENT_SOURCE,
+    iam::LOGS,
+];
 
 /// Processes every message of the batch concurrently; reports the ones that failed.
 pub async fn handle(processor: &Processor, event: SqsEvent) -> SqsBatchResponse {
@@ -37,7 +52,7 @@ pub async fn handle(processor: &Processor, event: SqsEvent) -> SqsBatchResponse 
 /// runtime.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let [table] = require_env(["EVENTS_TABLE"])?;
+    let [table] = require_env(REQUIRED_ENV)?;
     let policy = match std::env::var("CREDIT_LIMIT") {
         Ok(v) => ProcessingPolicy {
             credit_limit: v

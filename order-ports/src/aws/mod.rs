@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use crate::ports::StoreError;
 
 mod dynamo;
+pub mod iam;
 pub mod provision;
 mod sns;
 mod sqs;

@@ -1,0 +1,471 @@
+//! `template.yaml` against the code: each function's role grants exactly the IAM actions its
+//! code path (and its event source mapping) needs — the `AWS_PERMISSIONS` each `lambda.rs`
+//! builds from the adapters' per-method constants in `order_ports::aws::iam` — on its own
+//! resources only; each function's environment is exactly what its `run` requires; and
+//! cfn-lint accepts the template.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+use order_ports::aws::iam::{self, grants, Permission, Resource};
+use yaml_serde::{Mapping, Value};
+
+/// A function of the template and what its crate declares.
+struct Function {
+    logical_id: &'static str,
+    permissions: &'static [Permission],
+    required_env: &'static [&'static str],
+}
+
+fn functions() -> Vec<Function> {
+    vec![
+        Function {
+            logical_id: "IngestFunction",
+            permissions: ingest::lambda::AWS_PERMISSIONS,
+            required_env: &ingest::lambda::REQUIRED_ENV,
+        },
+        Function {
+            logical_id: "ProcessorFunction",
+            permissions: processor::lambda::AWS_PERMISSIONS,
+            required_env: &processor::lambda::REQUIRED_ENV,
+        },
+        Function {
+            logical_id: "ProjectorFunction",
+            permissions: projector::lambda::AWS_PERMISSIONS,
+            required_env: &projector::lambda::REQUIRED_ENV,
+        },
+        Function {
+            logical_id: "NotifierFunction",
+            permissions: notifier::lambda::AWS_PERMISSIONS,
+            required_env: &notifier::lambda::REQUIRED_ENV,
+        },
+    ]
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("orders/ has a parent")
+        .to_path_buf()
+}
+
+fn template() -> Value {
+    let path = workspace_root().join("template.yaml");
+    let text = std::fs::read_to_string(&path).expect("read template.yaml");
+    yaml_serde::from_str(&text).expect("template.yaml parses (short-form tags included)")
+}
+
+fn resources(template: &Value) -> &Mapping {
+    template
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .expect("template has Resources")
+}
+
+fn resource<'t>(template: &'t Value, logical_id: &str) -> &'t Value {
+    resources(template)
+        .get(logical_id)
+        .unwrap_or_else(|| panic!("template has no resource {logical_id}"))
+}
+
+fn properties<'t>(resource: &'t Value, what: &str) -> &'t Value {
+    resource
+        .get("Properties")
+        .unwrap_or_else(|| panic!("{what} has no Properties"))
+}
+
+fn type_of(resource: &Value) -> &str {
+    resource.get("Type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// A CloudFormation value, short (`!GetAtt X.Arn`) or long (`Fn::GetAtt: [X, Arn]`) form.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Cfn {
+    Ref(String),
+    GetAtt(String, String),
+    Sub(String),
+    Literal(String),
+    Other(String),
+}
+
+fn cfn(value: &Value) -> Cfn {
+    let (function, argument) = match value {
+        Value::String(s) => return Cfn::Literal(s.clone()),
+        Value::Tagged(tagged) => (
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        ),
+        Value::Mapping(m) if m.len() == 1 => match m.iter().next() {
+            Some((Value::String(key), argument)) => {
+                (key.strip_prefix("Fn::").unwrap_or(key).to_owned(), argument)
+            }
+            _ => return Cfn::Other(format!("{value:?}")),
+        },
+        _ => return Cfn::Other(format!("{value:?}")),
+    };
+    match (function.as_str(), argument) {
+        ("Ref", Value::String(name)) => Cfn::Ref(name.clone()),
+        ("GetAtt", Value::String(path)) => match path.split_once('.') {
+            Some((name, attribute)) => Cfn::GetAtt(name.to_owned(), attribute.to_owned()),
+            None => Cfn::Other(format!("{value:?}")),
+        },
+        ("GetAtt", Value::Sequence(parts)) => match parts.as_slice() {
+            [Value::String(name), Value::String(attribute)] => {
+                Cfn::GetAtt(name.clone(), attribute.clone())
+            }
+            _ => Cfn::Other(format!("{value:?}")),
+        },
+        ("Sub", Value::String(text)) => Cfn::Sub(text.clone()),
+        _ => Cfn::Other(format!("{value:?}")),
+    }
+}
+
+/// A string or a list of values, as IAM's `Action` and `Resource` allow.
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// The deployed resource a policy `Resource` entry names, seen from one function (whose own
+/// log group is `log_group`). `None`: not a resource any function of this service may touch.
+fn resolve(entry: &Cfn, log_group: &str) -> Option<Resource> {
+    let get_att = |name: &str, attribute: &str| matches!(entry, Cfn::GetAtt(n, a) if n == name && a == attribute);
+    Some(if get_att("OrderEvents", "Arn") {
+        Resource::EventsTable
+    } else if get_att("OrderEvents", "StreamArn") {
+        Resource::EventsStream
+    } else if get_att("OrderStatus", "Arn") {
+        Resource::StatusTable
+    } else if matches!(entry, Cfn::Sub(s) if s == "${OrderStatus.Arn}/index/*") {
+        Resource::StatusTableIndex
+    } else if get_att("WorkQueue", "Arn") {
+        Resource::WorkQueue
+    } else if get_att("StreamFailureQueue", "Arn") {
+        Resource::StreamFailureQueue
+    } else if matches!(entry, Cfn::Ref(r) if r == "OrderTopic") {
+        Resource::OrderTopic
+    } else if get_att(log_group, "Arn") {
+        Resource::OwnLogGroup
+    } else {
+        return None;
+    })
+}
+
+/// The logical id behind `!Ref X` / `!GetAtt X.Attr`.
+fn target(value: &Value, what: &str) -> String {
+    match cfn(value) {
+        Cfn::Ref(name) | Cfn::GetAtt(name, _) => name,
+        other => panic!("{what}: expected !Ref or !GetAtt, got {other:?}"),
+    }
+}
+
+/// The function's own log group (`LoggingConfig.LogGroup: !Ref X`).
+fn log_group_of(function: &Value, id: &str) -> String {
+    let value = properties(function, id)
+        .get("LoggingConfig")
+        .and_then(|c| c.get("LogGroup"))
+        .unwrap_or_else(|| panic!("{id} has no LoggingConfig.LogGroup"));
+    target(value, &format!("{id} LoggingConfig.LogGroup"))
+}
+
+/// The role of a function (`Role: !GetAtt XRole.Arn`).
+fn role_of<'t>(template: &'t Value, function: &Value, id: &str) -> (String, &'t Value) {
+    let role_ref = properties(function, id)
+        .get("Role")
+        .unwrap_or_else(|| panic!("{id} has no Role"));
+    assert!(
+        matches!(cfn(role_ref), Cfn::GetAtt(_, ref a) if a == "Arn"),
+        "{id}: Role must be !GetAtt <Role>.Arn of a role in this template"
+    );
+    let name = target(role_ref, &format!("{id} Role"));
+    let role = resource(template, &name);
+    assert_eq!(type_of(role), "AWS::IAM::Role", "{id}'s Role {name}");
+    (name, role)
+}
+
+/// What a role's inline policies grant, as `(resource, action)` pairs; panics on anything that
+/// is not an Allow of named actions on one of this function's own resources.
+fn granted(role_name: &str, role: &Value, log_group: &str) -> BTreeSet<(Resource, String)> {
+    let props = properties(role, role_name);
+    assert!(
+        props.get("ManagedPolicyArns").is_none(),
+        "{role_name}: managed policies would grant actions no test sees; use inline Policies"
+    );
+    let policies = props
+        .get("Policies")
+        .and_then(Value::as_sequence)
+        .unwrap_or_else(|| panic!("{role_name} has no inline Policies"));
+    let mut granted = BTreeSet::new();
+    for policy in policies {
+        let name = policy
+            .get("PolicyName")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let document = policy
+            .get("PolicyDocument")
+            .unwrap_or_else(|| panic!("{role_name}/{name} has no PolicyDocument"));
+        let statements = document
+            .get("Statement")
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{role_name}/{name} has no Statement list"));
+        for statement in statements {
+            let sid = statement.get("Sid").and_then(Value::as_str).unwrap_or("?");
+            let at = format!("{role_name}/{name}/{sid}");
+            let keys: BTreeSet<&str> = statement
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{at}: a statement is a mapping"))
+                .keys()
+                .filter_map(Value::as_str)
+                .collect();
+            let allowed: BTreeSet<&str> = ["Sid", "Effect", "Action", "Resource"].into();
+            assert!(
+                keys.is_subset(&allowed),
+                "{at}: only Sid/Effect/Action/Resource are expected (no NotAction, \
+                 NotResource or Condition), got {keys:?}"
+            );
+            assert_eq!(
+                statement.get("Effect").and_then(Value::as_str),
+                Some("Allow"),
+                "{at}: Effect must be Allow"
+            );
+            let actions: Vec<String> = one_or_many(
+                statement
+                    .get("Action")
+                    .unwrap_or_else(|| panic!("{at} has no Action")),
+            )
+            .into_iter()
+            .map(|a| match a.as_str() {
+                Some(a) => a.to_owned(),
+                None => panic!("{at}: Action entries must be plain strings, got {a:?}"),
+            })
+            .collect();
+            let entries = one_or_many(
+                statement
+                    .get("Resource")
+                    .unwrap_or_else(|| panic!("{at} has no Resource")),
+            );
+            for entry in entries {
+                let entry = cfn(entry);
+                let Some(resource) = resolve(&entry, log_group) else {
+                    panic!(
+                        "{at}: Resource {entry:?} is not one of this function's own resources \
+                         (no `*`, no other function's log group)"
+                    );
+                };
+                for action in &actions {
+                    granted.insert((resource, action.clone()));
+                }
+            }
+        }
+    }
+    granted
+}
+
+fn declared(permissions: &[Permission]) -> BTreeSet<(Resource, String)> {
+    grants(permissions)
+        .into_iter()
+        .map(|(resource, action)| (resource, action.to_owned()))
+        .collect()
+}
+
+fn diff(
+    a: &BTreeSet<(Resource, String)>,
+    b: &BTreeSet<(Resource, String)>,
+) -> Vec<(Resource, String)> {
+    a.difference(b).cloned().collect()
+}
+
+#[test]
+fn the_template_has_exactly_the_four_functions_the_workspace_builds() {
+    let template = template();
+    let in_template: BTreeSet<String> = resources(&template)
+        .iter()
+        .filter(|(_, r)| type_of(r) == "AWS::Lambda::Function")
+        .filter_map(|(id, _)| id.as_str().map(str::to_owned))
+        .collect();
+    let in_code: BTreeSet<String> = functions()
+        .iter()
+        .map(|f| f.logical_id.to_owned())
+        .collect();
+    assert_eq!(in_template, in_code);
+}
+
+#[test]
+fn each_function_role_grants_exactly_the_actions_its_code_calls() {
+    let template = template();
+    let mut failures = Vec::new();
+    for f in functions() {
+        let function = resource(&template, f.logical_id);
+        let log_group = log_group_of(function, f.logical_id);
+        let (role_name, role) = role_of(&template, function, f.logical_id);
+        let granted = granted(&role_name, role, &log_group);
+        let declared = declared(f.permissions);
+        let missing = diff(&declared, &granted);
+        let extra = diff(&granted, &declared);
+        if !missing.is_empty() || !extra.is_empty() {
+            failures.push(format!(
+                "{} ({role_name}): missing {missing:?}, extra {extra:?}",
+                f.logical_id
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn each_function_has_its_own_role_assumable_by_lambda_only() {
+    let template = template();
+    let mut roles = BTreeSet::new();
+    for f in functions() {
+        let function = resource(&template, f.logical_id);
+        let (role_name, role) = role_of(&template, function, f.logical_id);
+        assert!(
+            roles.insert(role_name.clone()),
+            "{role_name} is shared: each function needs its own role"
+        );
+        let trust = properties(role, &role_name)
+            .get("AssumeRolePolicyDocument")
+            .and_then(|d| d.get("Statement"))
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{role_name} has no trust statements"));
+        for statement in trust {
+            assert_eq!(
+                statement.get("Effect").and_then(Value::as_str),
+                Some("Allow")
+            );
+            assert_eq!(
+                statement.get("Action").and_then(Value::as_str),
+                Some("sts:AssumeRole"),
+                "{role_name}"
+            );
+            let principal = statement.get("Principal").and_then(|p| p.get("Service"));
+            assert_eq!(
+                principal.and_then(Value::as_str),
+                Some("lambda.amazonaws.com"),
+                "{role_name}"
+            );
+        }
+    }
+    // No standalone policy can add grants behind the roles' backs.
+    for (id, r) in resources(&template) {
+        assert!(
+            !matches!(
+                type_of(r),
+                "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::IAM::RolePolicy"
+            ),
+            "{id:?}: attach permissions as the role's inline Policies"
+        );
+    }
+}
+
+#[test]
+fn each_event_source_mapping_permission_is_declared_by_exactly_the_functions_it_feeds() {
+    let template = template();
+    for f in functions() {
+        let mut needed: Vec<Permission> = Vec::new();
+        for (id, r) in resources(&template) {
+            if type_of(r) != "AWS::Lambda::EventSourceMapping" {
+                continue;
+            }
+            let props = properties(r, &format!("{id:?}"));
+            let function = props.get("FunctionName").map(cfn);
+            if function != Some(Cfn::Ref(f.logical_id.to_owned())) {
+                continue;
+            }
+            let source = props
+                .get("EventSourceArn")
+                .map(cfn)
+                .and_then(|s| resolve(&s, ""));
+            match source {
+                Some(Resource::WorkQueue) => needed.push(iam::SQS_EVENT_SOURCE),
+                Some(Resource::EventsStream) => needed.push(iam::STREAM_EVENT_SOURCE),
+                other => panic!("{id:?}: unexpected event source {other:?}"),
+            }
+            if let Some(destination) = props
+                .get("DestinationConfig")
+                .and_then(|d| d.get("OnFailure"))
+                .and_then(|o| o.get("Destination"))
+            {
+                assert_eq!(
+                    resolve(&cfn(destination), ""),
+                    Some(Resource::StreamFailureQueue),
+                    "{id:?}: OnFailure destination"
+                );
+                needed.push(iam::STREAM_ON_FAILURE);
+            }
+        }
+        for mapping_permission in [
+            iam::SQS_EVENT_SOURCE,
+            iam::STREAM_EVENT_SOURCE,
+            iam::STREAM_ON_FAILURE,
+        ] {
+            assert_eq!(
+                f.permissions.contains(&mapping_permission),
+                needed.contains(&mapping_permission),
+                "{}: AWS_PERMISSIONS and the template's event source mappings disagree on \
+                 {mapping_permission:?}",
+                f.logical_id
+            );
+        }
+    }
+}
+
+#[test]
+fn every_function_environment_is_exactly_what_its_lambda_requires() {
+    let expected_target: BTreeMap<&str, &str> = [
+        ("EVENTS_TABLE", "OrderEvents"),
+        ("STATUS_TABLE", "OrderStatus"),
+        ("WORK_QUEUE_URL", "WorkQueue"),
+        ("TOPIC_ARN", "OrderTopic"),
+    ]
+    .into();
+    let template = template();
+    for f in functions() {
+        let variables = properties(resource(&template, f.logical_id), f.logical_id)
+            .get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping)
+            .unwrap_or_else(|| panic!("{} has no Environment.Variables", f.logical_id));
+        let names: BTreeSet<&str> = variables.keys().filter_map(Value::as_str).collect();
+        let required: BTreeSet<&str> = f.required_env.iter().copied().collect();
+        assert_eq!(names, required, "{}", f.logical_id);
+        for (name, value) in variables {
+            let name = name.as_str().unwrap_or("?");
+            let Some(expected) = expected_target.get(name) else {
+                panic!("{}: no expected target for {name}", f.logical_id);
+            };
+            assert_eq!(
+                cfn(value),
+                Cfn::Ref((*expected).to_owned()),
+                "{}: {name}",
+                f.logical_id
+            );
+        }
+    }
+}
+
+#[test]
+fn the_template_passes_cfn_lint() {
+    let root = workspace_root();
+    let cfn_lint = root.join(".venv-tools/bin/cfn-lint");
+    assert!(
+        cfn_lint.exists(),
+        "{} is missing: run scripts/emulator-venv.sh (scripts/test.sh installs it first)",
+        cfn_lint.display()
+    );
+    let output = Command::new(&cfn_lint)
+        .arg("template.yaml")
+        .current_dir(&root)
+        .output()
+        .expect("run cfn-lint");
+    assert!(
+        output.status.success(),
+        "cfn-lint template.yaml exited {:?}:\n{}{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
