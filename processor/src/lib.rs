@@ -126,3 +126,116 @@ async fn settle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events_schema::{CorrelationId, EventEnvelope, OrderEvent, OrderRequest, Version};
+    use order_ports::sqlite::SqliteDb;
+
+    async fn given_a_received_order(
+        total_each: i64,
+    ) -> (tempfile::TempDir, Arc<dyn EventStore>, OrderId) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
+        let events: Arc<dyn EventStore> = Arc::new(db.event_store());
+        let order = OrderRequest::validate(&serde_json::json!({
+            "customerId": "c", "items": [{"productId": "p", "quantity": 2, "unitPrice": total_each}]
+        }))
+        .unwrap();
+        let id = OrderId::new_random();
+        events
+            .append(&[EventEnvelope::new(
+                id,
+                Version::FIRST,
+                CorrelationId::generate(),
+                OrderEvent::OrderReceived(order),
+            )])
+            .await
+            .unwrap();
+        (dir, events, id)
+    }
+
+    fn types(history: &[events_schema::EventEnvelope]) -> Vec<&'static str> {
+        history.iter().map(|e| e.event_type()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_received_order_is_started_then_completed() {
+        let (_dir, events, id) = given_a_received_order(500).await;
+        let processor = Processor::new(events.clone(), ProcessingPolicy::default());
+        assert_eq!(
+            processor.process(&id.to_string()).await.unwrap(),
+            OrderStatus::Completed
+        );
+        let history = events.load(id).await.unwrap();
+        assert_eq!(
+            types(&history),
+            ["OrderReceived", "OrderProcessingStarted", "OrderCompleted"]
+        );
+        assert_eq!(history[2].event, OrderEvent::OrderCompleted { total: 1000 });
+        assert!(history
+            .iter()
+            .all(|e| e.correlation_id == history[0].correlation_id));
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_appends_nothing_more() {
+        let (_dir, events, id) = given_a_received_order(500).await;
+        let processor = Processor::new(events.clone(), ProcessingPolicy::default());
+        processor.process(&id.to_string()).await.unwrap();
+        assert_eq!(
+            processor.process(&id.to_string()).await.unwrap(),
+            OrderStatus::Completed
+        );
+        assert_eq!(events.load(id).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_of_one_order_append_each_step_once() {
+        let (_dir, events, id) = given_a_received_order(500).await;
+        let processor = Processor::new(events.clone(), ProcessingPolicy::default());
+        let body = id.to_string();
+        let runs = futures::future::join_all((0..8).map(|_| processor.process(&body))).await;
+        assert!(
+            runs.iter().all(|r| matches!(r, Ok(OrderStatus::Completed))),
+            "{runs:?}"
+        );
+        let versions: Vec<u32> = events
+            .load(id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.version.get())
+            .collect();
+        assert_eq!(versions, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_business_rule_ends_the_order_failed_not_in_the_dead_letters() {
+        let (_dir, events, id) = given_a_received_order(500).await;
+        let processor = Processor::new(events.clone(), ProcessingPolicy { credit_limit: 999 });
+        assert_eq!(
+            processor.process(&id.to_string()).await.unwrap(),
+            OrderStatus::Failed
+        );
+        let history = events.load(id).await.unwrap();
+        assert!(
+            matches!(&history[2].event, OrderEvent::OrderFailed { reason } if reason.contains("credit"))
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_and_unknown_orders_are_poison() {
+        let (_dir, events, _) = given_a_received_order(500).await;
+        let processor = Processor::new(events, ProcessingPolicy::default());
+        assert!(matches!(
+            processor.process("garbage").await,
+            Err(ProcessError::Poison(_))
+        ));
+        assert!(matches!(
+            processor.process(&OrderId::new_random().to_string()).await,
+            Err(ProcessError::Poison(_))
+        ));
+    }
+}

@@ -93,3 +93,120 @@ impl Projector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events_schema::{CorrelationId, OrderEvent, OrderId, OrderRequest, OrderStatus};
+    use order_ports::sqlite::SqliteDb;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        events: Arc<dyn EventStore>,
+        status: Arc<dyn StatusStore>,
+        history: Vec<EventEnvelope>,
+    }
+
+    /// A completed order in the log, nothing projected yet.
+    async fn given_a_completed_order_in_the_log() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
+        let events: Arc<dyn EventStore> = Arc::new(db.event_store());
+        let order = OrderRequest::validate(&serde_json::json!({
+            "customerId": "c", "items": [{"productId": "p", "quantity": 1, "unitPrice": 10}]
+        }))
+        .unwrap();
+        let id = OrderId::new_random();
+        let corr = CorrelationId::generate();
+        let mk = |v: u32, e: OrderEvent| {
+            EventEnvelope::new(id, Version::new(v).unwrap(), corr.clone(), e)
+        };
+        let history = vec![
+            mk(1, OrderEvent::OrderReceived(order)),
+            mk(2, OrderEvent::OrderProcessingStarted),
+            mk(3, OrderEvent::OrderCompleted { total: 10 }),
+        ];
+        events.append(&history).await.unwrap();
+        World {
+            _dir: dir,
+            events,
+            status: Arc::new(db.status_store()),
+            history,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_in_order_are_applied_one_by_one() {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        for (i, e) in w.history.iter().enumerate() {
+            let v = Version::new(i as u32 + 1).unwrap();
+            assert_eq!(projector.project(e).await.unwrap(), Projected::Applied(v));
+        }
+        let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+        assert_eq!(record.status, OrderStatus::Completed);
+        assert_eq!(record.version.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_event_is_a_no_op() {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        projector.project(&w.history[0]).await.unwrap();
+        projector.project(&w.history[1]).await.unwrap();
+        let before = w.status.get(w.history[0].order_id).await.unwrap();
+        assert_eq!(
+            projector.project(&w.history[0]).await.unwrap(),
+            Projected::Duplicate
+        );
+        assert_eq!(
+            projector.project(&w.history[1]).await.unwrap(),
+            Projected::Duplicate
+        );
+        assert_eq!(w.status.get(w.history[0].order_id).await.unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_repaired_from_the_log_and_late_events_are_then_duplicates() {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        // The stream delivers v3 first (v1, v2 delayed).
+        assert_eq!(
+            projector.project(&w.history[2]).await.unwrap(),
+            Projected::Repaired(Version::new(3).unwrap())
+        );
+        assert_eq!(
+            projector.project(&w.history[0]).await.unwrap(),
+            Projected::Duplicate
+        );
+        assert_eq!(
+            projector.project(&w.history[1]).await.unwrap(),
+            Projected::Duplicate
+        );
+        let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+        let folded = OrderView::fold(&w.history).unwrap().unwrap();
+        assert_eq!(record, (&folded).into());
+    }
+
+    #[tokio::test]
+    async fn every_delivery_order_ends_in_the_same_view() {
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        for order in orders {
+            let w = given_a_completed_order_in_the_log().await;
+            let projector = Projector::new(w.events.clone(), w.status.clone());
+            for i in order {
+                projector.project(&w.history[i]).await.unwrap();
+            }
+            let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+            let folded = OrderView::fold(&w.history).unwrap().unwrap();
+            assert_eq!(record, (&folded).into(), "delivery order {order:?}");
+        }
+    }
+}
