@@ -1,8 +1,10 @@
 //! The `orders` command line.
 
+mod aws_backend;
 mod notifications;
 mod pipeline;
 mod serve;
+mod stream_feed;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +25,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole pipeline in one process: the HTTP API plus the processor, projector and
-    /// notifier workers, all on one SQLite file.
+    /// notifier workers — on one SQLite file (default), or on AWS / an emulator (`--backend aws`:
+    /// DynamoDB tables, SQS queue, SNS topic, the event table's stream) without deploying any
+    /// function.
     Serve(serve::ServeArgs),
     /// Show the notifications published so far (the local stand-in for the SNS topic).
     Notifications(notifications::NotificationsArgs),
@@ -49,6 +53,9 @@ pub enum CliError {
         addr: String,
         source: std::io::Error,
     },
+    /// Missing or unusable configuration (the message names the flag / variable).
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Store(#[from] order_ports::StoreError),
     #[error(transparent)]

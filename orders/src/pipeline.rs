@@ -1,11 +1,20 @@
 //! The background workers of `orders serve`: they drive the same handler libs as the Lambdas.
 //!
-//! * the processor drains the work queue (several concurrent receivers);
-//! * the projector and the notifier are catch-up subscribers on the log's global sequence, each
-//!   with its own checkpoint, so after a crash they resume where they stopped. A checkpoint is
-//!   saved after its batch is handled: a crash in between replays that batch, which the
-//!   projector's version guard and the publisher's dedup on `eventId` make harmless.
+//! * the processor drains the work queue (several concurrent receivers) — the SQLite queue or SQS;
+//! * the projector and the notifier are subscribers: one consumer loop ([`run_subscriber`]) over
+//!   a [`Feed`], of which there are two:
+//!   - [`SqliteFeed`]: the SQLite log's global sequence, with a durable checkpoint per consumer
+//!     in the same file, so after a crash they resume where they stopped. A checkpoint is saved
+//!     after its batch is handled: a crash in between replays that batch, which the projector's
+//!     version guard and the publisher's dedup on `eventId` make harmless.
+//!   - [`StreamFeed`](crate::stream_feed::StreamFeed): the event table's DynamoDB stream, with
+//!     per-shard checkpoints held in memory (see that module for what a restart replays).
+//!
+//! Whatever the feed, a transient handler error stops the batch at that event, commits
+//! everything before it and re-delivers it (and everything after it) on the next poll; a
+//! permanent one is logged and skipped, like a stream mapping's on-failure destination.
 
+use std::future::Future;
 use std::time::Duration;
 
 use events_schema::EventEnvelope;
@@ -51,10 +60,8 @@ pub async fn run_processor(
 /// Something that consumes the change feed, one event at a time.
 pub trait FeedHandler: Send + Sync {
     /// `Ok` when the event is handled (or deliberately skipped), `Err(transient)` to retry it.
-    fn handle(
-        &self,
-        event: &EventEnvelope,
-    ) -> impl std::future::Future<Output = Result<(), HandleError>> + Send;
+    fn handle(&self, event: &EventEnvelope)
+        -> impl Future<Output = Result<(), HandleError>> + Send;
 }
 
 pub enum HandleError {
@@ -64,17 +71,50 @@ pub enum HandleError {
     Skip(String),
 }
 
-/// Follows the log from `consumer`'s checkpoint until shutdown.
-pub async fn run_subscriber<H: FeedHandler>(
-    db: SqliteDb,
-    events: SqliteEventStore,
+/// One record of a [`Feed`]: where it sits, and the event (or why it cannot be decoded — such a
+/// record is skipped and logged, never retried).
+pub struct FeedRecord<P> {
+    pub position: P,
+    pub event: Result<EventEnvelope, String>,
+}
+
+/// An ordered source of events for one consumer, with a checkpoint.
+pub trait Feed: Send {
+    /// Where a record sits in the feed.
+    type Position: std::fmt::Display + Send + Sync;
+
+    /// The next records after what was committed (or re-delivered from a [`retry_from`]
+    /// position); an empty list when there is nothing new.
+    ///
+    /// [`retry_from`]: Feed::retry_from
+    fn poll(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<FeedRecord<Self::Position>>, StoreError>> + Send;
+
+    /// Every record polled up to and including `position` has been handled.
+    fn commit(
+        &mut self,
+        position: &Self::Position,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The record at `position` failed transiently: the next [`poll`](Feed::poll) must deliver
+    /// it (and what followed it) again. Called after the records before it were committed.
+    fn retry_from(&mut self, position: &Self::Position);
+
+    /// How long to wait after a poll that brought nothing.
+    fn idle_pause(&self) -> Duration;
+}
+
+/// Follows `feed` until shutdown, handing every event to `handler`.
+pub async fn run_subscriber<F: Feed, H: FeedHandler>(
+    mut feed: F,
     consumer: &'static str,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
-        let pause = match catch_up_once(&db, &events, consumer, &handler).await {
-            Ok(0) => IDLE_POLL,
+        let pause = match catch_up_once(&mut feed, consumer, &handler).await {
+            Ok(0) => feed.idle_pause(),
             Ok(_) => continue,
             Err(e) => {
                 tracing::warn!(consumer, error = %e, "subscriber paused");
@@ -88,37 +128,83 @@ pub async fn run_subscriber<H: FeedHandler>(
     }
 }
 
-/// Handles one batch after the checkpoint; returns how many events moved the checkpoint on.
-pub async fn catch_up_once<H: FeedHandler>(
-    db: &SqliteDb,
-    events: &SqliteEventStore,
+/// Handles one polled batch; returns how many records moved the checkpoint on.
+pub async fn catch_up_once<F: Feed, H: FeedHandler>(
+    feed: &mut F,
     consumer: &'static str,
     handler: &H,
 ) -> Result<usize, StoreError> {
-    let from = db.checkpoint(consumer).await?;
-    let batch = events.read_feed(from, FEED_BATCH).await?;
-    let mut done = from;
-    let mut handled = 0;
-    for (seq, event) in &batch {
-        match handler.handle(event).await {
+    let batch = feed.poll().await?;
+    let mut done: Option<&F::Position> = None;
+    for record in &batch {
+        let outcome = match &record.event {
+            Ok(event) => handler.handle(event).await,
+            Err(reason) => Err(HandleError::Skip(format!("undecodable record: {reason}"))),
+        };
+        match outcome {
             Ok(()) => {}
             Err(HandleError::Skip(reason)) => {
-                tracing::error!(consumer, seq, order_id = %event.order_id, reason, "event skipped");
+                let order_id = record.event.as_ref().map(|e| e.order_id.to_string()).ok();
+                tracing::error!(consumer, position = %record.position, order_id, reason, "event skipped");
             }
             Err(HandleError::Retry(reason)) => {
-                if done > from {
-                    db.save_checkpoint(consumer, done).await?;
+                if let Some(position) = done {
+                    feed.commit(position).await?;
                 }
+                feed.retry_from(&record.position);
                 return Err(StoreError::Unavailable(reason));
             }
         }
-        done = *seq;
-        handled += 1;
+        done = Some(&record.position);
     }
-    if done > from {
-        db.save_checkpoint(consumer, done).await?;
+    if let Some(position) = done {
+        feed.commit(position).await?;
     }
-    Ok(handled)
+    Ok(batch.len())
+}
+
+/// The SQLite log's global sequence, with `consumer`'s durable checkpoint in the same file.
+pub struct SqliteFeed {
+    db: SqliteDb,
+    events: SqliteEventStore,
+    consumer: &'static str,
+}
+
+impl SqliteFeed {
+    pub fn new(db: SqliteDb, events: SqliteEventStore, consumer: &'static str) -> Self {
+        Self {
+            db,
+            events,
+            consumer,
+        }
+    }
+}
+
+impl Feed for SqliteFeed {
+    type Position = u64;
+
+    async fn poll(&mut self) -> Result<Vec<FeedRecord<u64>>, StoreError> {
+        let from = self.db.checkpoint(self.consumer).await?;
+        let batch = self.events.read_feed(from, FEED_BATCH).await?;
+        Ok(batch
+            .into_iter()
+            .map(|(position, event)| FeedRecord {
+                position,
+                event: Ok(event),
+            })
+            .collect())
+    }
+
+    async fn commit(&mut self, position: &u64) -> Result<(), StoreError> {
+        self.db.save_checkpoint(self.consumer, *position).await
+    }
+
+    /// Nothing to do: every poll starts from the saved checkpoint, which is just before it.
+    fn retry_from(&mut self, _position: &u64) {}
+
+    fn idle_pause(&self) -> Duration {
+        IDLE_POLL
+    }
 }
 
 impl FeedHandler for projector::Projector {
@@ -138,5 +224,120 @@ impl FeedHandler for notifier::Notifier {
             Err(e) if e.is_transient() => Err(HandleError::Retry(e.to_string())),
             Err(e) => Err(HandleError::Skip(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use events_schema::{CorrelationId, OrderEvent, OrderId, Version};
+
+    use super::*;
+
+    /// A feed over a fixed list: positions are indexes, the cursor is the next one to deliver.
+    struct ListFeed {
+        records: Vec<Result<EventEnvelope, String>>,
+        cursor: usize,
+        committed: Vec<usize>,
+    }
+
+    impl Feed for ListFeed {
+        type Position = usize;
+
+        async fn poll(&mut self) -> Result<Vec<FeedRecord<usize>>, StoreError> {
+            let batch = (self.cursor..self.records.len())
+                .map(|i| FeedRecord {
+                    position: i,
+                    event: self.records[i].clone(),
+                })
+                .collect();
+            self.cursor = self.records.len();
+            Ok(batch)
+        }
+
+        async fn commit(&mut self, position: &usize) -> Result<(), StoreError> {
+            self.committed.push(*position);
+            Ok(())
+        }
+
+        fn retry_from(&mut self, position: &usize) {
+            self.cursor = *position;
+        }
+
+        fn idle_pause(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    /// Fails the event of version `fail_version` transiently `failures` times.
+    struct Flaky {
+        fail_version: u32,
+        failures: Mutex<u32>,
+        seen: Mutex<Vec<u32>>,
+    }
+
+    impl FeedHandler for Flaky {
+        async fn handle(&self, event: &EventEnvelope) -> Result<(), HandleError> {
+            let version = event.version.get();
+            let mut failures = self
+                .failures
+                .lock()
+                .map_err(|e| HandleError::Skip(e.to_string()))?;
+            if version == self.fail_version && *failures > 0 {
+                *failures -= 1;
+                return Err(HandleError::Retry("flaky".to_owned()));
+            }
+            self.seen
+                .lock()
+                .map_err(|e| HandleError::Skip(e.to_string()))?
+                .push(version);
+            Ok(())
+        }
+    }
+
+    fn event(version: u32) -> EventEnvelope {
+        EventEnvelope::new(
+            OrderId::new_random(),
+            Version::new(version).expect("a version is >= 1"),
+            CorrelationId::generate(),
+            OrderEvent::OrderProcessingStarted,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_commits_what_came_before_and_redelivers_from_the_failed_event() {
+        let mut feed = ListFeed {
+            records: vec![
+                Ok(event(1)),
+                Err("garbage".to_owned()),
+                Ok(event(3)),
+                Ok(event(4)),
+            ],
+            cursor: 0,
+            committed: Vec::new(),
+        };
+        let handler = Flaky {
+            fail_version: 3,
+            failures: Mutex::new(1),
+            seen: Mutex::new(Vec::new()),
+        };
+
+        let first = catch_up_once(&mut feed, "test", &handler).await;
+        assert!(
+            matches!(first, Err(StoreError::Unavailable(_))),
+            "{first:?}"
+        );
+        // The undecodable record was skipped (logged), not retried; the checkpoint is just
+        // before the failed event, and the feed rewinds to it.
+        assert_eq!(feed.committed, [1]);
+        assert_eq!(feed.cursor, 2);
+
+        let second = catch_up_once(&mut feed, "test", &handler).await;
+        assert_eq!(second, Ok(2));
+        assert_eq!(feed.committed, [1, 3]);
+        assert_eq!(*handler.seen.lock().unwrap(), [1, 3, 4]);
+
+        assert_eq!(catch_up_once(&mut feed, "test", &handler).await, Ok(0));
     }
 }

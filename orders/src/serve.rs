@@ -1,4 +1,5 @@
-//! `orders serve`: the API and every worker in one process, on one SQLite file.
+//! `orders serve`: the API and every worker in one process — on one SQLite file, or on AWS
+//! resources (real or emulated) with pollers in place of the Lambdas' event source mappings.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,18 +7,44 @@ use std::time::Duration;
 
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
+use order_ports::aws::{DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue};
 use order_ports::sqlite::SqliteDb;
 use order_ports::{EventStore, Publisher, StatusStore, WorkQueue};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use crate::pipeline::{self, NOTIFIER, PROJECTOR};
+use crate::aws_backend::{self, AwsArgs};
+use crate::pipeline::{self, Feed, SqliteFeed, NOTIFIER, PROJECTOR};
+use crate::stream_feed::{StartAt, StreamFeed};
 use crate::{CliError, DataArgs};
 
+/// Where the events, queue, view and notifications live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// One SQLite file (`--data`): durable, checkpoints included; no AWS needed.
+    Sqlite,
+    /// DynamoDB, SQS and SNS (AWS or an emulator, see the AWS backend options). The processor
+    /// polls the work queue; the projector and notifier poll the event table's DynamoDB stream.
+    Aws,
+}
+
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+With --backend aws the same handler libraries run as in the Lambdas, but in this process: the \
+processor long-polls the SQS work queue, and the projector and the notifier each poll the event \
+table's DynamoDB stream (shards in parent-before-child order). Stream positions are kept in \
+memory only: after a restart the projector replays the stream from TRIM_HORIZON (harmless, its \
+version guard skips events already applied) and the notifier starts at LATEST, so completions \
+written while serve was down are not notified unless --replay-notifications is given (which \
+re-publishes every completion still in the stream; subscribers deduplicate on eventId). Do not \
+run this next to the deployed stream Lambdas unless you want two consumers.")]
 pub struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:3000")]
     listen: String,
+    /// Where everything lives: `sqlite` (the file given by --data) or `aws`.
+    #[arg(long, value_enum, env = "ORDERS_BACKEND", default_value_t = Backend::Sqlite)]
+    backend: Backend,
     #[command(flatten)]
     data: DataArgs,
     /// Concurrent queue receivers in the processor.
@@ -29,18 +56,29 @@ pub struct ServeArgs {
     /// Orders above this total (minor units) fail the credit check.
     #[arg(long, env = "ORDERS_CREDIT_LIMIT", default_value_t = ProcessingPolicy::default().credit_limit)]
     credit_limit: i64,
+    #[command(flatten)]
+    aws: Box<AwsArgs>,
+}
+
+/// The four ports the API and the workers share.
+struct Ports {
+    events: Arc<dyn EventStore>,
+    queue: Arc<dyn WorkQueue>,
+    status: Arc<dyn StatusStore>,
+    publisher: Arc<dyn Publisher>,
+}
+
+/// The projector's and the notifier's feeds.
+enum Feeds {
+    Sqlite(SqliteFeed, SqliteFeed),
+    Aws(StreamFeed, StreamFeed),
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let db = SqliteDb::open(&args.data.data).map_err(|source| CliError::Open {
-        path: args.data.data.clone(),
-        source,
-    })?;
-    let events = db.event_store();
-    let event_store: Arc<dyn EventStore> = Arc::new(events.clone());
-    let queue: Arc<dyn WorkQueue> = Arc::new(db.work_queue_default());
-    let status: Arc<dyn StatusStore> = Arc::new(db.status_store());
-    let publisher: Arc<dyn Publisher> = Arc::new(db.publisher());
+    let (ports, feeds, where_) = match args.backend {
+        Backend::Sqlite => open_sqlite(&args)?,
+        Backend::Aws => open_aws(&args).await?,
+    };
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -51,42 +89,36 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let local: SocketAddr = listener.local_addr()?;
     // Printed on stdout so scripts (and the end-to-end tests) can find an ephemeral port.
     println!("listening on http://{local}");
-    tracing::info!(%local, data = %args.data.data.display(), "orders serve started");
+    tracing::info!(%local, backend = ?args.backend, %where_, "orders serve started");
 
     let (stop, shutdown) = watch::channel(false);
     let policy = ProcessingPolicy {
         credit_limit: args.credit_limit,
     };
-    let processor = processor::Processor::new(event_store.clone(), policy);
-    let mut workers = tokio::task::JoinSet::new();
+    let processor = processor::Processor::new(ports.events.clone(), policy);
+    let mut workers = JoinSet::new();
     for _ in 0..args.workers.max(1) {
         workers.spawn(pipeline::run_processor(
             processor.clone(),
-            queue.clone(),
+            ports.queue.clone(),
             10,
             Duration::from_secs(args.visibility_timeout),
             shutdown.clone(),
         ));
     }
-    workers.spawn(pipeline::run_subscriber(
-        db.clone(),
-        events.clone(),
-        PROJECTOR,
-        projector::Projector::new(event_store.clone(), status.clone()),
-        shutdown.clone(),
-    ));
-    workers.spawn(pipeline::run_subscriber(
-        db.clone(),
-        events.clone(),
-        NOTIFIER,
-        notifier::Notifier::new(event_store.clone(), publisher),
-        shutdown.clone(),
-    ));
+    match feeds {
+        Feeds::Sqlite(projector, notifier) => {
+            spawn_subscribers(&mut workers, &ports, projector, notifier, &shutdown);
+        }
+        Feeds::Aws(projector, notifier) => {
+            spawn_subscribers(&mut workers, &ports, projector, notifier, &shutdown);
+        }
+    }
 
     let app = ingest::router(AppState {
-        events: event_store,
-        queue,
-        status,
+        events: ports.events,
+        queue: ports.queue,
+        status: ports.status,
     });
     let mut http_shutdown = shutdown.clone();
     let server = axum::serve(listener, app)
@@ -100,6 +132,102 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     while workers.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
+}
+
+fn spawn_subscribers<F: Feed + 'static>(
+    workers: &mut JoinSet<()>,
+    ports: &Ports,
+    projector_feed: F,
+    notifier_feed: F,
+    shutdown: &watch::Receiver<bool>,
+) {
+    workers.spawn(pipeline::run_subscriber(
+        projector_feed,
+        PROJECTOR,
+        projector::Projector::new(ports.events.clone(), ports.status.clone()),
+        shutdown.clone(),
+    ));
+    workers.spawn(pipeline::run_subscriber(
+        notifier_feed,
+        NOTIFIER,
+        notifier::Notifier::new(ports.events.clone(), ports.publisher.clone()),
+        shutdown.clone(),
+    ));
+}
+
+fn open_sqlite(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> {
+    let db = SqliteDb::open(&args.data.data).map_err(|source| CliError::Open {
+        path: args.data.data.clone(),
+        source,
+    })?;
+    let events = db.event_store();
+    let ports = Ports {
+        events: Arc::new(events.clone()),
+        queue: Arc::new(db.work_queue_default()),
+        status: Arc::new(db.status_store()),
+        publisher: Arc::new(db.publisher()),
+    };
+    let feeds = Feeds::Sqlite(
+        SqliteFeed::new(db.clone(), events.clone(), PROJECTOR),
+        SqliteFeed::new(db, events, NOTIFIER),
+    );
+    Ok((ports, feeds, args.data.data.display().to_string()))
+}
+
+/// Resolves the resources and opens both stream feeds before the API accepts anything, so a
+/// notifier starting at LATEST sees every completion of an order accepted from then on.
+async fn open_aws(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> {
+    let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+    let clients = order_ports::aws::AwsClients::from_config(&config);
+    let names = aws_backend::resolve(&args.aws, &config, &clients.dynamodb).await?;
+    let ports = Ports {
+        events: Arc::new(DynamoEventStore::new(
+            clients.dynamodb.clone(),
+            &names.events_table,
+        )),
+        queue: Arc::new(SqsWorkQueue::new(
+            clients.sqs.clone(),
+            &names.work_queue_url,
+        )),
+        status: Arc::new(DynamoStatusStore::new(
+            clients.dynamodb.clone(),
+            &names.status_table,
+        )),
+        publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
+    };
+    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    let stream_error = |e: order_ports::StoreError| {
+        CliError::Config(format!(
+            "cannot read the stream {}: {e}",
+            names.events_stream_arn
+        ))
+    };
+    let projector_feed = StreamFeed::open(
+        streams.clone(),
+        &names.events_stream_arn,
+        PROJECTOR,
+        StartAt::TrimHorizon,
+    )
+    .await
+    .map_err(stream_error)?;
+    let notifier_start = if args.aws.replay_notifications {
+        StartAt::TrimHorizon
+    } else {
+        StartAt::Latest
+    };
+    let notifier_feed =
+        StreamFeed::open(streams, &names.events_stream_arn, NOTIFIER, notifier_start)
+            .await
+            .map_err(stream_error)?;
+    let where_ = format!(
+        "events={} status={} queue={} topic={} stream={}",
+        names.events_table,
+        names.status_table,
+        names.work_queue_url,
+        names.topic_arn,
+        names.events_stream_arn
+    );
+    Ok((ports, Feeds::Aws(projector_feed, notifier_feed), where_))
 }
 
 /// Ctrl-C or SIGTERM.

@@ -56,35 +56,45 @@ impl AwsClients {
     /// an override and no `AWS_ACCESS_KEY_ID` in the environment, dummy static credentials are
     /// used, since emulators accept any and the default chain would probe instance metadata.
     pub async fn from_env(endpoint_url: Option<&str>) -> AwsClients {
-        let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(20))
-                    .build(),
-            );
-        if let Some(url) = endpoint_url {
-            loader = loader.endpoint_url(url);
-            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    "test",
-                    "test",
-                    None,
-                    None,
-                    "order-ports-emulator",
-                ));
-            }
-        }
-        let config = loader.load().await;
+        Self::from_config(&sdk_config(endpoint_url).await)
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig) -> AwsClients {
         AwsClients {
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            sqs: aws_sdk_sqs::Client::new(&config),
-            sns: aws_sdk_sns::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
         }
     }
+}
+
+/// The shared SDK configuration behind [`AwsClients::from_env`], for any other SDK client the
+/// process needs (streams, CloudFormation): standard retries, timeouts, default region, and
+/// dummy credentials for an emulator endpoint.
+pub async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
+    let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .build(),
+        );
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "order-ports-emulator",
+            ));
+        }
+    }
+    loader.load().await
 }
 
 /// Error codes that mean "slow down / try again", whatever the service.

@@ -1,6 +1,8 @@
 //! End-to-end tests of `orders serve`: the real binary, a real SQLite file, real HTTP.
 
+mod aws_stack;
 mod bad_input;
 mod pipeline;
 mod restart;
+mod serve_aws;
 mod support;

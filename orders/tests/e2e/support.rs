@@ -17,7 +17,8 @@ pub struct Server {
 impl Server {
     /// Starts `orders serve` on a free port with the given data file.
     pub fn start(data: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orders"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orders"));
+        command
             .args([
                 "serve",
                 "--listen",
@@ -26,7 +27,22 @@ impl Server {
                 "2",
             ])
             .arg("--data")
-            .arg(data)
+            .arg(data);
+        Server::spawn(command, data.to_owned())
+    }
+
+    /// Starts `orders serve --listen 127.0.0.1:0` followed by `args` (e.g. `--backend aws …`);
+    /// `data` is empty.
+    pub fn start_with_args(args: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orders"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args);
+        Server::spawn(command, PathBuf::new())
+    }
+
+    fn spawn(mut command: Command, data: PathBuf) -> Server {
+        let mut child = command
             .env("ORDERS_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -42,11 +58,7 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        Server {
-            child,
-            base,
-            data: data.to_owned(),
-        }
+        Server { child, base, data }
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,194 @@
+//! `orders serve --backend aws`: where the AWS resources are, and the adapters on them.
+//!
+//! Names come from flags / environment variables (the same variables the Lambdas read) and,
+//! for whatever those leave out, from the outputs of a CloudFormation stack (`--stack`). The
+//! event table's stream ARN comes from `--events-stream-arn`, else the stack output
+//! `EventsStreamArn`, else `DescribeTable` on the event table.
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+
+use crate::CliError;
+
+/// Options of the `aws` backend (ignored by `sqlite`).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "AWS backend (--backend aws)")]
+pub struct AwsArgs {
+    /// Endpoint URL for every AWS service (an emulator such as ministack). Without it, the SDK's
+    /// usual configuration applies. Region and credentials come from the standard AWS
+    /// environment / profile (AWS_REGION, AWS_ACCESS_KEY_ID, …; with an endpoint URL and no
+    /// credentials in the environment, dummy ones are used).
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Take the resource names from this CloudFormation stack's outputs (EventsTableName,
+    /// StatusTableName, WorkQueueUrl, TopicArn, EventsStreamArn). Flags and their environment
+    /// variables override single outputs.
+    #[arg(long, env = "ORDERS_STACK", value_name = "NAME")]
+    pub stack: Option<String>,
+    /// The OrderEvents table (stack output EventsTableName).
+    #[arg(long, env = "EVENTS_TABLE", value_name = "NAME")]
+    pub events_table: Option<String>,
+    /// The OrderStatus table (stack output StatusTableName).
+    #[arg(long, env = "STATUS_TABLE", value_name = "NAME")]
+    pub status_table: Option<String>,
+    /// The work queue's URL (stack output WorkQueueUrl).
+    #[arg(long, env = "WORK_QUEUE_URL", value_name = "URL")]
+    pub work_queue_url: Option<String>,
+    /// The SNS topic completions are published to (stack output TopicArn).
+    #[arg(long, env = "TOPIC_ARN", value_name = "ARN")]
+    pub topic_arn: Option<String>,
+    /// The OrderEvents table's stream (stack output EventsStreamArn; by default looked up with
+    /// DescribeTable).
+    #[arg(long, env = "EVENTS_STREAM_ARN", value_name = "ARN")]
+    pub events_stream_arn: Option<String>,
+    /// Publish again the completions already in the stream. The stream position is kept in
+    /// memory only, so every start of `serve --backend aws` reads the stream from its oldest
+    /// record (TRIM_HORIZON, up to 24 h): harmless for the projector (its version guard skips
+    /// what it already applied), but the notifier would re-publish every completion. So by
+    /// default the notifier starts at LATEST: only events written after startup are notified.
+    #[arg(long)]
+    pub replay_notifications: bool,
+}
+
+/// Everything the aws backend needs, resolved.
+#[derive(Debug, Clone)]
+pub struct AwsResources {
+    pub events_table: String,
+    pub status_table: String,
+    pub work_queue_url: String,
+    pub topic_arn: String,
+    pub events_stream_arn: String,
+}
+
+/// Resolves the names: flags/env first, then the stack's outputs; an error names every missing
+/// one with its flag and variable.
+pub async fn resolve(
+    args: &AwsArgs,
+    config: &SdkConfig,
+    dynamodb: &aws_sdk_dynamodb::Client,
+) -> Result<AwsResources, CliError> {
+    let outputs = match &args.stack {
+        Some(stack) => stack_outputs(config, stack).await?,
+        None => HashMap::new(),
+    };
+    let mut missing = Vec::new();
+    let mut pick = |given: &Option<String>, flag: &str, env: &str, output: &str| {
+        let value = given
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| outputs.get(output).cloned());
+        if value.is_none() {
+            missing.push(format!("--{flag} (env {env}, stack output {output})"));
+        }
+        value.unwrap_or_default()
+    };
+    let events_table = pick(
+        &args.events_table,
+        "events-table",
+        "EVENTS_TABLE",
+        "EventsTableName",
+    );
+    let status_table = pick(
+        &args.status_table,
+        "status-table",
+        "STATUS_TABLE",
+        "StatusTableName",
+    );
+    let work_queue_url = pick(
+        &args.work_queue_url,
+        "work-queue-url",
+        "WORK_QUEUE_URL",
+        "WorkQueueUrl",
+    );
+    let topic_arn = pick(&args.topic_arn, "topic-arn", "TOPIC_ARN", "TopicArn");
+    if !missing.is_empty() {
+        let hint = if args.stack.is_some() {
+            ""
+        } else {
+            "; or name a CloudFormation stack with --stack"
+        };
+        return Err(CliError::Config(format!(
+            "--backend aws needs {}{hint}",
+            missing.join(", ")
+        )));
+    }
+    let events_stream_arn = match args
+        .events_stream_arn
+        .clone()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| outputs.get("EventsStreamArn").cloned())
+    {
+        Some(arn) => arn,
+        None => latest_stream_arn(dynamodb, &events_table).await?,
+    };
+    Ok(AwsResources {
+        events_table,
+        status_table,
+        work_queue_url,
+        topic_arn,
+        events_stream_arn,
+    })
+}
+
+async fn stack_outputs(
+    config: &SdkConfig,
+    stack: &str,
+) -> Result<HashMap<String, String>, CliError> {
+    let out = aws_sdk_cloudformation::Client::new(config)
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Config(format!(
+                "--stack {stack}: DescribeStacks failed: {}",
+                brief(&e)
+            ))
+        })?;
+    let stack_found = out
+        .stacks
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| CliError::Config(format!("--stack {stack}: no such stack")))?;
+    Ok(stack_found
+        .outputs
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| Some((o.output_key?, o.output_value?)))
+        .collect())
+}
+
+async fn latest_stream_arn(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<String, CliError> {
+    let out = dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Config(format!(
+                "DescribeTable {table} (to find its stream; or pass --events-stream-arn): {}",
+                brief(&e)
+            ))
+        })?;
+    out.table
+        .and_then(|t| t.latest_stream_arn)
+        .ok_or_else(|| {
+            CliError::Config(format!(
+                "table {table} has no stream: enable NEW_IMAGE streams on it or pass --events-stream-arn"
+            ))
+        })
+}
+
+/// The service's code and message when there is one, else the whole error chain.
+fn brief<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &E) -> String {
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => DisplayErrorContext(err).to_string(),
+    }
+}

@@ -1,0 +1,852 @@
+//! The AWS path end to end on the emulator (ministack): the four release bootstraps, deployed
+//! from `template.yaml` with `scripts/deploy.sh` — the command users run — and driven through
+//! the HTTP API, the queues and the tables exactly as a client, an operator and a downstream
+//! service would.
+//!
+//! Needs `ORDERS_TEST_AWS_ENDPOINT` (a running ministack) and `ORDERS_TEST_LAMBDA_ZIPS` (the
+//! `cargo lambda` zips); `scripts/test.sh` provides both. Without them these tests fail: they
+//! never skip silently.
+//!
+//! Which guarantee is proven where:
+//! - Ingest idempotency, processor, projector and notifier working together as deployed
+//!   (mappings, filters, function environment, API routes, payload format 2.0): here, through
+//!   the real bootstraps. IAM is not: the emulator stores policies without enforcing them.
+//! - SQS partial batch failure → DLQ after `maxReceiveCount`: here (ministack honours
+//!   `ReportBatchItemFailures` for SQS).
+//! - Stream retries: here only at the *invocation* level — a projector that fails as a whole
+//!   is retried until it works, and the batch is then applied once. ministack ignores
+//!   `ReportBatchItemFailures`, `MaximumRetryAttempts` and `BisectBatchOnFunctionError` for
+//!   streams, so the *record*-level contract (the response names the first failed record;
+//!   re-delivered records are harmless thanks to the version guard) belongs to handler-level
+//!   tests of `order_ports::lambda::handle_stream_batch` and of the projector, without AWS.
+//! - The stream on-failure destination: here, through `MaximumRecordAgeInSeconds` (the one
+//!   give-up condition ministack applies); `RetryAttemptsExhausted` cannot be shown on it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use events_schema::{EventEnvelope, OrderStatus, OrderStatusRecord, OrderView};
+use futures::StreamExt;
+use order_ports::aws::AwsClients;
+use serde_json::{json, Value};
+
+use crate::support::{client, get_json, order_body, post_order};
+
+const ENDPOINT_VAR: &str = "ORDERS_TEST_AWS_ENDPOINT";
+const ZIPS_VAR: &str = "ORDERS_TEST_LAMBDA_ZIPS";
+
+fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => panic!(
+            "{name} is not set. This test deploys template.yaml to a running AWS emulator with the \
+             built Lambda zips: run scripts/test.sh, which builds the zips (cargo lambda), starts \
+             ministack and exports {ENDPOINT_VAR} and {ZIPS_VAR} before `cargo test`."
+        ),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the orders crate lives in the workspace root")
+        .to_owned()
+}
+
+/// A stack name no other run (or test) uses: stacks, buckets and function names derive from it.
+fn unique_stack_name(purpose: &str) -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis();
+    format!(
+        "e2e-{purpose}-{}-{}",
+        std::process::id(),
+        millis % 100_000_000
+    )
+}
+
+/// A deployed stack of `template.yaml` on the emulator, and clients to look inside it.
+struct Stack {
+    name: String,
+    endpoint: String,
+    outputs: BTreeMap<String, String>,
+    aws: AwsClients,
+}
+
+impl Stack {
+    /// Runs `scripts/deploy.sh --stack NAME --endpoint-url URL --arch x86_64 --zips-dir DIR
+    /// --param K=V …` and reads its JSON outputs.
+    async fn deploy(purpose: &str, params: &[(&str, &str)]) -> Stack {
+        let endpoint = required_env(ENDPOINT_VAR);
+        let zips = required_env(ZIPS_VAR);
+        let name = unique_stack_name(purpose);
+        let mut command = Command::new(repo_root().join("scripts/deploy.sh"));
+        command.args([
+            "--stack",
+            &name,
+            "--endpoint-url",
+            &endpoint,
+            "--arch",
+            "x86_64",
+            "--zips-dir",
+            &zips,
+        ]);
+        for (key, value) in params {
+            command.args(["--param", &format!("{key}={value}")]);
+        }
+        let started = Instant::now();
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("deploy thread")
+            .expect("run scripts/deploy.sh");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "scripts/deploy.sh --stack {name} failed ({}):\n{stderr}",
+            output.status
+        );
+        let outputs: BTreeMap<String, String> = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "deploy.sh stdout is not the outputs JSON ({e}):\n{}\nstderr:\n{stderr}",
+                    String::from_utf8_lossy(&output.stdout)
+                )
+            });
+        eprintln!(
+            "aws_stack: deployed {name} in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let aws = AwsClients::from_env(Some(&endpoint)).await;
+        Stack {
+            name,
+            endpoint,
+            outputs,
+            aws,
+        }
+    }
+
+    fn output(&self, key: &str) -> &str {
+        self.outputs.get(key).unwrap_or_else(|| {
+            panic!(
+                "stack {} has no output {key}: {:?}",
+                self.name, self.outputs
+            )
+        })
+    }
+
+    /// The API base URL in the emulator's path form (`…/_aws/execute-api/<apiId>`).
+    fn api(&self) -> &str {
+        self.output("EmulatorApiUrl")
+    }
+
+    fn function(&self, bin: &str) -> String {
+        format!("{}-{bin}", self.name)
+    }
+
+    /// Every `OrderStatus` item, decoded with the documented reader.
+    async fn status_records(&self) -> Vec<OrderStatusRecord> {
+        let table = self.output("StatusTableName");
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .aws
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("Scan {table}: {}", DisplayErrorContext(&e)));
+            records.extend(
+                page.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(decode_status),
+            );
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return records;
+            }
+        }
+    }
+
+    /// The `OrderStatus` item of one order, if the projector wrote it.
+    async fn status_record(&self, order_id: &str) -> Option<OrderStatusRecord> {
+        let table = self.output("StatusTableName");
+        self.aws
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key("orderId", AttributeValue::S(order_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetItem {table} {order_id}: {}", DisplayErrorContext(&e)))
+            .item
+            .map(decode_status)
+    }
+
+    /// The order's events from `OrderEvents`, in version order (a Query on the partition).
+    async fn history(&self, order_id: &str) -> Vec<EventEnvelope> {
+        let table = self.output("EventsTableName");
+        let mut events = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .aws
+                .dynamodb
+                .query()
+                .table_name(table)
+                .key_condition_expression("orderId = :id")
+                .expression_attribute_values(":id", AttributeValue::S(order_id.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("Query {table} {order_id}: {}", DisplayErrorContext(&e))
+                });
+            for item in page.items.unwrap_or_default() {
+                let envelope = EventEnvelope::from_item(serde_dynamo::Item::from(item))
+                    .unwrap_or_else(|e| panic!("an OrderEvents item of {order_id}: {e}"));
+                events.push(envelope);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return events;
+            }
+        }
+    }
+
+    async fn events_table_count(&self) -> i32 {
+        let table = self.output("EventsTableName");
+        self.aws
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .select(Select::Count)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("Scan {table}: {}", DisplayErrorContext(&e)))
+            .count
+    }
+
+    /// One ReceiveMessage (up to 10 messages, long poll of `wait_seconds`).
+    async fn receive(&self, queue_url: &str, wait_seconds: i32) -> Vec<Message> {
+        self.aws
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ReceiveMessage {queue_url}: {}", DisplayErrorContext(&e)))
+            .messages
+            .unwrap_or_default()
+    }
+
+    /// Creates an SQS queue and subscribes it to the order topic (no raw delivery: the body is
+    /// the SNS JSON envelope, as on AWS). Returns the queue URL.
+    async fn subscribe_queue(&self) -> String {
+        let sqs = &self.aws.sqs;
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{}-subscriber", self.name))
+            // Long enough that a received message never comes back during the test.
+            .attributes(QueueAttributeName::VisibilityTimeout, "600")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateQueue: {}", DisplayErrorContext(&e)))
+            .queue_url
+            .expect("CreateQueue returns the queue URL");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetQueueAttributes: {}", DisplayErrorContext(&e)))
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .expect("the subscriber queue has an ARN");
+        self.aws
+            .sns
+            .subscribe()
+            .topic_arn(self.output("TopicArn"))
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("Subscribe: {}", DisplayErrorContext(&e)));
+        queue_url
+    }
+
+    /// Sets one environment variable of a deployed function (UpdateFunctionConfiguration) and
+    /// waits until the update is done. ministack kills the warm workers of a function whose
+    /// `Environment` changes (`_update_config`, lambda_svc.py), so the next invocation starts a
+    /// fresh bootstrap with the new environment.
+    fn set_function_env(&self, bin: &str, name: &str, value: &str) {
+        self.boto3(SET_FUNCTION_ENV_PY, &[&self.function(bin), name, value]);
+    }
+
+    /// How many times the function was invoked so far: the `START RequestId` lines in its log
+    /// group (ministack writes them for failed invocations too).
+    fn invocations(&self, bin: &str) -> usize {
+        let group = format!("/aws/lambda/{}", self.function(bin));
+        let count = self.boto3(COUNT_STARTS_PY, &[&group]);
+        count
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("invocation count of {group} {count:?}: {e}"))
+    }
+
+    /// Runs a boto3 snippet with the tools venv's Python (the control-plane calls this test
+    /// needs once or twice; cheaper than compiling aws-sdk-lambda and aws-sdk-cloudwatchlogs).
+    /// The snippet gets `session`, `endpoint` and `args`. Returns its stdout.
+    fn boto3(&self, snippet: &str, args: &[&str]) -> String {
+        let venv = Command::new(repo_root().join("scripts/emulator-venv.sh"))
+            .output()
+            .expect("run scripts/emulator-venv.sh");
+        assert!(venv.status.success(), "scripts/emulator-venv.sh failed");
+        let python = PathBuf::from(String::from_utf8_lossy(&venv.stdout).trim()).join("bin/python");
+        let script = format!("{BOTO3_PREAMBLE}{snippet}");
+        let output = Command::new(&python)
+            .args(["-c", &script, &self.endpoint])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", python.display()));
+        assert!(
+            output.status.success(),
+            "boto3 {args:?} against {} failed:\n{}",
+            self.endpoint,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// The same credentials and region rules as scripts/deploy.py and `AwsClients::from_env`.
+const BOTO3_PREAMBLE: &str = r#"
+import os, sys, time
+import boto3
+endpoint, args = sys.argv[1], sys.argv[2:]
+kwargs = {"region_name": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+if not os.environ.get("AWS_ACCESS_KEY_ID"):
+    kwargs.update(aws_access_key_id="test", aws_secret_access_key="test")
+session = boto3.session.Session(**kwargs)
+"#;
+
+const SET_FUNCTION_ENV_PY: &str = r#"
+function, name, value = args
+client = session.client("lambda", endpoint_url=endpoint)
+variables = client.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+variables[name] = value
+client.update_function_configuration(FunctionName=function, Environment={"Variables": variables})
+for _ in range(100):
+    if client.get_function_configuration(FunctionName=function).get("LastUpdateStatus") == "Successful":
+        sys.exit(0)
+    time.sleep(0.1)
+sys.exit(f"{function}: the configuration update did not complete")
+"#;
+
+const COUNT_STARTS_PY: &str = r#"
+(group,) = args
+client = session.client("logs", endpoint_url=endpoint)
+starts = 0
+for page in client.get_paginator("filter_log_events").paginate(logGroupName=group):
+    starts += sum(1 for e in page["events"] if e["message"].startswith("START RequestId"))
+print(starts)
+"#;
+
+fn decode_status(item: HashMap<String, AttributeValue>) -> OrderStatusRecord {
+    let shown = format!("{item:?}");
+    OrderStatusRecord::from_item(serde_dynamo::Item::from(item))
+        .unwrap_or_else(|e| panic!("an OrderStatus item does not decode ({e}): {shown}"))
+}
+
+/// What the projection must hold for a history: its fold.
+fn folded(history: &[EventEnvelope]) -> OrderStatusRecord {
+    let view = OrderView::fold(history)
+        .expect("the history folds")
+        .expect("the history is not empty");
+    OrderStatusRecord::from(&view)
+}
+
+fn versions_and_types(history: &[EventEnvelope]) -> Vec<(u32, &'static str)> {
+    history
+        .iter()
+        .map(|e| (e.version.get(), e.event_type()))
+        .collect()
+}
+
+const COMPLETED_HISTORY: [(u32, &str); 3] = [
+    (1, "OrderReceived"),
+    (2, "OrderProcessingStarted"),
+    (3, "OrderCompleted"),
+];
+
+/// POSTs one order without a key and returns its id.
+async fn post_one(http: &reqwest::Client, api: &str, customer: &str, n: u32) -> String {
+    let (status, body) = post_order(http, api, &order_body(customer, n), None)
+        .await
+        .expect("POST /orders through the API");
+    assert_eq!(status, 202, "POST /orders: {body}");
+    body["orderId"].as_str().expect("orderId").to_owned()
+}
+
+async fn wait_for_history(stack: &Stack, order_id: &str, len: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let history = stack.history(order_id).await;
+        if history.len() >= len {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order {order_id} has {:?} after {within:?}, expected {len} events",
+            versions_and_types(&history)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and_are_notified_once()
+{
+    let stack = Stack::deploy("pipeline", &[]).await;
+    let api = stack.api().to_owned();
+    let subscriber = stack.subscribe_queue().await;
+    let http = client();
+    let started = Instant::now();
+
+    let (status, health) = get_json(&http, &format!("{api}/health")).await;
+    assert_eq!(
+        status, 200,
+        "GET /health through the emulator's API: {health}"
+    );
+
+    // 100 orders: 0..60 without a key, 60..100 with one; 70..100 are sent twice, back to back,
+    // so the two copies race.
+    let requests: Vec<(u32, Option<String>)> = (0..100u32)
+        .flat_map(|n| {
+            let key = (n >= 60).then(|| format!("key-{n}"));
+            let copies = if n >= 70 { 2 } else { 1 };
+            std::iter::repeat_n((n, key), copies)
+        })
+        .collect();
+    assert_eq!(requests.len(), 130);
+    let responses: Vec<_> = futures::stream::iter(requests)
+        .map(|(n, key)| {
+            let (http, api) = (http.clone(), api.clone());
+            async move {
+                let customer = format!("cust-{}", n % 7);
+                let (status, body) =
+                    post_order(&http, &api, &order_body(&customer, n), key.as_deref())
+                        .await
+                        .unwrap_or_else(|e| panic!("POST /orders (order {n}): {e}"));
+                (n, key, status, body)
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+
+    let mut ids = HashSet::new();
+    let mut by_key: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut customer_of: HashMap<String, String> = HashMap::new();
+    for (n, key, status, body) in &responses {
+        assert_eq!(*status, 202, "order {n} (key {key:?}): {body}");
+        assert_eq!(body["status"], "RECEIVED", "order {n}: {body}");
+        let id = body["orderId"].as_str().expect("orderId").to_owned();
+        assert_eq!(body["links"]["self"], format!("/orders/{id}"));
+        if let Some(key) = key {
+            by_key.entry(key.clone()).or_default().insert(id.clone());
+        }
+        customer_of.insert(id.clone(), format!("cust-{}", n % 7));
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 100, "one order per distinct request");
+    for (key, ids) in &by_key {
+        assert_eq!(
+            ids.len(),
+            1,
+            "retries of {key} answered different orders: {ids:?}"
+        );
+    }
+    eprintln!(
+        "aws_stack: 130 POSTs answered in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The projection: every order COMPLETED at version 3, read from the table itself.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let records = loop {
+        let records = stack.status_records().await;
+        let completed = records
+            .iter()
+            .filter(|r| r.status == OrderStatus::Completed)
+            .count();
+        if completed >= ids.len() {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {completed} of {} orders COMPLETED in OrderStatus after 60 s; statuses: {:?}",
+            ids.len(),
+            records
+                .iter()
+                .map(|r| (r.order_id.to_string(), r.status, r.version.get()))
+                .filter(|(_, s, _)| *s != OrderStatus::Completed)
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    eprintln!(
+        "aws_stack: all orders COMPLETED in OrderStatus after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let projected: HashSet<String> = records.iter().map(|r| r.order_id.to_string()).collect();
+    assert_eq!(
+        projected, ids,
+        "OrderStatus holds exactly the accepted orders"
+    );
+
+    // The log: exactly versions 1..3 per order, and the projection is their fold.
+    let mut completed_event_of = HashMap::new();
+    for record in &records {
+        let id = record.order_id.to_string();
+        let history = stack.history(&id).await;
+        assert_eq!(
+            versions_and_types(&history),
+            COMPLETED_HISTORY,
+            "history of {id} in OrderEvents"
+        );
+        assert_eq!(record.version.get(), 3, "{record:?}");
+        assert_eq!(record.customer_id.as_str(), customer_of[&id], "{record:?}");
+        assert_eq!(
+            *record,
+            folded(&history),
+            "OrderStatus of {id} is the fold of its events"
+        );
+        completed_event_of.insert(id, history[2].event_id.to_string());
+    }
+
+    // The topic: one message per order on the subscribed queue, with its attributes and eventId.
+    let mut per_order: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut quiet_rounds = 0;
+    // Until every order was seen, then two more empty long polls to catch duplicates.
+    while quiet_rounds < 2 {
+        let messages = stack.receive(&subscriber, 1).await;
+        if messages.is_empty() && per_order.len() == ids.len() {
+            quiet_rounds += 1;
+        }
+        for message in messages {
+            let envelope: Value =
+                serde_json::from_str(message.body().expect("body")).expect("an SNS JSON envelope");
+            assert_eq!(envelope["Type"], "Notification", "{envelope}");
+            assert_eq!(envelope["TopicArn"], stack.output("TopicArn"), "{envelope}");
+            let body: Value =
+                serde_json::from_str(envelope["Message"].as_str().expect("Message is a string"))
+                    .expect("the notification is JSON");
+            let attribute = |name: &str| envelope["MessageAttributes"][name]["Value"].clone();
+            let order_id = attribute("orderId")
+                .as_str()
+                .unwrap_or_else(|| panic!("no orderId attribute: {envelope}"))
+                .to_owned();
+            assert_eq!(attribute("eventType"), "OrderCompleted", "{envelope}");
+            assert_eq!(
+                attribute("customerId").as_str(),
+                customer_of.get(&order_id).map(String::as_str),
+                "customerId attribute: {envelope}"
+            );
+            assert_eq!(body["orderId"], order_id.as_str(), "{envelope}");
+            assert_eq!(
+                body["eventId"].as_str(),
+                completed_event_of.get(&order_id).map(String::as_str),
+                "the message carries the eventId of the order's OrderCompleted: {envelope}"
+            );
+            *per_order.entry(order_id).or_default() += 1;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "notifications for {} of {} orders after 30 s",
+            per_order.len(),
+            ids.len()
+        );
+    }
+    let duplicated: Vec<_> = per_order.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "orders notified more than once: {duplicated:?}"
+    );
+    assert_eq!(
+        per_order.keys().cloned().collect::<HashSet<_>>(),
+        ids,
+        "one notification per order"
+    );
+
+    // A late retry of a completed keyed order: the same order. The key with another order: 422.
+    let (status, body) = post_order(&http, &api, &order_body("cust-5", 75), Some("key-75"))
+        .await
+        .expect("late retry");
+    assert_eq!(status, 202, "{body}");
+    assert!(by_key["key-75"].contains(body["orderId"].as_str().expect("orderId")));
+    let (status, body) = post_order(&http, &api, &order_body("cust-5", 999), Some("key-75"))
+        .await
+        .expect("conflicting retry");
+    assert_eq!(status, 422, "the same key with another order: {body}");
+
+    // The read routes through the API.
+    for id in ids.iter().take(10) {
+        let (status, view) = get_json(&http, &format!("{api}/orders/{id}")).await;
+        assert_eq!(status, 200, "GET /orders/{id}: {view}");
+        assert_eq!(view["status"], "COMPLETED", "{view}");
+        assert_eq!(view["version"], 3, "{view}");
+        let (status, history) = get_json(&http, &format!("{api}/orders/{id}/events")).await;
+        assert_eq!(status, 200, "GET /orders/{id}/events: {history}");
+        let versions: Vec<u64> = history["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no events array: {history}"))
+            .iter()
+            .filter_map(|e| e["version"].as_u64())
+            .collect();
+        assert_eq!(versions, [1, 2, 3], "GET /orders/{id}/events: {history}");
+    }
+
+    // Bad requests: a 4xx problem+json naming the fields, through API Gateway.
+    let response = http
+        .post(format!("{api}/orders"))
+        .header("content-type", "application/json")
+        .body(json!({"customerId": 42, "items": "many"}).to_string())
+        .send()
+        .await
+        .expect("POST a bad order");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let problem: Value = response.json().await.expect("a JSON problem");
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(content_type, "application/problem+json", "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors array: {problem}"))
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["customerId", "items"], "{problem}");
+    let (status, problem) = get_json(&http, &format!("{api}/orders/not-a-uuid")).await;
+    assert_eq!(status, 400, "GET /orders/not-a-uuid: {problem}");
+    assert_eq!(
+        stack.events_table_count().await,
+        300,
+        "100 orders × 3 events and nothing else in OrderEvents"
+    );
+    eprintln!(
+        "aws_stack: pipeline test done in {:.1}s after deploy",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+const MAX_RECEIVE_COUNT: u32 = 2;
+const VISIBILITY_TIMEOUT_SECONDS: u64 = 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_work_message_ends_in_the_dead_letter_queue_after_max_receive_count_receives() {
+    let visibility = VISIBILITY_TIMEOUT_SECONDS.to_string();
+    let max_receive_count = MAX_RECEIVE_COUNT.to_string();
+    let stack = Stack::deploy(
+        "dlq",
+        &[
+            ("MaxReceiveCount", &max_receive_count),
+            ("Timeout", &visibility),
+            ("WorkQueueVisibilityTimeout", &visibility),
+        ],
+    )
+    .await;
+    let started = Instant::now();
+    stack
+        .aws
+        .sqs
+        .send_message()
+        .queue_url(stack.output("WorkQueueUrl"))
+        .message_body("not-an-order-id")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SendMessage: {}", DisplayErrorContext(&e)));
+
+    let dlq = stack.output("WorkDlqUrl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        if let Some(message) = stack.receive(dlq, 1).await.into_iter().next() {
+            break message;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the poison message is not in the DLQ after 30 s"
+        );
+    };
+    let waited = started.elapsed();
+    assert_eq!(message.body(), Some("not-an-order-id"));
+    let receives: u32 = message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|n| n.parse().ok())
+        .expect("ApproximateReceiveCount");
+    // The processor received it maxReceiveCount times (our receive from the DLQ adds one).
+    assert!(
+        receives > MAX_RECEIVE_COUNT,
+        "receive count {receives} after moving to the DLQ"
+    );
+    assert!(
+        waited >= Duration::from_secs(VISIBILITY_TIMEOUT_SECONDS * u64::from(MAX_RECEIVE_COUNT - 1)),
+        "the message reached the DLQ after {waited:?}: it was not retried after the visibility timeout"
+    );
+    assert!(
+        stack
+            .receive(stack.output("WorkQueueUrl"), 0)
+            .await
+            .is_empty(),
+        "the poison message left the work queue"
+    );
+    assert_eq!(
+        stack.events_table_count().await,
+        0,
+        "a poison message writes no event"
+    );
+    eprintln!(
+        "aws_stack: poison message in the DLQ after {:.1}s",
+        waited.as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_batch_whose_invocation_fails_is_retried_until_it_succeeds_and_is_applied_once() {
+    let stack = Stack::deploy("retry", &[]).await;
+    let api = stack.api().to_owned();
+    let http = client();
+
+    // The projector now fails at init ("missing required environment variable(s):
+    // STATUS_TABLE"): every invocation is a function error, so ministack keeps the shard
+    // position and retries the batch about once a second.
+    stack.set_function_env("projector", "STATUS_TABLE", "");
+    let started = Instant::now();
+    let invocations_before = stack.invocations("projector");
+    let order_id = post_one(&http, &api, "cust-retry", 1).await;
+    wait_for_history(&stack, &order_id, 3, Duration::from_secs(20)).await;
+
+    // Hold the failure for at least 3 s and until the batch has failed at least twice (the
+    // first delivery and a retry), checking all along that nothing reached the view.
+    let deadline = started + Duration::from_secs(30);
+    let failed_invocations = loop {
+        assert_eq!(
+            stack.status_record(&order_id).await,
+            None,
+            "the projector is failing, yet OrderStatus has {order_id}"
+        );
+        let failed = stack.invocations("projector") - invocations_before;
+        if failed >= 2 && started.elapsed() >= Duration::from_secs(3) {
+            break failed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failing projector was invoked {failed} time(s) in 30 s: the stream did not \
+             retry the batch"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
+    // Nothing is written to the event table from here on: what appears next comes from the
+    // stream re-delivering the batch it already failed with.
+    stack.set_function_env("projector", "STATUS_TABLE", stack.output("StatusTableName"));
+    let healed = Instant::now();
+    let deadline = healed + Duration::from_secs(20);
+    let record = loop {
+        match stack.status_record(&order_id).await {
+            Some(record) if record.version.get() == 3 => break record,
+            other => assert!(
+                Instant::now() < deadline,
+                "after the projector was fixed, OrderStatus of {order_id} is {other:?} after 20 s"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let history = stack.history(&order_id).await;
+    assert_eq!(versions_and_types(&history), COMPLETED_HISTORY);
+    assert_eq!(record.status, OrderStatus::Completed);
+    assert_eq!(
+        record,
+        folded(&history),
+        "the retried batch was applied exactly as the fold of the order's events"
+    );
+    assert!(
+        stack
+            .receive(stack.output("StreamFailureQueueUrl"), 0)
+            .await
+            .is_empty(),
+        "the retried batch must not have been given up on"
+    );
+    eprintln!(
+        "aws_stack: {failed_invocations} failed projector invocations; projected {:.1}s after \
+         the fix",
+        healed.elapsed().as_secs_f64()
+    );
+}
+
+const STREAM_MAX_RECORD_AGE_SECONDS: u64 = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_batch_failing_longer_than_the_max_record_age_goes_to_the_failure_queue() {
+    let age = STREAM_MAX_RECORD_AGE_SECONDS.to_string();
+    let stack = Stack::deploy("age", &[("StreamMaxRecordAgeSeconds", &age)]).await;
+    let api = stack.api().to_owned();
+    let http = client();
+    stack.set_function_env("projector", "STATUS_TABLE", "");
+    let order_id = post_one(&http, &api, "cust-age", 2).await;
+
+    let failure_queue = stack.output("StreamFailureQueueUrl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        if let Some(message) = stack.receive(failure_queue, 1).await.into_iter().next() {
+            break message;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing on StreamFailureQueue 30 s after the projector started failing"
+        );
+    };
+    let record: Value =
+        serde_json::from_str(message.body().expect("body")).expect("an on-failure record");
+    assert_eq!(
+        record["requestContext"]["condition"], "MaxRecordAgeExceeded",
+        "{record}"
+    );
+    assert!(
+        record["requestContext"]["functionArn"]
+            .as_str()
+            .is_some_and(|arn| arn.ends_with(&format!(":{}", stack.function("projector")))),
+        "the projector's batch was given up on: {record}"
+    );
+    assert_eq!(
+        record["DDBStreamBatchInfo"]["streamArn"],
+        stack.output("EventsStreamArn"),
+        "{record}"
+    );
+    // The shard moved on past the batch: it was never applied.
+    assert_eq!(stack.status_record(&order_id).await, None);
+}
