@@ -3,12 +3,9 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
-use aws_lambda_events::streams::DynamoDbEventResponse;
-use lambda_runtime::{service_fn, LambdaEvent};
 use order_ports::aws::iam::Permission;
 use order_ports::aws::{iam, AwsClients, DynamoEventStore, SnsPublisher};
-use order_ports::lambda::{handle_stream_batch, init_logging, require_env, RecordOutcome};
+use order_ports::lambda::{init_logging, require_env, run_stream_function};
 
 use crate::Notifier;
 
@@ -27,17 +24,6 @@ pub const AWS_PERMISSIONS: &[Permission] = &[
     iam::LOGS,
 ];
 
-pub async fn handle(notifier: &Notifier, event: DynamoDbEvent) -> DynamoDbEventResponse {
-    handle_stream_batch(event, |envelope| async move {
-        match notifier.notify(&envelope).await {
-            Ok(_) => RecordOutcome::Done,
-            Err(e) if e.is_transient() => RecordOutcome::Retry(e.to_string()),
-            Err(e) => RecordOutcome::Poison(e.to_string()),
-        }
-    })
-    .await
-}
-
 /// Wires `EVENTS_TABLE`, `TOPIC_ARN`, the clients and the runtime.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
@@ -47,9 +33,5 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         Arc::new(DynamoEventStore::new(clients.dynamodb, events_table)),
         Arc::new(SnsPublisher::new(clients.sns, topic_arn)),
     );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<DynamoDbEvent>| {
-        let notifier = notifier.clone();
-        async move { Ok::<_, lambda_runtime::Error>(handle(&notifier, event.payload).await) }
-    }))
-    .await
+    run_stream_function(notifier).await
 }

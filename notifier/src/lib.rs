@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use events_schema::envelope::format_timestamp;
 use events_schema::{EventEnvelope, EventId, OrderEvent, OrderView};
-use order_ports::{EventStore, Notification, Publisher, StoreError};
+use order_ports::{ConsumeError, EventConsumer, EventStore, Notification, Publisher, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -88,5 +88,24 @@ pub fn completion_notification(
         event_id: event.event_id,
         message: message.to_string(),
         attributes,
+    }
+}
+
+impl EventConsumer for Notifier {
+    async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
+        match self.notify(event).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl From<NotifyError> for ConsumeError {
+    fn from(e: NotifyError) -> Self {
+        if e.is_transient() {
+            ConsumeError::Transient(e.to_string())
+        } else {
+            ConsumeError::Permanent(e.to_string())
+        }
     }
 }

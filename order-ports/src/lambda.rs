@@ -1,11 +1,12 @@
 //! What the four Lambda binaries share: configuration from the environment, logging, and the
 //! partial-failure contract of DynamoDB-stream batches.
 
-use std::future::Future;
-
 use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use events_schema::EventEnvelope;
+use lambda_runtime::{service_fn, LambdaEvent};
+
+use crate::ports::{ConsumeError, EventConsumer};
 
 /// Configuration that is missing at init. Names every missing variable at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,53 +34,165 @@ pub fn init_logging() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// How one stream record went.
-pub enum RecordOutcome {
-    Done,
-    /// Transient: report the record so the batch is retried from it.
-    Retry(String),
-    /// Permanent: the record can never be handled. It is reported too, so that after the
-    /// mapping's bounded retries it lands in the on-failure destination rather than vanishing.
-    Poison(String),
-}
-
 /// Handles a stream batch in order and stops at the first record that fails: the response names
 /// that record, and Lambda resumes the batch from it, so every record after it may come again —
-/// the consumers' version guard / dedup make that harmless.
-pub async fn handle_stream_batch<F, Fut>(
+/// the consumers are idempotent, which makes that harmless. A record that can never succeed (not
+/// decodable, [`ConsumeError::Permanent`]) is reported too, so that after the mapping's bounded
+/// retries it lands in the on-failure destination rather than vanishing.
+pub async fn handle_stream_batch<C: EventConsumer>(
+    consumer: &C,
     event: DynamoDbEvent,
-    mut handle: F,
-) -> DynamoDbEventResponse
-where
-    F: FnMut(EventEnvelope) -> Fut,
-    Fut: Future<Output = RecordOutcome>,
-{
+) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     for record in event.records {
         let sequence_number = record.change.sequence_number.clone();
         let outcome = if record.event_name != "INSERT" {
             // The log is append-only; anything else is not an event of ours.
-            RecordOutcome::Done
+            Ok(())
         } else {
             match EventEnvelope::from_item(record.change.new_image) {
-                Ok(envelope) => handle(envelope).await,
-                Err(e) => RecordOutcome::Poison(e.to_string()),
+                Ok(envelope) => consumer.consume(&envelope).await,
+                Err(e) => Err(ConsumeError::Permanent(e.to_string())),
             }
         };
-        let reason = match outcome {
-            RecordOutcome::Done => continue,
-            RecordOutcome::Retry(reason) => reason,
-            RecordOutcome::Poison(reason) => reason,
-        };
-        tracing::warn!(
-            sequence_number = sequence_number.as_deref().unwrap_or("?"),
-            reason,
-            "stream record failed; the batch resumes from it"
-        );
-        let mut failure = DynamoDbBatchItemFailure::default();
-        failure.item_identifier = sequence_number;
-        response.batch_item_failures.push(failure);
-        break;
+        if let Err(e) = outcome {
+            tracing::warn!(
+                sequence_number = sequence_number.as_deref().unwrap_or("?"),
+                error = %e,
+                "stream record failed; the batch resumes from it"
+            );
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = sequence_number;
+            response.batch_item_failures.push(failure);
+            break;
+        }
     }
     response
+}
+
+/// Runs a stream-triggered function: every invocation is a batch for [`handle_stream_batch`].
+pub async fn run_stream_function<C: EventConsumer + 'static>(
+    consumer: C,
+) -> Result<(), lambda_runtime::Error> {
+    let consumer = &consumer;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<DynamoDbEvent>| async move {
+            Ok::<_, lambda_runtime::Error>(handle_stream_batch(consumer, event.payload).await)
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events_schema::{CorrelationId, OrderEvent, OrderId, Version};
+    use std::sync::Mutex;
+
+    /// Fails the records whose version is listed, transiently; records every version it sees.
+    struct Recorder {
+        fail: Vec<u32>,
+        seen: Mutex<Vec<u32>>,
+    }
+
+    impl EventConsumer for Recorder {
+        async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
+            let v = event.version.get();
+            self.seen.lock().expect("lock").push(v);
+            if self.fail.contains(&v) {
+                return Err(ConsumeError::Transient("down".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn record(seq: &str, event_name: &str, new_image: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "eventID": seq, "eventName": event_name, "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {"SequenceNumber": seq, "SizeBytes": 100, "NewImage": new_image, "StreamViewType": "NEW_IMAGE"}
+        })
+    }
+
+    fn image(order_id: OrderId, version: u32) -> serde_json::Value {
+        let envelope = EventEnvelope::new(
+            order_id,
+            Version::new(version).expect("≥ 1"),
+            CorrelationId::generate(),
+            OrderEvent::OrderProcessingStarted,
+        );
+        let item = envelope.to_item().expect("item");
+        serde_json::to_value(item).expect("image json")
+    }
+
+    fn batch(records: Vec<serde_json::Value>) -> DynamoDbEvent {
+        serde_json::from_value(serde_json::json!({ "Records": records })).expect("stream event")
+    }
+
+    #[tokio::test]
+    async fn the_first_failed_record_is_reported_and_nothing_after_it_is_attempted() {
+        let id = OrderId::new_random();
+        let consumer = Recorder {
+            fail: vec![2],
+            seen: Mutex::default(),
+        };
+        let response = handle_stream_batch(
+            &consumer,
+            batch(vec![
+                record("100", "INSERT", image(id, 1)),
+                record("200", "INSERT", image(id, 2)),
+                record("300", "INSERT", image(id, 3)),
+            ]),
+        )
+        .await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(failed, vec![Some("200".to_owned())]);
+        assert_eq!(*consumer.seen.lock().expect("lock"), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_clean_batch_reports_no_failure() {
+        let id = OrderId::new_random();
+        let consumer = Recorder {
+            fail: vec![],
+            seen: Mutex::default(),
+        };
+        let response = handle_stream_batch(
+            &consumer,
+            batch(vec![
+                record("1", "INSERT", image(id, 1)),
+                record("2", "MODIFY", image(id, 2)),
+            ]),
+        )
+        .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            *consumer.seen.lock().expect("lock"),
+            vec![1],
+            "only INSERTs are consumed"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_record_is_reported_not_dropped() {
+        let consumer = Recorder {
+            fail: vec![],
+            seen: Mutex::default(),
+        };
+        let response = handle_stream_batch(
+            &consumer,
+            batch(vec![record(
+                "7",
+                "INSERT",
+                serde_json::json!({"orderId": {"S": "x"}}),
+            )]),
+        )
+        .await;
+        assert_eq!(response.batch_item_failures.len(), 1);
+        assert!(consumer.seen.lock().expect("lock").is_empty());
+    }
 }

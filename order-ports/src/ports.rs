@@ -155,5 +155,28 @@ pub trait Publisher: Send + Sync + 'static {
     async fn publish(&self, notification: &Notification) -> Result<(), StoreError>;
 }
 
+/// Why a consumer could not handle an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsumeError {
+    /// Retry this event (and everything after it) later.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// This event can never be handled; retrying cannot help. It is set aside (logged locally,
+    /// the stream mapping's on-failure destination on AWS), never silently dropped.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// A consumer of the log's change feed — the projector and the notifier. The feed delivers
+/// each order's events in version order, at least once, so a consumer must be idempotent.
+/// The same consumer runs behind the DynamoDB stream (Lambda, or a poller in `orders serve
+/// --backend aws`) and behind the SQLite log's global sequence.
+pub trait EventConsumer: Send + Sync {
+    fn consume(
+        &self,
+        event: &EventEnvelope,
+    ) -> impl std::future::Future<Output = Result<(), ConsumeError>> + Send;
+}
+
 /// Default visibility timeout for local processing.
 pub const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use events_schema::EventEnvelope;
 use order_ports::sqlite::{SqliteDb, SqliteEventStore};
-use order_ports::{StoreError, WorkQueue};
+use order_ports::{ConsumeError, EventConsumer, StoreError, WorkQueue};
 use processor::Processor;
 use tokio::sync::watch;
 
@@ -57,20 +57,6 @@ pub async fn run_processor(
     }
 }
 
-/// Something that consumes the change feed, one event at a time.
-pub trait FeedHandler: Send + Sync {
-    /// `Ok` when the event is handled (or deliberately skipped), `Err(transient)` to retry it.
-    fn handle(&self, event: &EventEnvelope)
-        -> impl Future<Output = Result<(), HandleError>> + Send;
-}
-
-pub enum HandleError {
-    /// Retry the batch from this event after a pause.
-    Retry(String),
-    /// Give up on this event (logged), like a stream's on-failure destination.
-    Skip(String),
-}
-
 /// One record of a [`Feed`]: where it sits, and the event (or why it cannot be decoded — such a
 /// record is skipped and logged, never retried).
 pub struct FeedRecord<P> {
@@ -105,19 +91,19 @@ pub trait Feed: Send {
     fn idle_pause(&self) -> Duration;
 }
 
-/// Follows `feed` until shutdown, handing every event to `handler`.
-pub async fn run_subscriber<F: Feed, H: FeedHandler>(
+/// Follows `feed` until shutdown, handing every event to `consumer` (called `name` in logs).
+pub async fn run_subscriber<F: Feed, C: EventConsumer>(
     mut feed: F,
-    consumer: &'static str,
-    handler: H,
+    name: &'static str,
+    consumer: C,
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
-        let pause = match catch_up_once(&mut feed, consumer, &handler).await {
+        let pause = match catch_up_once(&mut feed, name, &consumer).await {
             Ok(0) => feed.idle_pause(),
             Ok(_) => continue,
             Err(e) => {
-                tracing::warn!(consumer, error = %e, "subscriber paused");
+                tracing::warn!(consumer = name, error = %e, "subscriber paused");
                 ERROR_BACKOFF
             }
         };
@@ -129,25 +115,27 @@ pub async fn run_subscriber<F: Feed, H: FeedHandler>(
 }
 
 /// Handles one polled batch; returns how many records moved the checkpoint on.
-pub async fn catch_up_once<F: Feed, H: FeedHandler>(
+pub async fn catch_up_once<F: Feed, C: EventConsumer>(
     feed: &mut F,
-    consumer: &'static str,
-    handler: &H,
+    name: &'static str,
+    consumer: &C,
 ) -> Result<usize, StoreError> {
     let batch = feed.poll().await?;
     let mut done: Option<&F::Position> = None;
     for record in &batch {
         let outcome = match &record.event {
-            Ok(event) => handler.handle(event).await,
-            Err(reason) => Err(HandleError::Skip(format!("undecodable record: {reason}"))),
+            Ok(event) => consumer.consume(event).await,
+            Err(reason) => Err(ConsumeError::Permanent(format!(
+                "undecodable record: {reason}"
+            ))),
         };
         match outcome {
             Ok(()) => {}
-            Err(HandleError::Skip(reason)) => {
+            Err(ConsumeError::Permanent(reason)) => {
                 let order_id = record.event.as_ref().map(|e| e.order_id.to_string()).ok();
-                tracing::error!(consumer, position = %record.position, order_id, reason, "event skipped");
+                tracing::error!(consumer = name, position = %record.position, order_id, reason, "event skipped");
             }
-            Err(HandleError::Retry(reason)) => {
+            Err(ConsumeError::Transient(reason)) => {
                 if let Some(position) = done {
                     feed.commit(position).await?;
                 }
@@ -207,26 +195,6 @@ impl Feed for SqliteFeed {
     }
 }
 
-impl FeedHandler for projector::Projector {
-    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandleError> {
-        match self.project(event).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_transient() => Err(HandleError::Retry(e.to_string())),
-            Err(e) => Err(HandleError::Skip(e.to_string())),
-        }
-    }
-}
-
-impl FeedHandler for notifier::Notifier {
-    async fn handle(&self, event: &EventEnvelope) -> Result<(), HandleError> {
-        match self.notify(event).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_transient() => Err(HandleError::Retry(e.to_string())),
-            Err(e) => Err(HandleError::Skip(e.to_string())),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -277,20 +245,20 @@ mod tests {
         seen: Mutex<Vec<u32>>,
     }
 
-    impl FeedHandler for Flaky {
-        async fn handle(&self, event: &EventEnvelope) -> Result<(), HandleError> {
+    impl EventConsumer for Flaky {
+        async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
             let version = event.version.get();
             let mut failures = self
                 .failures
                 .lock()
-                .map_err(|e| HandleError::Skip(e.to_string()))?;
+                .map_err(|e| ConsumeError::Permanent(e.to_string()))?;
             if version == self.fail_version && *failures > 0 {
                 *failures -= 1;
-                return Err(HandleError::Retry("flaky".to_owned()));
+                return Err(ConsumeError::Transient("flaky".to_owned()));
             }
             self.seen
                 .lock()
-                .map_err(|e| HandleError::Skip(e.to_string()))?
+                .map_err(|e| ConsumeError::Permanent(e.to_string()))?
                 .push(version);
             Ok(())
         }

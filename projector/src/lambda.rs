@@ -3,12 +3,9 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
-use aws_lambda_events::streams::DynamoDbEventResponse;
-use lambda_runtime::{service_fn, LambdaEvent};
 use order_ports::aws::iam::Permission;
 use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore};
-use order_ports::lambda::{handle_stream_batch, init_logging, require_env, RecordOutcome};
+use order_ports::lambda::{init_logging, require_env, run_stream_function};
 
 use crate::Projector;
 
@@ -29,17 +26,6 @@ pub const AWS_PERMISSIONS: &[Permission] = &[
     iam::LOGS,
 ];
 
-pub async fn handle(projector: &Projector, event: DynamoDbEvent) -> DynamoDbEventResponse {
-    handle_stream_batch(event, |envelope| async move {
-        match projector.project(&envelope).await {
-            Ok(_) => RecordOutcome::Done,
-            Err(e) if e.is_transient() => RecordOutcome::Retry(e.to_string()),
-            Err(e) => RecordOutcome::Poison(e.to_string()),
-        }
-    })
-    .await
-}
-
 /// Wires `EVENTS_TABLE`, `STATUS_TABLE`, the DynamoDB client and the runtime.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
@@ -52,9 +38,5 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         )),
         Arc::new(DynamoStatusStore::new(clients.dynamodb, status_table)),
     );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<DynamoDbEvent>| {
-        let projector = projector.clone();
-        async move { Ok::<_, lambda_runtime::Error>(handle(&projector, event.payload).await) }
-    }))
-    .await
+    run_stream_function(projector).await
 }

@@ -10,7 +10,7 @@ pub mod lambda;
 use std::sync::Arc;
 
 use events_schema::{EventEnvelope, OrderView, Version};
-use order_ports::{EventStore, StatusStore, StoreError, Upserted};
+use order_ports::{ConsumeError, EventConsumer, EventStore, StatusStore, StoreError, Upserted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Projected {
@@ -90,6 +90,25 @@ impl Projector {
             Upserted::Written => Ok(outcome),
             // Another projector instance got there first; the view is at least as new.
             Upserted::Stale => Ok(Projected::Duplicate),
+        }
+    }
+}
+
+impl EventConsumer for Projector {
+    async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
+        match self.project(event).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl From<ProjectError> for ConsumeError {
+    fn from(e: ProjectError) -> Self {
+        if e.is_transient() {
+            ConsumeError::Transient(e.to_string())
+        } else {
+            ConsumeError::Permanent(e.to_string())
         }
     }
 }
