@@ -9,9 +9,16 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use crate::ports::{ConsumeError, EventConsumer};
 
 /// Configuration that is missing at init. Names every missing variable at once.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("missing required environment variable(s): {}", .0.join(", "))]
 pub struct MissingConfig(pub Vec<String>);
+
+// A `main` that returns this error prints its `Debug` form: make that the readable message.
+impl std::fmt::Debug for MissingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 /// Reads the named variables, all of them or an error naming each one that is missing or empty.
 pub fn require_env<const N: usize>(names: [&str; N]) -> Result<[String; N], MissingConfig> {
@@ -86,6 +93,20 @@ pub async fn run_stream_function<C: EventConsumer + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_configuration_names_every_missing_variable_readably() {
+        let err = require_env([
+            "ORDERS_TEST_SURELY_UNSET_A",
+            "PATH",
+            "ORDERS_TEST_SURELY_UNSET_B",
+        ])
+        .unwrap_err();
+        assert_eq!(
+            format!("{err:?}"),
+            "missing required environment variable(s): ORDERS_TEST_SURELY_UNSET_A, ORDERS_TEST_SURELY_UNSET_B"
+        );
+    }
     use events_schema::{CorrelationId, OrderEvent, OrderId, Version};
     use std::sync::Mutex;
 
