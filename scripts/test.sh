@@ -38,4 +38,9 @@ trap 'scripts/emulator-stop.sh "$STATE" >/dev/null 2>&1 || true' EXIT
 echo "emulator at $ORDERS_TEST_AWS_ENDPOINT (log: $STATE/ministack.log)" >&2
 
 step "cargo test --workspace"
-cargo test --workspace "$@"
+LOG="$ROOT/target/test-output.log"
+cargo test --workspace "$@" 2>&1 | tee "$LOG"
+# One plain closing line over every test binary (cargo prints one result line per binary,
+# the last of them usually a doc-test run with nothing in it).
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "\nall tests: %d passed, %d failed, %d ignored\n", p, f, i }' "$LOG"
