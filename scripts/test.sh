@@ -43,4 +43,4 @@ cargo test --workspace "$@" 2>&1 | tee "$LOG"
 # One plain closing line over every test binary (cargo prints one result line per binary,
 # the last of them usually a doc-test run with nothing in it).
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
-     END { printf "\nall tests: %d passed, %d failed, %d ignored\n", p, f, i }' "$LOG"
+     END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, i }' "$LOG"
