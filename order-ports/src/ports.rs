@@ -45,6 +45,38 @@ pub enum AppendError {
     Store(#[from] StoreError),
 }
 
+/// Checks the batch shape [`EventStore::append`] requires — 1..=[`MAX_APPEND_BATCH`] events of
+/// one order with consecutive versions — and returns its first event; `Rejected` otherwise.
+/// Every adapter calls this before touching its backend.
+pub fn check_append_batch(events: &[EventEnvelope]) -> Result<&EventEnvelope, StoreError> {
+    let Some(first) = events.first() else {
+        return Err(StoreError::Rejected("append of an empty batch".into()));
+    };
+    if events.len() > MAX_APPEND_BATCH {
+        return Err(StoreError::Rejected(format!(
+            "append of {} events; at most {MAX_APPEND_BATCH} at once",
+            events.len()
+        )));
+    }
+    let mut expected = first.version;
+    for event in events {
+        if event.order_id != first.order_id {
+            return Err(StoreError::Rejected(format!(
+                "one append must be of one order: {} and {}",
+                first.order_id, event.order_id
+            )));
+        }
+        if event.version != expected {
+            return Err(StoreError::Rejected(format!(
+                "versions must be consecutive: expected {expected}, got {}",
+                event.version
+            )));
+        }
+        expected = expected.next();
+    }
+    Ok(first)
+}
+
 /// A page of [`EventStore::read_all`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventPage {

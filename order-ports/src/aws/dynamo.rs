@@ -11,7 +11,7 @@ use events_schema::{CustomerId, EventEnvelope, OrderId, OrderStatusRecord, Versi
 
 use super::classify;
 use crate::ports::{
-    AppendError, EventPage, EventStore, StatusStore, StoreError, Upserted, MAX_APPEND_BATCH,
+    check_append_batch, AppendError, EventPage, EventStore, StatusStore, StoreError, Upserted,
 };
 
 const NEW_KEY_ONLY: &str = "attribute_not_exists(orderId)";
@@ -180,7 +180,7 @@ impl DynamoEventStore {
 #[async_trait]
 impl EventStore for DynamoEventStore {
     async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
-        let first = validate_batch(events)?;
+        let first = check_append_batch(events)?;
         if first.version.get() > 1 {
             self.require_previous(first.order_id, first.version.get() - 1)
                 .await?;
@@ -241,36 +241,6 @@ impl EventStore for DynamoEventStore {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EventPage { events, next })
     }
-}
-
-/// Checks the batch shape the trait requires; returns its first event.
-fn validate_batch(events: &[EventEnvelope]) -> Result<&EventEnvelope, StoreError> {
-    let Some(first) = events.first() else {
-        return Err(StoreError::Rejected("append of an empty batch".into()));
-    };
-    if events.len() > MAX_APPEND_BATCH {
-        return Err(StoreError::Rejected(format!(
-            "append of {} events; at most {MAX_APPEND_BATCH}",
-            events.len()
-        )));
-    }
-    let mut expected = first.version;
-    for event in events {
-        if event.order_id != first.order_id {
-            return Err(StoreError::Rejected(format!(
-                "one append must be of one order: {} and {}",
-                first.order_id, event.order_id
-            )));
-        }
-        if event.version != expected {
-            return Err(StoreError::Rejected(format!(
-                "versions must be consecutive: expected {expected}, got {}",
-                event.version
-            )));
-        }
-        expected = expected.next();
-    }
-    Ok(first)
 }
 
 fn conflict(event: &EventEnvelope) -> AppendError {

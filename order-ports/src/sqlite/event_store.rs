@@ -5,7 +5,7 @@ use events_schema::{EventEnvelope, EventId, OrderId, StoredEvent, Version};
 use rusqlite::{params, Connection, Row};
 
 use super::{is_unique_violation, map_err, to_i64, to_u64, SqliteDb};
-use crate::ports::{AppendError, EventPage, EventStore, StoreError, MAX_APPEND_BATCH};
+use crate::ports::{check_append_batch, AppendError, EventPage, EventStore, StoreError};
 
 const COLUMNS: &str =
     "seq, order_id, version, event_id, event_type, schema_version, occurred_at, correlation_id, payload";
@@ -57,7 +57,8 @@ impl SqliteEventStore {
 #[async_trait]
 impl EventStore for SqliteEventStore {
     async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
-        let (order_id, first) = check_batch(events)?;
+        let head = check_append_batch(events)?;
+        let (order_id, first) = (head.order_id, head.version);
         let rows = events
             .iter()
             .map(|e| {
@@ -110,36 +111,6 @@ impl EventStore for SqliteEventStore {
             next,
         })
     }
-}
-
-/// 1..=100 events of one order with consecutive versions; returns the order and first version.
-fn check_batch(events: &[EventEnvelope]) -> Result<(OrderId, Version), StoreError> {
-    let Some(first) = events.first() else {
-        return Err(StoreError::Rejected("append of an empty batch".into()));
-    };
-    if events.len() > MAX_APPEND_BATCH {
-        return Err(StoreError::Rejected(format!(
-            "append of {} events; at most {MAX_APPEND_BATCH} at once",
-            events.len()
-        )));
-    }
-    let mut expected = first.version;
-    for e in events {
-        if e.order_id != first.order_id {
-            return Err(StoreError::Rejected(format!(
-                "one append mixes orders {} and {}",
-                first.order_id, e.order_id
-            )));
-        }
-        if e.version != expected {
-            return Err(StoreError::Rejected(format!(
-                "versions must be consecutive: expected {expected}, got {}",
-                e.version
-            )));
-        }
-        expected = expected.next();
-    }
-    Ok((first.order_id, first.version))
 }
 
 fn append_in(
