@@ -3,6 +3,7 @@
 mod aws_stack;
 mod bad_input;
 mod pipeline;
+mod readme;
 mod restart;
 mod serve_aws;
 mod support;
