@@ -272,3 +272,118 @@ async fn get_events(
 async fn health() -> Json<Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+    use axum::http::Request;
+    use order_ports::sqlite::{SqliteDb, SqliteWorkQueue};
+    use tower::ServiceExt;
+
+    struct Api {
+        _dir: tempfile::TempDir,
+        app: Router,
+        queue: SqliteWorkQueue,
+        db: SqliteDb,
+    }
+
+    fn api() -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
+        let queue = db.work_queue_default();
+        let app = router(AppState {
+            events: Arc::new(db.event_store()),
+            queue: Arc::new(queue.clone()),
+            status: Arc::new(db.status_store()),
+        });
+        Api {
+            _dir: dir,
+            app,
+            queue,
+            db,
+        }
+    }
+
+    async fn call(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let response = app.clone().oneshot(request).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn post(body: &Value, key: Option<&str>) -> Request<Body> {
+        let mut request = Request::post("/orders").header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.body(Body::from(body.to_string())).unwrap()
+    }
+
+    fn order(quantity: u32) -> Value {
+        serde_json::json!({"customerId": "c-1", "items": [{"productId": "p", "quantity": quantity, "unitPrice": 100}]})
+    }
+
+    #[tokio::test]
+    async fn a_retried_key_gets_the_same_answer_and_is_enqueued_again() {
+        let api = api();
+        let (first_status, first_headers, first) = call(&api.app, post(&order(1), Some("k"))).await;
+        let (second_status, _, second) = call(&api.app, post(&order(1), Some("k"))).await;
+        assert_eq!(
+            (first_status, second_status),
+            (StatusCode::ACCEPTED, StatusCode::ACCEPTED)
+        );
+        assert_eq!(first, second);
+        assert_eq!(
+            first_headers[header::LOCATION],
+            format!("/orders/{}", first["orderId"].as_str().unwrap()).as_str()
+        );
+        assert_eq!(api.queue.depth().await.unwrap(), 2, "the retry re-enqueues");
+        assert_eq!(api.db.head_seq().await.unwrap(), 1, "but appends nothing");
+    }
+
+    #[tokio::test]
+    async fn a_reused_key_with_another_order_is_422_and_writes_nothing() {
+        let api = api();
+        call(&api.app, post(&order(1), Some("k"))).await;
+        let (status, headers, problem) = call(&api.app, post(&order(2), Some("k"))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(problem["title"], "Idempotency-Key reused");
+        assert_eq!(api.queue.depth().await.unwrap(), 1);
+        assert_eq!(api.db.head_seq().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_new_order_is_readable_before_the_projector_has_run() {
+        let api = api();
+        let (_, _, accepted) = call(&api.app, post(&order(3), None)).await;
+        let id = accepted["orderId"].as_str().unwrap();
+        let (status, _, view) = call(
+            &api.app,
+            Request::get(format!("/orders/{id}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(view["status"], "RECEIVED");
+        assert_eq!(view["itemCount"], 3);
+        assert_eq!(view["version"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413_and_writes_nothing() {
+        let api = api();
+        let big =
+            serde_json::json!({"customerId": "c", "items": [], "pad": "x".repeat(MAX_BODY_BYTES)});
+        let (status, _, problem) = call(&api.app, post(&big, None)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(problem["errors"][0]["field"], "body");
+        assert_eq!(api.db.head_seq().await.unwrap(), 0);
+    }
+}
