@@ -209,6 +209,3 @@ pub trait EventConsumer: Send + Sync {
         event: &EventEnvelope,
     ) -> impl std::future::Future<Output = Result<(), ConsumeError>> + Send;
 }
-
-/// Default visibility timeout for local processing.
-pub const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);
