@@ -10,28 +10,7 @@ use std::sync::Arc;
 
 use events_schema::envelope::format_timestamp;
 use events_schema::{EventEnvelope, EventId, OrderEvent, OrderView};
-use order_ports::{ConsumeError, EventConsumer, EventStore, Notification, Publisher, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    /// The order's history is unreadable; retrying will not help.
-    #[error("cannot notify: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl NotifyError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, NotifyError::Store(e) if e.is_transient())
-    }
-}
-
-impl From<StoreError> for NotifyError {
-    fn from(e: StoreError) -> Self {
-        NotifyError::Store(e)
-    }
-}
+use order_ports::{ConsumeError, EventConsumer, EventStore, Notification, Publisher};
 
 #[derive(Clone)]
 pub struct Notifier {
@@ -46,16 +25,16 @@ impl Notifier {
 
     /// Publishes `event` if it is an `OrderCompleted`; returns the id of what was published.
     #[tracing::instrument(skip_all, fields(order_id = %event.order_id, event_type = event.event_type()))]
-    pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, NotifyError> {
+    pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, ConsumeError> {
         let OrderEvent::OrderCompleted { total } = event.event else {
             return Ok(None);
         };
         // The completion carries only the total; who ordered and in which currency is in v1.
         let history = self.events.load(event.order_id).await?;
         let view = OrderView::fold(history.iter().take_while(|e| e.version <= event.version))
-            .map_err(|e| NotifyError::Corrupt(e.to_string()))?
+            .map_err(|e| ConsumeError::Permanent(e.to_string()))?
             .ok_or_else(|| {
-                NotifyError::Corrupt(format!("order {} has no history", event.order_id))
+                ConsumeError::Permanent(format!("order {} has no history", event.order_id))
             })?;
         let notification = completion_notification(event, &view, total);
         self.publisher.publish(&notification).await?;
@@ -93,19 +72,6 @@ pub fn completion_notification(
 
 impl EventConsumer for Notifier {
     async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
-        match self.notify(event).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-impl From<NotifyError> for ConsumeError {
-    fn from(e: NotifyError) -> Self {
-        if e.is_transient() {
-            ConsumeError::Transient(e.to_string())
-        } else {
-            ConsumeError::Permanent(e.to_string())
-        }
+        self.notify(event).await.map(|_| ())
     }
 }

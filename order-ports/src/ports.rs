@@ -199,6 +199,16 @@ pub enum ConsumeError {
     Permanent(String),
 }
 
+impl From<StoreError> for ConsumeError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            ConsumeError::Transient(e.to_string())
+        } else {
+            ConsumeError::Permanent(e.to_string())
+        }
+    }
+}
+
 /// A consumer of the log's change feed — the projector and the notifier. The feed delivers
 /// each order's events in version order, at least once, so a consumer must be idempotent.
 /// The same consumer runs behind the DynamoDB stream (Lambda, or a poller in `orders serve

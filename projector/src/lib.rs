@@ -10,7 +10,7 @@ pub mod lambda;
 use std::sync::Arc;
 
 use events_schema::{EventEnvelope, OrderView, Version};
-use order_ports::{ConsumeError, EventConsumer, EventStore, StatusStore, StoreError, Upserted};
+use order_ports::{ConsumeError, EventConsumer, EventStore, StatusStore, Upserted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Projected {
@@ -20,27 +20,6 @@ pub enum Projected {
     Duplicate,
     /// A gap: the view was rebuilt from the log, up to this version.
     Repaired(Version),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectError {
-    /// The log or the view holds something that cannot be folded; retrying will not help.
-    #[error("cannot project order: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Store(StoreError),
-}
-
-impl ProjectError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, ProjectError::Store(e) if e.is_transient())
-    }
-}
-
-impl From<StoreError> for ProjectError {
-    fn from(e: StoreError) -> Self {
-        ProjectError::Store(e)
-    }
 }
 
 #[derive(Clone)]
@@ -55,7 +34,7 @@ impl Projector {
     }
 
     #[tracing::instrument(skip_all, fields(order_id = %event.order_id, version = %event.version))]
-    pub async fn project(&self, event: &EventEnvelope) -> Result<Projected, ProjectError> {
+    pub async fn project(&self, event: &EventEnvelope) -> Result<Projected, ConsumeError> {
         let current = self.status.get(event.order_id).await?;
         let next_view = match &current {
             Some(record) if record.version >= event.version => return Ok(Projected::Duplicate),
@@ -71,12 +50,12 @@ impl Projector {
         }
     }
 
-    async fn repair(&self, event: &EventEnvelope) -> Result<Projected, ProjectError> {
+    async fn repair(&self, event: &EventEnvelope) -> Result<Projected, ConsumeError> {
         let history = self.events.load(event.order_id).await?;
         let view = OrderView::fold(&history)
-            .map_err(|e| ProjectError::Corrupt(e.to_string()))?
+            .map_err(|e| ConsumeError::Permanent(e.to_string()))?
             .ok_or_else(|| {
-                ProjectError::Corrupt(format!(
+                ConsumeError::Permanent(format!(
                     "event {} of order {} is not in the log",
                     event.event_id, event.order_id
                 ))
@@ -85,7 +64,7 @@ impl Projector {
         self.write(&view, Projected::Repaired(view.version)).await
     }
 
-    async fn write(&self, view: &OrderView, outcome: Projected) -> Result<Projected, ProjectError> {
+    async fn write(&self, view: &OrderView, outcome: Projected) -> Result<Projected, ConsumeError> {
         match self.status.upsert(&view.into()).await? {
             Upserted::Written => Ok(outcome),
             // Another projector instance got there first; the view is at least as new.
@@ -96,20 +75,7 @@ impl Projector {
 
 impl EventConsumer for Projector {
     async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
-        match self.project(event).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-impl From<ProjectError> for ConsumeError {
-    fn from(e: ProjectError) -> Self {
-        if e.is_transient() {
-            ConsumeError::Transient(e.to_string())
-        } else {
-            ConsumeError::Permanent(e.to_string())
-        }
+        self.project(event).await.map(|_| ())
     }
 }
 
