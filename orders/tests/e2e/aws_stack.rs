@@ -35,7 +35,7 @@ use futures::StreamExt;
 use order_ports::aws::AwsClients;
 use serde_json::{json, Value};
 
-use crate::support::{client, get_json, order_body, post_order};
+use crate::support::{client, get_json, order_body, post_order, ProblemResponse};
 
 const ENDPOINT_VAR: &str = "ORDERS_TEST_AWS_ENDPOINT";
 const ZIPS_VAR: &str = "ORDERS_TEST_LAMBDA_ZIPS";
@@ -633,22 +633,11 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
         .send()
         .await
         .expect("POST a bad order");
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let problem: Value = response.json().await.expect("a JSON problem");
-    assert_eq!(status, 422, "{problem}");
-    assert_eq!(content_type, "application/problem+json", "{problem}");
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no errors array: {problem}"))
-        .iter()
-        .filter_map(|e| e["field"].as_str())
-        .collect();
+    let answer = ProblemResponse::read(response).await;
+    let problem = &answer.body;
+    assert_eq!(answer.status, 422, "{problem}");
+    assert_eq!(answer.content_type, "application/problem+json", "{problem}");
+    let fields = answer.fields();
     assert_eq!(fields, ["customerId", "items"], "{problem}");
     let (status, problem) = get_json(&http, &format!("{api}/orders/not-a-uuid")).await;
     assert_eq!(status, 400, "GET /orders/not-a-uuid: {problem}");

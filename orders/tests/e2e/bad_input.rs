@@ -172,17 +172,8 @@ async fn bad_input_gets_a_4xx_problem_naming_the_fault_and_writes_nothing() {
             request = request.header("Idempotency-Key", "k".repeat(300));
         }
         let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let problem: Value = response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{}: body is not JSON: {e}", case.name));
+        let answer = ProblemResponse::read(response).await;
+        let (status, content_type, problem) = (answer.status, &answer.content_type, &answer.body);
         assert_eq!(status, case.status, "{}: {problem}", case.name);
         assert_eq!(content_type, "application/problem+json", "{}", case.name);
         assert_eq!(problem["status"], case.status, "{}", case.name);
@@ -191,15 +182,7 @@ async fn bad_input_gets_a_4xx_problem_naming_the_fault_and_writes_nothing() {
             "{}: {problem}",
             case.name
         );
-        let fields: Vec<&str> = problem["errors"]
-            .as_array()
-            .map(|errors| {
-                errors
-                    .iter()
-                    .map(|e| e["field"].as_str().expect("field"))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let fields = answer.fields();
         assert_eq!(fields, case.fields, "{}: {problem}", case.name);
     }
 

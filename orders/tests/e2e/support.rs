@@ -244,3 +244,41 @@ pub fn notifications_per_order(data: &Path) -> BTreeMap<String, usize> {
     }
     counts
 }
+
+/// An error answer of the API, taken apart: what every problem+json check looks at.
+pub struct ProblemResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl ProblemResponse {
+    pub async fn read(response: reqwest::Response) -> ProblemResponse {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response.json().await.expect("a JSON problem document");
+        ProblemResponse {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// The `field` of each entry of `errors` (empty when there is no such list).
+    pub fn fields(&self) -> Vec<&str> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().expect("each error names a field"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
