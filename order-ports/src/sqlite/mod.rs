@@ -11,9 +11,9 @@
 //! Writes are sent to the writer thread as jobs and **group-committed**: every job waiting when
 //! the thread becomes free runs in one transaction, each in its own savepoint (a job's error
 //! rolls back only its own writes). Under load, many appends, queue operations and upserts share
-//! one commit; this is what makes ~50,000 single-event appends/s possible on 2 cores (measured
-//! with `throughput_of_the_hot_paths` in the contract tests) against ~13,000 with one
-//! transaction per write.
+//! one commit: that is what makes tens of thousands of single-event appends/s possible on 2
+//! cores (figures and the command that measures them: `BENCHMARKS.md`, example
+//! `sqlite_throughput`).
 //!
 //! Because all writes go through the one writer connection, the global event sequence (`seq`) is
 //! assigned in commit order: a feed reader that has seen `seq = n` will never later find a

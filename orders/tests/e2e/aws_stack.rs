@@ -420,6 +420,15 @@ async fn wait_for_history(stack: &Stack, order_id: &str, len: usize, within: Dur
     }
 }
 
+/// What the API answered for the burst of orders in the pipeline test.
+struct Accepted {
+    /// Every distinct order id answered with a 202.
+    ids: HashSet<String>,
+    /// Idempotency key → the order ids its requests were answered with (one, if keys work).
+    by_key: HashMap<String, HashSet<String>>,
+    customer_of: HashMap<String, String>,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and_are_notified_once()
 {
@@ -429,14 +438,54 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
     let http = client();
     let started = Instant::now();
 
-    let (status, health) = get_json(&http, &format!("{api}/health")).await;
+    the_health_route_answers_through_the_api(&http, &api).await;
+    let accepted =
+        a_burst_with_keyed_and_duplicated_posts_is_answered_one_order_per_request(&http, &api)
+            .await;
+    eprintln!(
+        "aws_stack: 130 POSTs answered in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let records =
+        every_accepted_order_becomes_completed_in_the_status_table(&stack, &accepted).await;
+    eprintln!(
+        "aws_stack: all orders COMPLETED in OrderStatus after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let completed_event_of = each_history_is_received_started_completed_and_its_view_is_its_fold(
+        &stack, &records, &accepted,
+    )
+    .await;
+    each_order_is_notified_exactly_once_with_its_attributes_and_event_id(
+        &stack,
+        &subscriber,
+        &accepted,
+        &completed_event_of,
+    )
+    .await;
+    a_late_retry_gets_the_same_order_and_a_reused_key_gets_422(&http, &api, &accepted).await;
+    the_read_routes_answer_through_the_api(&http, &api, &accepted).await;
+    bad_requests_get_problem_documents_and_write_nothing(&stack, &http, &api).await;
+    eprintln!(
+        "aws_stack: pipeline test done in {:.1}s after deploy",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn the_health_route_answers_through_the_api(http: &reqwest::Client, api: &str) {
+    let (status, health) = get_json(http, &format!("{api}/health")).await;
     assert_eq!(
         status, 200,
         "GET /health through the emulator's API: {health}"
     );
+}
 
-    // 100 orders: 0..60 without a key, 60..100 with one; 70..100 are sent twice, back to back,
-    // so the two copies race.
+/// 100 orders: 0..60 without a key, 60..100 with one; 70..100 are sent twice, back to back, so
+/// the two copies race.
+async fn a_burst_with_keyed_and_duplicated_posts_is_answered_one_order_per_request(
+    http: &reqwest::Client,
+    api: &str,
+) -> Accepted {
     let requests: Vec<(u32, Option<String>)> = (0..100u32)
         .flat_map(|n| {
             let key = (n >= 60).then(|| format!("key-{n}"));
@@ -447,7 +496,7 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
     assert_eq!(requests.len(), 130);
     let responses: Vec<_> = futures::stream::iter(requests)
         .map(|(n, key)| {
-            let (http, api) = (http.clone(), api.clone());
+            let (http, api) = (http.clone(), api.to_owned());
             async move {
                 let customer = format!("cust-{}", n % 7);
                 let (status, body) =
@@ -461,34 +510,44 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
         .collect()
         .await;
 
-    let mut ids = HashSet::new();
-    let mut by_key: HashMap<String, HashSet<String>> = HashMap::new();
-    let mut customer_of: HashMap<String, String> = HashMap::new();
+    let mut accepted = Accepted {
+        ids: HashSet::new(),
+        by_key: HashMap::new(),
+        customer_of: HashMap::new(),
+    };
     for (n, key, status, body) in &responses {
         assert_eq!(*status, 202, "order {n} (key {key:?}): {body}");
         assert_eq!(body["status"], "RECEIVED", "order {n}: {body}");
         let id = body["orderId"].as_str().expect("orderId").to_owned();
         assert_eq!(body["links"]["self"], format!("/orders/{id}"));
         if let Some(key) = key {
-            by_key.entry(key.clone()).or_default().insert(id.clone());
+            accepted
+                .by_key
+                .entry(key.clone())
+                .or_default()
+                .insert(id.clone());
         }
-        customer_of.insert(id.clone(), format!("cust-{}", n % 7));
-        ids.insert(id);
+        accepted
+            .customer_of
+            .insert(id.clone(), format!("cust-{}", n % 7));
+        accepted.ids.insert(id);
     }
-    assert_eq!(ids.len(), 100, "one order per distinct request");
-    for (key, ids) in &by_key {
+    assert_eq!(accepted.ids.len(), 100, "one order per distinct request");
+    for (key, ids) in &accepted.by_key {
         assert_eq!(
             ids.len(),
             1,
             "retries of {key} answered different orders: {ids:?}"
         );
     }
-    eprintln!(
-        "aws_stack: 130 POSTs answered in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    accepted
+}
 
-    // The projection: every order COMPLETED at version 3, read from the table itself.
+/// Every order COMPLETED at version 3, read from the table itself, and nothing else there.
+async fn every_accepted_order_becomes_completed_in_the_status_table(
+    stack: &Stack,
+    accepted: &Accepted,
+) -> Vec<OrderStatusRecord> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let records = loop {
         let records = stack.status_records().await;
@@ -496,13 +555,13 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
             .iter()
             .filter(|r| r.status == OrderStatus::Completed)
             .count();
-        if completed >= ids.len() {
+        if completed >= accepted.ids.len() {
             break records;
         }
         assert!(
             Instant::now() < deadline,
             "only {completed} of {} orders COMPLETED in OrderStatus after 60 s; statuses: {:?}",
-            ids.len(),
+            accepted.ids.len(),
             records
                 .iter()
                 .map(|r| (r.order_id.to_string(), r.status, r.version.get()))
@@ -512,19 +571,23 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    eprintln!(
-        "aws_stack: all orders COMPLETED in OrderStatus after {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
     let projected: HashSet<String> = records.iter().map(|r| r.order_id.to_string()).collect();
     assert_eq!(
-        projected, ids,
+        projected, accepted.ids,
         "OrderStatus holds exactly the accepted orders"
     );
+    records
+}
 
-    // The log: exactly versions 1..3 per order, and the projection is their fold.
+/// The log holds exactly versions 1..3 per order, and the projection is their fold. Returns the
+/// `eventId` of each order's `OrderCompleted`.
+async fn each_history_is_received_started_completed_and_its_view_is_its_fold(
+    stack: &Stack,
+    records: &[OrderStatusRecord],
+    accepted: &Accepted,
+) -> HashMap<String, String> {
     let mut completed_event_of = HashMap::new();
-    for record in &records {
+    for record in records {
         let id = record.order_id.to_string();
         let history = stack.history(&id).await;
         assert_eq!(
@@ -533,7 +596,11 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
             "history of {id} in OrderEvents"
         );
         assert_eq!(record.version.get(), 3, "{record:?}");
-        assert_eq!(record.customer_id.as_str(), customer_of[&id], "{record:?}");
+        assert_eq!(
+            record.customer_id.as_str(),
+            accepted.customer_of[&id],
+            "{record:?}"
+        );
         assert_eq!(
             *record,
             folded(&history),
@@ -541,15 +608,24 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
         );
         completed_event_of.insert(id, history[2].event_id.to_string());
     }
+    completed_event_of
+}
 
-    // The topic: one message per order on the subscribed queue, with its attributes and eventId.
+/// One message per order on a queue subscribed to the topic, with its attributes and the
+/// `eventId` of its `OrderCompleted`: polled until every order was seen, then two more empty
+/// long polls to catch duplicates.
+async fn each_order_is_notified_exactly_once_with_its_attributes_and_event_id(
+    stack: &Stack,
+    subscriber: &str,
+    accepted: &Accepted,
+    completed_event_of: &HashMap<String, String>,
+) {
     let mut per_order: HashMap<String, usize> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut quiet_rounds = 0;
-    // Until every order was seen, then two more empty long polls to catch duplicates.
     while quiet_rounds < 2 {
-        let messages = stack.receive(&subscriber, 1).await;
-        if messages.is_empty() && per_order.len() == ids.len() {
+        let messages = stack.receive(subscriber, 1).await;
+        if messages.is_empty() && per_order.len() == accepted.ids.len() {
             quiet_rounds += 1;
         }
         for message in messages {
@@ -568,7 +644,7 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
             assert_eq!(attribute("eventType"), "OrderCompleted", "{envelope}");
             assert_eq!(
                 attribute("customerId").as_str(),
-                customer_of.get(&order_id).map(String::as_str),
+                accepted.customer_of.get(&order_id).map(String::as_str),
                 "customerId attribute: {envelope}"
             );
             assert_eq!(body["orderId"], order_id.as_str(), "{envelope}");
@@ -583,7 +659,7 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
             Instant::now() < deadline,
             "notifications for {} of {} orders after 30 s",
             per_order.len(),
-            ids.len()
+            accepted.ids.len()
         );
     }
     let duplicated: Vec<_> = per_order.iter().filter(|(_, n)| **n != 1).collect();
@@ -593,28 +669,38 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
     );
     assert_eq!(
         per_order.keys().cloned().collect::<HashSet<_>>(),
-        ids,
+        accepted.ids,
         "one notification per order"
     );
+}
 
-    // A late retry of a completed keyed order: the same order. The key with another order: 422.
-    let (status, body) = post_order(&http, &api, &order_body("cust-5", 75), Some("key-75"))
+async fn a_late_retry_gets_the_same_order_and_a_reused_key_gets_422(
+    http: &reqwest::Client,
+    api: &str,
+    accepted: &Accepted,
+) {
+    let (status, body) = post_order(http, api, &order_body("cust-5", 75), Some("key-75"))
         .await
         .expect("late retry");
     assert_eq!(status, 202, "{body}");
-    assert!(by_key["key-75"].contains(body["orderId"].as_str().expect("orderId")));
-    let (status, body) = post_order(&http, &api, &order_body("cust-5", 999), Some("key-75"))
+    assert!(accepted.by_key["key-75"].contains(body["orderId"].as_str().expect("orderId")));
+    let (status, body) = post_order(http, api, &order_body("cust-5", 999), Some("key-75"))
         .await
         .expect("conflicting retry");
     assert_eq!(status, 422, "the same key with another order: {body}");
+}
 
-    // The read routes through the API.
-    for id in ids.iter().take(10) {
-        let (status, view) = get_json(&http, &format!("{api}/orders/{id}")).await;
+async fn the_read_routes_answer_through_the_api(
+    http: &reqwest::Client,
+    api: &str,
+    accepted: &Accepted,
+) {
+    for id in accepted.ids.iter().take(10) {
+        let (status, view) = get_json(http, &format!("{api}/orders/{id}")).await;
         assert_eq!(status, 200, "GET /orders/{id}: {view}");
         assert_eq!(view["status"], "COMPLETED", "{view}");
         assert_eq!(view["version"], 3, "{view}");
-        let (status, history) = get_json(&http, &format!("{api}/orders/{id}/events")).await;
+        let (status, history) = get_json(http, &format!("{api}/orders/{id}/events")).await;
         assert_eq!(status, 200, "GET /orders/{id}/events: {history}");
         let versions: Vec<u64> = history["events"]
             .as_array()
@@ -624,8 +710,14 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
             .collect();
         assert_eq!(versions, [1, 2, 3], "GET /orders/{id}/events: {history}");
     }
+}
 
-    // Bad requests: a 4xx problem+json naming the fields, through API Gateway.
+/// A 4xx problem+json naming the fields, through API Gateway; the log holds only the 100 orders.
+async fn bad_requests_get_problem_documents_and_write_nothing(
+    stack: &Stack,
+    http: &reqwest::Client,
+    api: &str,
+) {
     let response = http
         .post(format!("{api}/orders"))
         .header("content-type", "application/json")
@@ -639,16 +731,12 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
     assert_eq!(answer.content_type, "application/problem+json", "{problem}");
     let fields = answer.fields();
     assert_eq!(fields, ["customerId", "items"], "{problem}");
-    let (status, problem) = get_json(&http, &format!("{api}/orders/not-a-uuid")).await;
+    let (status, problem) = get_json(http, &format!("{api}/orders/not-a-uuid")).await;
     assert_eq!(status, 400, "GET /orders/not-a-uuid: {problem}");
     assert_eq!(
         stack.events_table_count().await,
         300,
         "100 orders × 3 events and nothing else in OrderEvents"
-    );
-    eprintln!(
-        "aws_stack: pipeline test done in {:.1}s after deploy",
-        started.elapsed().as_secs_f64()
     );
 }
 
