@@ -10,7 +10,7 @@ use events_schema::{
     CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderRequest, OrderStatus,
     OrderStatusRecord, OrderView, StoredEvent, ValidOrder, Version,
 };
-use order_ports::{AppendError, EventStore, StatusStore, WorkQueue};
+use order_ports::{AppendError, EventStore, StatusStore, StoreError, WorkQueue};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -128,9 +128,9 @@ async fn ensure_same_order(
     match history.first().map(|e| &e.event) {
         Some(OrderEvent::OrderReceived(existing)) if existing == order => Ok(()),
         Some(_) => Err(ApiError::IdempotencyKeyReused),
-        None => Err(ApiError::Unavailable(
-            "the order was not readable yet".to_owned(),
-        )),
+        None => Err(ApiError::Unavailable(StoreError::Unavailable(format!(
+            "order {order_id} conflicted on append but its history read empty"
+        )))),
     }
 }
 
@@ -242,7 +242,7 @@ async fn get_order(
     match OrderView::fold(&history) {
         Ok(Some(view)) => Ok(Json(OrderStatusRecord::from(&view))),
         Ok(None) => Err(ApiError::OrderNotFound(order_id.to_string())),
-        Err(e) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -374,6 +374,152 @@ mod tests {
         assert_eq!(view["status"], "RECEIVED");
         assert_eq!(view["itemCount"], 3);
         assert_eq!(view["version"], 1);
+    }
+
+    /// What an AWS failure's text carries and a client must never see.
+    const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/OrderEvents";
+    const QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/work";
+    const REQUEST_ID: &str = "7Q2KJ1M0VH5L4N8RSPT3BU6CDEFGAQ9ASUAAJG";
+
+    /// A port whose every call fails with the error its `StoreError` constructor makes, the
+    /// message full of deployment details as an SDK error's would be.
+    #[derive(Clone, Copy)]
+    struct Broken(fn(String) -> StoreError);
+
+    impl Broken {
+        fn error(self) -> StoreError {
+            (self.0)(format!(
+                "service error: ProvisionedThroughputExceededException on {ARN} \
+                 (queue {QUEUE_URL}), RequestId: {REQUEST_ID}"
+            ))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl EventStore for Broken {
+        async fn append(&self, _: &[EventEnvelope]) -> Result<(), AppendError> {
+            Err(self.error().into())
+        }
+        async fn load(&self, _: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+            Err(self.error())
+        }
+        async fn read_all(
+            &self,
+            _: Option<String>,
+            _: usize,
+        ) -> Result<order_ports::EventPage, StoreError> {
+            Err(self.error())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl WorkQueue for Broken {
+        async fn send(&self, _: OrderId) -> Result<(), StoreError> {
+            Err(self.error())
+        }
+        async fn receive(
+            &self,
+            _: usize,
+            _: std::time::Duration,
+        ) -> Result<Vec<order_ports::Delivery>, StoreError> {
+            Err(self.error())
+        }
+        async fn ack(&self, _: &order_ports::Delivery) -> Result<(), StoreError> {
+            Err(self.error())
+        }
+        async fn fail(&self, _: &order_ports::Delivery) -> Result<(), StoreError> {
+            Err(self.error())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl StatusStore for Broken {
+        async fn get(&self, _: OrderId) -> Result<Option<OrderStatusRecord>, StoreError> {
+            Err(self.error())
+        }
+        async fn upsert(&self, _: &OrderStatusRecord) -> Result<order_ports::Upserted, StoreError> {
+            Err(self.error())
+        }
+    }
+
+    /// The SQLite-backed API with some ports swapped for broken ones by `break_ports`.
+    fn broken_api(break_ports: impl FnOnce(&mut AppState)) -> (tempfile::TempDir, Router) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
+        let mut state = AppState {
+            events: Arc::new(db.event_store()),
+            queue: Arc::new(db.work_queue_default()),
+            status: Arc::new(db.status_store()),
+        };
+        break_ports(&mut state);
+        (dir, router(state))
+    }
+
+    /// Calls the API and checks the answer is a problem document with `status` that gives away
+    /// nothing of the failure behind it.
+    async fn assert_opaque_problem(app: &Router, request: Request<Body>, status: StatusCode) {
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), status);
+        let headers = response.headers().clone();
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(headers.contains_key(header::RETRY_AFTER));
+        }
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = String::from_utf8(bytes.to_vec()).unwrap();
+        for secret in ["arn:", "123456789012", "amazonaws.com", REQUEST_ID] {
+            assert!(!body.contains(secret), "{secret} leaked into {body}");
+        }
+        let problem: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["status"], status.as_u16());
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_event_store_is_a_503_that_leaks_nothing() {
+        let (_dir, app) = broken_api(|s| s.events = Arc::new(Broken(StoreError::Unavailable)));
+        assert_opaque_problem(&app, post(&order(1), None), StatusCode::SERVICE_UNAVAILABLE).await;
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_or_rejected_append_is_a_500_that_leaks_nothing() {
+        for fault in [StoreError::Corrupt, StoreError::Rejected] {
+            let (_dir, app) = broken_api(|s| s.events = Arc::new(Broken(fault)));
+            assert_opaque_problem(
+                &app,
+                post(&order(1), None),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+            .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_enqueue_is_a_503_that_leaks_nothing() {
+        let (_dir, app) = broken_api(|s| s.queue = Arc::new(Broken(StoreError::Unavailable)));
+        assert_opaque_problem(
+            &app,
+            post(&order(1), Some("k")),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_failing_status_view_leaks_nothing_on_get() {
+        for (fault, status) in [
+            (
+                StoreError::Unavailable as fn(String) -> StoreError,
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (StoreError::Corrupt, StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            let (_dir, app) = broken_api(|s| s.status = Arc::new(Broken(fault)));
+            let request = Request::get(format!("/orders/{}", OrderId::new_random()))
+                .body(Body::empty())
+                .unwrap();
+            assert_opaque_problem(&app, request, status).await;
+        }
     }
 
     #[tokio::test]

@@ -1,10 +1,21 @@
 //! Errors of the API, mapped once to HTTP statuses and RFC 7807 problem documents.
+//!
+//! A server-side failure keeps its cause for the log and shows the client a fixed sentence: the
+//! causes carry SDK messages, table ARNs, queue URLs, account and request ids.
+
+use std::error::Error;
+use std::fmt;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use events_schema::{FieldError, ValidationErrors};
+use events_schema::{FieldError, FoldError, ValidationErrors};
 use order_ports::StoreError;
 use serde::Serialize;
+
+/// What a client is told about a `503`, whatever the cause.
+pub const UNAVAILABLE_DETAIL: &str = "the order service is temporarily unavailable; retry later";
+/// What a client is told about a `500`, whatever the cause.
+pub const INTERNAL_DETAIL: &str = "the request failed on the server; the failure has been logged";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -33,18 +44,47 @@ pub enum ApiError {
     BadBody(String),
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
-    #[error("temporarily unavailable, retry later: {0}")]
-    Unavailable(String),
+    /// A transient failure of a backend; the client may retry.
+    #[error("a backend is temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Anything else that is the server's fault.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn Error + Send + Sync>),
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(m) => ApiError::Unavailable(m),
-            other => ApiError::Internal(other.to_string()),
+        if e.is_transient() {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(Box::new(e))
         }
+    }
+}
+
+/// A stored history that does not fold is a corrupt log: the server's fault, not the client's.
+impl From<FoldError> for ApiError {
+    fn from(e: FoldError) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+}
+
+/// An error's `source()` chain, outermost first, joined by `: `.
+struct Causes<'a>(&'a (dyn Error + 'static));
+
+impl fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut next = self.0.source();
+        let mut first = true;
+        while let Some(cause) = next {
+            if !first {
+                f.write_str(": ")?;
+            }
+            write!(f, "{cause}")?;
+            first = false;
+            next = cause.source();
+        }
+        Ok(())
     }
 }
 
@@ -96,6 +136,29 @@ impl ApiError {
         }
     }
 
+    /// What the client reads. For server errors a fixed sentence: the cause is only logged.
+    fn detail(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => UNAVAILABLE_DETAIL.to_owned(),
+            ApiError::Internal(_) => INTERNAL_DETAIL.to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The one log line of a server error, with its whole cause chain: `warn` for a transient
+    /// `503` (the client retries; an alarm on those would page for throttling), `error` otherwise.
+    fn log(&self, status: StatusCode) {
+        if !status.is_server_error() {
+            return;
+        }
+        let causes = Causes(self);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(status = status.as_u16(), error = %self, cause = %causes, "request failed");
+        } else {
+            tracing::error!(status = status.as_u16(), error = %self, cause = %causes, "request failed");
+        }
+    }
+
     /// The fields the problem is about: every field error of a validation failure, or the one
     /// thing (header, path segment, body) at fault.
     fn field_errors(&self) -> Vec<FieldError> {
@@ -125,20 +188,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        }
-        // Internal details stay in the log, not in the response.
-        let detail = match &self {
-            ApiError::Internal(_) => "internal error".to_owned(),
-            other => other.to_string(),
-        };
+        self.log(status);
         let errors = self.field_errors();
         let body = ProblemBody {
             kind: "about:blank",
             title: self.title(),
             status: status.as_u16(),
-            detail,
+            detail: self.detail(),
             errors: &errors,
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
@@ -153,5 +209,30 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logged_cause_chain_holds_what_the_client_never_sees() {
+        let leak = "arn:aws:dynamodb:us-east-1:123456789012:table/OrderEvents throttled";
+        let error = ApiError::from(StoreError::Unavailable(leak.to_owned()));
+        assert_eq!(
+            Causes(&error).to_string(),
+            format!("backend unavailable: {leak}")
+        );
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!error.detail().contains("123456789012"));
+    }
+
+    #[test]
+    fn a_permanent_store_failure_is_internal_with_its_cause() {
+        let error = ApiError::from(StoreError::Corrupt("bad item".to_owned()));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(Causes(&error).to_string(), "corrupt record: bad item");
+        assert_eq!(error.detail(), INTERNAL_DETAIL);
     }
 }

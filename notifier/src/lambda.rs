@@ -5,12 +5,37 @@ use std::sync::Arc;
 
 use order_ports::aws::iam::Permission;
 use order_ports::aws::{iam, AwsClients, DynamoEventStore, SnsPublisher};
-use order_ports::lambda::{init_logging, require_env, run_stream_function};
+use order_ports::lambda::{init_logging, run_stream_function, ConfigError, EnvReader};
 
 use crate::Notifier;
 
-/// The environment variables [`run`] requires (`template.yaml` sets exactly these).
+/// The environment variables [`Config`] requires (`template.yaml` sets each of them).
 pub const REQUIRED_ENV: [&str; 2] = ["EVENTS_TABLE", "TOPIC_ARN"];
+/// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
+pub const OPTIONAL_ENV: [&str; 0] = [];
+
+/// What the function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub events_table: String,
+    pub topic_arn: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads through `lookup` (a variable name to its value) instead of the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = EnvReader::new(lookup);
+        let config = Config {
+            events_table: env.required("EVENTS_TABLE"),
+            topic_arn: env.required("TOPIC_ARN"),
+        };
+        env.finish(config)
+    }
+}
 
 /// What this function's role must grant, built from the adapters' per-method constants:
 /// [`Notifier::notify`](crate::Notifier::notify) loads the order's history and publishes; the
@@ -24,14 +49,65 @@ pub const AWS_PERMISSIONS: &[Permission] = &[
     iam::LOGS,
 ];
 
-/// Wires `EVENTS_TABLE`, `TOPIC_ARN`, the clients and the runtime.
+/// Wires the [`Config`], the clients and the runtime.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let [events_table, topic_arn] = require_env(REQUIRED_ENV)?;
+    let config = Config::from_env()?;
     let clients = AwsClients::from_env(None).await;
     let notifier = Notifier::new(
-        Arc::new(DynamoEventStore::new(clients.dynamodb, events_table)),
-        Arc::new(SnsPublisher::new(clients.sns, topic_arn)),
+        Arc::new(DynamoEventStore::new(clients.dynamodb, config.events_table)),
+        Arc::new(SnsPublisher::new(clients.sns, config.topic_arn)),
     );
     run_stream_function(notifier).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    /// Answers from `vars` and records every name asked for.
+    fn lookup<'a>(
+        vars: &'a [(&'a str, &'a str)],
+        asked: &'a RefCell<BTreeSet<String>>,
+    ) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            asked.borrow_mut().insert(name.to_owned());
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn an_empty_environment_names_exactly_the_required_variables_and_reads_only_declared_ones() {
+        let asked = RefCell::default();
+        let err = Config::from_lookup(lookup(&[], &asked)).unwrap_err();
+        let missing: Vec<&str> = err.0.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(missing, REQUIRED_ENV);
+        let declared: BTreeSet<String> = REQUIRED_ENV
+            .iter()
+            .chain(&OPTIONAL_ENV)
+            .map(|n| (*n).to_owned())
+            .collect();
+        assert_eq!(asked.into_inner(), declared);
+    }
+
+    #[test]
+    fn a_complete_environment_is_read_into_the_config() {
+        let asked = RefCell::default();
+        let config = Config::from_lookup(lookup(
+            &[("EVENTS_TABLE", "e"), ("TOPIC_ARN", "arn:t")],
+            &asked,
+        ))
+        .unwrap();
+        assert_eq!(
+            config,
+            Config {
+                events_table: "e".into(),
+                topic_arn: "arn:t".into(),
+            }
+        );
+    }
 }

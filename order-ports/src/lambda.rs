@@ -8,31 +8,102 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::ports::{ConsumeError, EventConsumer};
 
-/// Configuration that is missing at init. Names every missing variable at once.
+/// One variable that is missing or does not hold what it must.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub name: String,
+    /// What is wrong, readable after `NAME: ` (`missing`, `must be …, got "abc"`).
+    pub problem: String,
+}
+
+/// Configuration a function cannot start with: every problem at once, so one failed cold start
+/// tells the operator everything to fix.
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
-#[error("missing required environment variable(s): {}", .0.join(", "))]
-pub struct MissingConfig(pub Vec<String>);
+#[error("invalid configuration: {}", describe(.0))]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+fn describe(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.problem))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 // A `main` that returns this error prints its `Debug` form: make that the readable message.
-impl std::fmt::Debug for MissingConfig {
+impl std::fmt::Debug for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)
     }
 }
 
-/// Reads the named variables, all of them or an error naming each one that is missing or empty.
-pub fn require_env<const N: usize>(names: [&str; N]) -> Result<[String; N], MissingConfig> {
-    let values = names.map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()));
-    let missing: Vec<String> = names
-        .iter()
-        .zip(&values)
-        .filter(|(_, v)| v.is_none())
-        .map(|(n, _)| (*n).to_owned())
-        .collect();
-    if !missing.is_empty() {
-        return Err(MissingConfig(missing));
+/// Reads variables through a lookup (the process environment, or a table in tests) and collects
+/// every problem instead of stopping at the first; [`EnvReader::finish`] reports them together.
+/// A value that is empty or only whitespace counts as unset: a template or shell that sets
+/// `NAME=` meant no value.
+pub struct EnvReader<F> {
+    lookup: F,
+    problems: Vec<ConfigProblem>,
+}
+
+impl EnvReader<fn(&str) -> Option<String>> {
+    /// Reads the process environment.
+    pub fn from_env() -> Self {
+        EnvReader::new(|name| std::env::var(name).ok())
     }
-    Ok(values.map(Option::unwrap_or_default))
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvReader<F> {
+    pub fn new(lookup: F) -> Self {
+        EnvReader {
+            lookup,
+            problems: Vec::new(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn problem(&mut self, name: &str, problem: String) {
+        self.problems.push(ConfigProblem {
+            name: name.to_owned(),
+            problem,
+        });
+    }
+
+    /// The value of `name`; if it is unset, an empty string stands in and `finish` fails.
+    pub fn required(&mut self, name: &str) -> String {
+        match self.get(name) {
+            Some(value) => value,
+            None => {
+                self.problem(name, "missing".to_owned());
+                String::new()
+            }
+        }
+    }
+
+    /// `None` if `name` is unset; its parsed value if it parses; otherwise `None` and `finish`
+    /// fails with `NAME: <what>, got "<value>"` (`what` reads like "must be an integer").
+    pub fn optional_parsed<T: std::str::FromStr>(&mut self, name: &str, what: &str) -> Option<T> {
+        let raw = self.get(name)?;
+        match raw.trim().parse() {
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.problem(name, format!("{what}, got {raw:?}"));
+                None
+            }
+        }
+    }
+
+    /// `config` if every variable read so far was fine, else every problem found.
+    pub fn finish<T>(self, config: T) -> Result<T, ConfigError> {
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(self.problems))
+        }
+    }
 }
 
 /// JSON or text logs as the function's logging config says (`AWS_LAMBDA_LOG_FORMAT`,
@@ -94,19 +165,41 @@ pub async fn run_stream_function<C: EventConsumer + 'static>(
 mod tests {
     use super::*;
 
+    fn table(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
     #[test]
-    fn missing_configuration_names_every_missing_variable_readably() {
-        let err = require_env([
-            "ORDERS_TEST_SURELY_UNSET_A",
-            "PATH",
-            "ORDERS_TEST_SURELY_UNSET_B",
-        ])
-        .unwrap_err();
+    fn every_missing_and_invalid_variable_is_named_at_once_readably() {
+        let mut env = EnvReader::new(table(&[("B", "  "), ("LIMIT", "abc"), ("C", "c")]));
+        let a = env.required("A");
+        let b = env.required("B");
+        let c = env.required("C");
+        let limit: Option<i64> = env.optional_parsed("LIMIT", "must be an integer");
+        let err = env.finish((a, b, c, limit)).unwrap_err();
         assert_eq!(
             format!("{err:?}"),
-            "missing required environment variable(s): ORDERS_TEST_SURELY_UNSET_A, ORDERS_TEST_SURELY_UNSET_B"
+            r#"invalid configuration: A: missing; B: missing; LIMIT: must be an integer, got "abc""#
         );
     }
+
+    #[test]
+    fn set_variables_are_read_and_unset_optional_ones_are_none() {
+        let mut env = EnvReader::new(table(&[("A", "a"), ("LIMIT", " 42 "), ("EMPTY", "")]));
+        let a = env.required("A");
+        let limit: Option<i64> = env.optional_parsed("LIMIT", "must be an integer");
+        let unset: Option<i64> = env.optional_parsed("UNSET", "must be an integer");
+        let empty: Option<i64> = env.optional_parsed("EMPTY", "must be an integer");
+        assert_eq!(
+            env.finish((a, limit, unset, empty)),
+            Ok(("a".to_owned(), Some(42), None, None))
+        );
+    }
+
     use events_schema::{CorrelationId, OrderEvent, OrderId, Version};
     use std::sync::Mutex;
 

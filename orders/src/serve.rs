@@ -54,7 +54,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30)]
     visibility_timeout: u64,
     /// Orders above this total (minor units) fail the credit check.
-    #[arg(long, env = "ORDERS_CREDIT_LIMIT", default_value_t = ProcessingPolicy::default().credit_limit)]
+    #[arg(long, env = "CREDIT_LIMIT", default_value_t = ProcessingPolicy::default().credit_limit)]
     credit_limit: i64,
     #[command(flatten)]
     aws: Box<AwsArgs>,

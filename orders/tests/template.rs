@@ -1,8 +1,8 @@
 //! `template.yaml` against the code: each function's role grants exactly the IAM actions its
 //! code path (and its event source mapping) needs — the `AWS_PERMISSIONS` each `lambda.rs`
 //! builds from the adapters' per-method constants in `order_ports::aws::iam` — on its own
-//! resources only; each function's environment is exactly what its `run` requires; and
-//! cfn-lint accepts the template.
+//! resources only; each function's environment sets every variable its `Config` requires and
+//! nothing it does not read; and cfn-lint accepts the template.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ struct Function {
     logical_id: &'static str,
     permissions: &'static [Permission],
     required_env: &'static [&'static str],
+    optional_env: &'static [&'static str],
 }
 
 fn functions() -> Vec<Function> {
@@ -24,21 +25,25 @@ fn functions() -> Vec<Function> {
             logical_id: "IngestFunction",
             permissions: ingest::lambda::AWS_PERMISSIONS,
             required_env: &ingest::lambda::REQUIRED_ENV,
+            optional_env: &ingest::lambda::OPTIONAL_ENV,
         },
         Function {
             logical_id: "ProcessorFunction",
             permissions: processor::lambda::AWS_PERMISSIONS,
             required_env: &processor::lambda::REQUIRED_ENV,
+            optional_env: &processor::lambda::OPTIONAL_ENV,
         },
         Function {
             logical_id: "ProjectorFunction",
             permissions: projector::lambda::AWS_PERMISSIONS,
             required_env: &projector::lambda::REQUIRED_ENV,
+            optional_env: &projector::lambda::OPTIONAL_ENV,
         },
         Function {
             logical_id: "NotifierFunction",
             permissions: notifier::lambda::AWS_PERMISSIONS,
             required_env: &notifier::lambda::REQUIRED_ENV,
+            optional_env: &notifier::lambda::OPTIONAL_ENV,
         },
     ]
 }
@@ -414,12 +419,13 @@ fn each_event_source_mapping_permission_is_declared_by_exactly_the_functions_it_
 }
 
 #[test]
-fn every_function_environment_is_exactly_what_its_lambda_requires() {
+fn every_function_environment_sets_what_its_config_requires_and_only_what_it_reads() {
     let expected_target: BTreeMap<&str, &str> = [
         ("EVENTS_TABLE", "OrderEvents"),
         ("STATUS_TABLE", "OrderStatus"),
         ("WORK_QUEUE_URL", "WorkQueue"),
         ("TOPIC_ARN", "OrderTopic"),
+        ("CREDIT_LIMIT", "CreditLimit"),
     ]
     .into();
     let template = template();
@@ -431,7 +437,14 @@ fn every_function_environment_is_exactly_what_its_lambda_requires() {
             .unwrap_or_else(|| panic!("{} has no Environment.Variables", f.logical_id));
         let names: BTreeSet<&str> = variables.keys().filter_map(Value::as_str).collect();
         let required: BTreeSet<&str> = f.required_env.iter().copied().collect();
-        assert_eq!(names, required, "{}", f.logical_id);
+        let read: BTreeSet<&str> = required.iter().chain(f.optional_env).copied().collect();
+        let unset: Vec<_> = required.difference(&names).collect();
+        let unread: Vec<_> = names.difference(&read).collect();
+        assert!(
+            unset.is_empty() && unread.is_empty(),
+            "{}: required but not set {unset:?}; set but never read {unread:?}",
+            f.logical_id
+        );
         for (name, value) in variables {
             let name = name.as_str().unwrap_or("?");
             let Some(expected) = expected_target.get(name) else {
@@ -445,6 +458,26 @@ fn every_function_environment_is_exactly_what_its_lambda_requires() {
             );
         }
     }
+}
+
+#[test]
+fn the_credit_limit_parameter_defaults_to_the_code_default() {
+    let template = template();
+    let default = template
+        .get("Parameters")
+        .and_then(|p| p.get("CreditLimit"))
+        .and_then(|p| p.get("Default"))
+        .expect("template has a CreditLimit parameter with a Default");
+    // CloudFormation takes a Number parameter's default as a YAML number or a string.
+    let default = match default {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    assert_eq!(
+        default,
+        Some(events_schema::ProcessingPolicy::default().credit_limit)
+    );
 }
 
 #[test]

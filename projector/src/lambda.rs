@@ -5,12 +5,37 @@ use std::sync::Arc;
 
 use order_ports::aws::iam::Permission;
 use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore};
-use order_ports::lambda::{init_logging, require_env, run_stream_function};
+use order_ports::lambda::{init_logging, run_stream_function, ConfigError, EnvReader};
 
 use crate::Projector;
 
-/// The environment variables [`run`] requires (`template.yaml` sets exactly these).
+/// The environment variables [`Config`] requires (`template.yaml` sets each of them).
 pub const REQUIRED_ENV: [&str; 2] = ["EVENTS_TABLE", "STATUS_TABLE"];
+/// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
+pub const OPTIONAL_ENV: [&str; 0] = [];
+
+/// What the function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub events_table: String,
+    pub status_table: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads through `lookup` (a variable name to its value) instead of the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = EnvReader::new(lookup);
+        let config = Config {
+            events_table: env.required("EVENTS_TABLE"),
+            status_table: env.required("STATUS_TABLE"),
+        };
+        env.finish(config)
+    }
+}
 
 /// What this function's role must grant, built from the adapters' per-method constants:
 /// [`Projector::project`](crate::Projector::project) reads and upserts the status view and, on a
@@ -26,17 +51,71 @@ pub const AWS_PERMISSIONS: &[Permission] = &[
     iam::LOGS,
 ];
 
-/// Wires `EVENTS_TABLE`, `STATUS_TABLE`, the DynamoDB client and the runtime.
+/// Wires the [`Config`], the DynamoDB client and the runtime.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let [events_table, status_table] = require_env(REQUIRED_ENV)?;
+    let config = Config::from_env()?;
     let clients = AwsClients::from_env(None).await;
     let projector = Projector::new(
         Arc::new(DynamoEventStore::new(
             clients.dynamodb.clone(),
-            events_table,
+            config.events_table,
         )),
-        Arc::new(DynamoStatusStore::new(clients.dynamodb, status_table)),
+        Arc::new(DynamoStatusStore::new(
+            clients.dynamodb,
+            config.status_table,
+        )),
     );
     run_stream_function(projector).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    /// Answers from `vars` and records every name asked for.
+    fn lookup<'a>(
+        vars: &'a [(&'a str, &'a str)],
+        asked: &'a RefCell<BTreeSet<String>>,
+    ) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            asked.borrow_mut().insert(name.to_owned());
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn an_empty_environment_names_exactly_the_required_variables_and_reads_only_declared_ones() {
+        let asked = RefCell::default();
+        let err = Config::from_lookup(lookup(&[], &asked)).unwrap_err();
+        let missing: Vec<&str> = err.0.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(missing, REQUIRED_ENV);
+        let declared: BTreeSet<String> = REQUIRED_ENV
+            .iter()
+            .chain(&OPTIONAL_ENV)
+            .map(|n| (*n).to_owned())
+            .collect();
+        assert_eq!(asked.into_inner(), declared);
+    }
+
+    #[test]
+    fn a_complete_environment_is_read_into_the_config() {
+        let asked = RefCell::default();
+        let config = Config::from_lookup(lookup(
+            &[("EVENTS_TABLE", "e"), ("STATUS_TABLE", "s")],
+            &asked,
+        ))
+        .unwrap();
+        assert_eq!(
+            config,
+            Config {
+                events_table: "e".into(),
+                status_table: "s".into(),
+            }
+        );
+    }
 }
