@@ -2,11 +2,14 @@
 //!
 //! * [`ports`]: the four ports — [`EventStore`], [`WorkQueue`], [`StatusStore`], [`Publisher`] —
 //!   each documenting its error contract.
+//! * [`feed`]: the change-feed port [`Feed`] and the consumer loop over it ([`run_subscriber`]).
 //! * `sqlite` (feature `sqlite`): the embedded adapters, one SQLite file for everything.
-//! * `aws` (feature `aws`): DynamoDB, SQS and SNS adapters.
+//! * `aws` (feature `aws`): DynamoDB, SQS and SNS adapters; with feature `stream-feed`, the
+//!   DynamoDB stream as a [`Feed`].
 //! * `lambda` (feature `lambda`): what every function binary shares — configuration from the
 //!   environment, logging, and the stream-batch contract.
 
+pub mod feed;
 pub mod ports;
 
 #[cfg(feature = "aws")]
@@ -16,4 +19,5 @@ pub mod lambda;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+pub use feed::{catch_up_once, run_subscriber, stopped, Feed, FeedRecord};
 pub use ports::*;

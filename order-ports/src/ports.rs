@@ -4,6 +4,9 @@
 //! timeout, a 5xx, a busy database) and the caller may retry the whole operation;
 //! [`StoreError::Corrupt`] and [`StoreError::Rejected`] are permanent — retrying cannot help.
 //! Adapters already retry transient faults a bounded number of times before returning them.
+//!
+//! Async traits: native `async fn` where a trait is used generically ([`EventConsumer`],
+//! [`Feed`](crate::Feed)); `#[async_trait]` only for the four held as `Arc<dyn …>`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

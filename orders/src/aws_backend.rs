@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use order_ports::aws::service_code;
 
 use crate::CliError;
 
@@ -186,8 +187,11 @@ async fn latest_stream_arn(
 }
 
 /// The service's code and message when there is one, else the whole error chain.
-fn brief<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &E) -> String {
-    match (err.code(), err.message()) {
+fn brief<E>(err: &SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match (service_code(err), err.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         _ => DisplayErrorContext(err).to_string(),
     }

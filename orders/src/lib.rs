@@ -2,9 +2,7 @@
 
 mod aws_backend;
 mod notifications;
-mod pipeline;
 mod serve;
-mod stream_feed;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

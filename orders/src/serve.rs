@@ -1,5 +1,13 @@
 //! `orders serve`: the API and every worker in one process — on one SQLite file, or on AWS
 //! resources (real or emulated) with pollers in place of the Lambdas' event source mappings.
+//!
+//! Wiring only; the workers drive the same handler libs as the Lambdas:
+//!
+//! * the processor drains the work queue with several concurrent receivers
+//!   ([`processor::run_worker`]) — the SQLite queue or SQS;
+//! * the projector and the notifier are subscribers ([`order_ports::run_subscriber`]) over a
+//!   [`Feed`]: the SQLite log's global sequence with durable checkpoints ([`SqliteFeed`]), or
+//!   the event table's DynamoDB stream with checkpoints in memory ([`StreamFeed`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,16 +15,20 @@ use std::time::Duration;
 
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
-use order_ports::aws::{DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue};
-use order_ports::sqlite::SqliteDb;
-use order_ports::{EventStore, Publisher, StatusStore, WorkQueue};
+use order_ports::aws::{
+    DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue, StartAt, StreamFeed,
+};
+use order_ports::sqlite::{SqliteDb, SqliteFeed};
+use order_ports::{EventStore, Feed, Publisher, StatusStore, WorkQueue};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::aws_backend::{self, AwsArgs};
-use crate::pipeline::{self, Feed, SqliteFeed, NOTIFIER, PROJECTOR};
-use crate::stream_feed::{StartAt, StreamFeed};
 use crate::{CliError, DataArgs};
+
+/// The subscribers' names: in logs, and the SQLite checkpoints' keys.
+const PROJECTOR: &str = "projector";
+const NOTIFIER: &str = "notifier";
 
 /// Where the events, queue, view and notifications live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -98,7 +110,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let processor = processor::Processor::new(ports.events.clone(), policy);
     let mut workers = JoinSet::new();
     for _ in 0..args.workers.max(1) {
-        workers.spawn(pipeline::run_processor(
+        workers.spawn(processor::run_worker(
             processor.clone(),
             ports.queue.clone(),
             10,
@@ -122,7 +134,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     });
     let mut http_shutdown = shutdown.clone();
     let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { pipeline::stopped(&mut http_shutdown).await });
+        .with_graceful_shutdown(async move { order_ports::stopped(&mut http_shutdown).await });
     tokio::spawn(async move {
         termination().await;
         tracing::info!("shutting down: finishing in-flight work");
@@ -141,13 +153,13 @@ fn spawn_subscribers<F: Feed + 'static>(
     notifier_feed: F,
     shutdown: &watch::Receiver<bool>,
 ) {
-    workers.spawn(pipeline::run_subscriber(
+    workers.spawn(order_ports::run_subscriber(
         projector_feed,
         PROJECTOR,
         projector::Projector::new(ports.events.clone(), ports.status.clone()),
         shutdown.clone(),
     ));
-    workers.spawn(pipeline::run_subscriber(
+    workers.spawn(order_ports::run_subscriber(
         notifier_feed,
         NOTIFIER,
         notifier::Notifier::new(ports.events.clone(), ports.publisher.clone()),
@@ -160,17 +172,13 @@ fn open_sqlite(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> {
         path: args.data.data.clone(),
         source,
     })?;
-    let events = db.event_store();
     let ports = Ports {
-        events: Arc::new(events.clone()),
+        events: Arc::new(db.event_store()),
         queue: Arc::new(db.work_queue_default()),
         status: Arc::new(db.status_store()),
         publisher: Arc::new(db.publisher()),
     };
-    let feeds = Feeds::Sqlite(
-        SqliteFeed::new(db.clone(), events.clone(), PROJECTOR),
-        SqliteFeed::new(db, events, NOTIFIER),
-    );
+    let feeds = Feeds::Sqlite(db.feed(PROJECTOR), db.feed(NOTIFIER));
     Ok((ports, feeds, args.data.data.display().to_string()))
 }
 
@@ -195,7 +203,6 @@ async fn open_aws(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> 
         )),
         publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
     };
-    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
     let stream_error = |e: order_ports::StoreError| {
         CliError::Config(format!(
             "cannot read the stream {}: {e}",
@@ -203,7 +210,7 @@ async fn open_aws(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> 
         ))
     };
     let projector_feed = StreamFeed::open(
-        streams.clone(),
+        &config,
         &names.events_stream_arn,
         PROJECTOR,
         StartAt::TrimHorizon,
@@ -216,7 +223,7 @@ async fn open_aws(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> 
         StartAt::Latest
     };
     let notifier_feed =
-        StreamFeed::open(streams, &names.events_stream_arn, NOTIFIER, notifier_start)
+        StreamFeed::open(&config, &names.events_stream_arn, NOTIFIER, notifier_start)
             .await
             .map_err(stream_error)?;
     let where_ = format!(

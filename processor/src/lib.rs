@@ -4,12 +4,15 @@
 //! version conflict means another worker did that step; it reloads and carries on from there.
 
 pub mod lambda;
+mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use events_schema::{decide_next, FoldError, OrderId, OrderStatus, OrderView, ProcessingPolicy};
 use order_ports::{AppendError, Delivery, EventStore, StoreError, WorkQueue};
+
+pub use worker::run_worker;
 
 /// Why a message was not processed.
 #[derive(Debug, thiserror::Error)]

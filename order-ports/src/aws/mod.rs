@@ -1,4 +1,6 @@
-//! AWS adapters: [`DynamoEventStore`], [`DynamoStatusStore`], [`SqsWorkQueue`], [`SnsPublisher`].
+//! AWS adapters: [`DynamoEventStore`], [`DynamoStatusStore`], [`SqsWorkQueue`], [`SnsPublisher`],
+//! and (feature `stream-feed`) `StreamFeed`, the event table's DynamoDB stream as a
+//! [`Feed`](crate::Feed).
 //!
 //! Build one [`AwsClients`] per process (cold start) and clone the clients into the adapters;
 //! SDK clients are cheap to clone and share one connection pool.
@@ -26,10 +28,14 @@ pub mod iam;
 pub mod provision;
 mod sns;
 mod sqs;
+#[cfg(feature = "stream-feed")]
+pub mod stream_feed;
 
 pub use dynamo::{DynamoEventStore, DynamoStatusStore};
 pub use sns::SnsPublisher;
 pub use sqs::SqsWorkQueue;
+#[cfg(feature = "stream-feed")]
+pub use stream_feed::{StartAt, StreamFeed};
 
 /// Attempts per SDK call (1 try + retries) in the standard retry mode, with exponential
 /// backoff and jitter. Lambda invocations are short: a few attempts, then let the caller decide.
@@ -165,8 +171,9 @@ where
     }
 }
 
-/// The error code of a service error, if the call reached the service.
-pub(crate) fn service_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
+/// The error code of a service error (`ResourceNotFoundException`, …), if the call reached the
+/// service; any AWS SDK's operation errors.
+pub fn service_code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => service.err().code(),
         _ => None,

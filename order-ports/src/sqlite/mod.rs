@@ -28,6 +28,7 @@
 //! not decode, or a corrupt file, is [`StoreError::Corrupt`].
 
 mod event_store;
+mod feed;
 mod publisher;
 mod queue;
 mod status;
@@ -41,6 +42,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use crate::ports::StoreError;
 
 pub use event_store::SqliteEventStore;
+pub use feed::SqliteFeed;
 pub use publisher::{SqlitePublisher, StoredNotification};
 pub use queue::{DeadLetter, SqliteWorkQueue, DEFAULT_MAX_RECEIVES};
 pub use status::SqliteStatusStore;
@@ -225,6 +227,16 @@ impl SqliteDb {
 
     pub fn publisher(&self) -> SqlitePublisher {
         SqlitePublisher { db: self.clone() }
+    }
+
+    /// The change feed of consumer `consumer`, resuming after its saved
+    /// [`checkpoint`](Self::checkpoint).
+    pub fn feed(&self, consumer: &'static str) -> SqliteFeed {
+        SqliteFeed {
+            db: self.clone(),
+            events: self.event_store(),
+            consumer,
+        }
     }
 
     /// The position a consumer saved with [`save_checkpoint`](Self::save_checkpoint), 0 if none.

@@ -1,14 +1,11 @@
-//! The background workers of `orders serve`: they drive the same handler libs as the Lambdas.
+//! The change-feed port: [`Feed`], an ordered source of events for one consumer with a
+//! checkpoint, and the consumer loop that drives an [`EventConsumer`] over it
+//! ([`run_subscriber`], one batch at a time with [`catch_up_once`]).
 //!
-//! * the processor drains the work queue (several concurrent receivers) — the SQLite queue or SQS;
-//! * the projector and the notifier are subscribers: one consumer loop ([`run_subscriber`]) over
-//!   a [`Feed`], of which there are two:
-//!   - [`SqliteFeed`]: the SQLite log's global sequence, with a durable checkpoint per consumer
-//!     in the same file, so after a crash they resume where they stopped. A checkpoint is saved
-//!     after its batch is handled: a crash in between replays that batch, which the projector's
-//!     version guard and the publisher's dedup on `eventId` make harmless.
-//!   - [`StreamFeed`](crate::stream_feed::StreamFeed): the event table's DynamoDB stream, with
-//!     per-shard checkpoints held in memory (see that module for what a restart replays).
+//! This is what runs the projector and the notifier outside Lambda (`orders serve`). Adapters:
+//! `sqlite::SqliteFeed` (the SQLite log's global sequence, durable checkpoints) and
+//! `aws::StreamFeed` (the event table's DynamoDB stream, feature `stream-feed`, checkpoints in
+//! memory).
 //!
 //! Whatever the feed, a transient handler error stops the batch at that event, commits
 //! everything before it and re-delivers it (and everything after it) on the next poll; a
@@ -18,43 +15,17 @@ use std::future::Future;
 use std::time::Duration;
 
 use events_schema::EventEnvelope;
-use order_ports::sqlite::{SqliteDb, SqliteEventStore};
-use order_ports::{ConsumeError, EventConsumer, StoreError, WorkQueue};
-use processor::Processor;
 use tokio::sync::watch;
 
-pub const PROJECTOR: &str = "projector";
-pub const NOTIFIER: &str = "notifier";
+use crate::ports::{ConsumeError, EventConsumer, StoreError};
 
-const FEED_BATCH: usize = 256;
-const IDLE_POLL: Duration = Duration::from_millis(10);
+/// Pause after a poll or a commit failed (the backend is unavailable) before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_millis(200);
 
-/// Resolves when shutdown has been requested.
+/// Resolves when shutdown has been requested (`true` sent on the channel), or when the sender
+/// is gone.
 pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// Receives and processes work until shutdown. In-flight messages finish first.
-pub async fn run_processor(
-    processor: Processor,
-    queue: std::sync::Arc<dyn WorkQueue>,
-    batch: usize,
-    visibility: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    while !*shutdown.borrow() {
-        match processor::work_once(&processor, queue.as_ref(), batch, visibility).await {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "work queue unavailable");
-                tokio::select! {
-                    _ = tokio::time::sleep(ERROR_BACKOFF) => {}
-                    _ = stopped(&mut shutdown) => {}
-                }
-            }
-        }
-    }
 }
 
 /// One record of a [`Feed`]: where it sits, and the event (or why it cannot be decoded — such a
@@ -65,6 +36,19 @@ pub struct FeedRecord<P> {
 }
 
 /// An ordered source of events for one consumer, with a checkpoint.
+///
+/// Contract: delivery is **at least once**, each order's events in version order, so the
+/// consumer must be idempotent. A record is delivered again until a [`commit`](Feed::commit) at
+/// or after its position has succeeded: what was polled but not committed (a failed commit, a
+/// transient handler error) comes back. [`commit`](Feed::commit) moves the checkpoint past the
+/// records of the batch up to that position; [`retry_from`](Feed::retry_from) rewinds to one
+/// record so the next poll starts with it. Whether the checkpoint survives a restart is the
+/// adapter's to document (SQLite: durable; the DynamoDB stream: in memory).
+///
+/// Errors: [`StoreError::Unavailable`] from `poll` or `commit` is transient — nothing is lost,
+/// poll again later; the other variants are permanent, as for every port. A record that cannot
+/// be decoded is not an error of the feed: it is delivered, with `Err` as its `event`, to be
+/// skipped and logged.
 pub trait Feed: Send {
     /// Where a record sits in the feed.
     type Position: std::fmt::Display + Send + Sync;
@@ -149,50 +133,6 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
         feed.commit(position).await?;
     }
     Ok(batch.len())
-}
-
-/// The SQLite log's global sequence, with `consumer`'s durable checkpoint in the same file.
-pub struct SqliteFeed {
-    db: SqliteDb,
-    events: SqliteEventStore,
-    consumer: &'static str,
-}
-
-impl SqliteFeed {
-    pub fn new(db: SqliteDb, events: SqliteEventStore, consumer: &'static str) -> Self {
-        Self {
-            db,
-            events,
-            consumer,
-        }
-    }
-}
-
-impl Feed for SqliteFeed {
-    type Position = u64;
-
-    async fn poll(&mut self) -> Result<Vec<FeedRecord<u64>>, StoreError> {
-        let from = self.db.checkpoint(self.consumer).await?;
-        let batch = self.events.read_feed(from, FEED_BATCH).await?;
-        Ok(batch
-            .into_iter()
-            .map(|(position, event)| FeedRecord {
-                position,
-                event: Ok(event),
-            })
-            .collect())
-    }
-
-    async fn commit(&mut self, position: &u64) -> Result<(), StoreError> {
-        self.db.save_checkpoint(self.consumer, *position).await
-    }
-
-    /// Nothing to do: every poll starts from the saved checkpoint, which is just before it.
-    fn retry_from(&mut self, _position: &u64) {}
-
-    fn idle_pause(&self) -> Duration {
-        IDLE_POLL
-    }
 }
 
 #[cfg(test)]

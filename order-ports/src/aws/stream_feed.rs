@@ -1,5 +1,6 @@
-//! A [`Feed`] on the event table's DynamoDB stream, for `orders serve --backend aws`: the same
-//! consumer loop and handlers as the SQLite feed, without deploying the stream Lambdas.
+//! A [`Feed`] on the event table's DynamoDB stream (feature `stream-feed`), for `orders serve
+//! --backend aws`: the same consumer loop and handlers as the SQLite feed, without deploying the
+//! stream Lambdas.
 //!
 //! How it reads the stream:
 //!
@@ -27,13 +28,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use aws_config::SdkConfig;
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::{OperationType, Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
 use events_schema::EventEnvelope;
-use order_ports::StoreError;
 
-use crate::pipeline::{Feed, FeedRecord};
+use super::service_code;
+use crate::feed::{Feed, FeedRecord};
+use crate::ports::StoreError;
 
 /// How often the shard list is refreshed when no shard has been exhausted.
 pub const DESCRIBE_EVERY: Duration = Duration::from_secs(10);
@@ -96,15 +99,18 @@ pub struct StreamFeed {
 
 impl StreamFeed {
     /// Lists the shards and, for [`StartAt::Latest`], takes the `LATEST` iterator of every open
-    /// shard now, so that every record written after this returns is delivered.
+    /// shard now, so that every record written after this returns is delivered. `config` is the
+    /// process's SDK configuration ([`sdk_config`](super::sdk_config)).
+    ///
+    /// Errors: `Unavailable` if the stream cannot be described (missing, access denied, down).
     pub async fn open(
-        client: Client,
+        config: &SdkConfig,
         stream_arn: impl Into<String>,
         consumer: &'static str,
         start: StartAt,
     ) -> Result<Self, StoreError> {
         let mut feed = StreamFeed {
-            client,
+            client: Client::new(config),
             stream_arn: stream_arn.into(),
             consumer,
             shards: BTreeMap::new(),
@@ -233,7 +239,7 @@ impl StreamFeed {
         };
         match request.send().await {
             Ok(out) => Ok(out.shard_iterator),
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) if service_code(&e) == Some("ResourceNotFoundException") => Ok(None),
             Err(e) => Err(unavailable("GetShardIterator", &e)),
         }
     }
@@ -305,7 +311,7 @@ impl Feed for StreamFeed {
             Err(e) => {
                 // Whatever went wrong, acquire a fresh iterator from the checkpoint next time.
                 shard.iterator = None;
-                return match code(&e) {
+                return match service_code(&e) {
                     Some("ExpiredIteratorException") => Ok(Vec::new()),
                     Some("TrimmedDataAccessException") => {
                         tracing::error!(consumer = self.consumer, shard = %shard_id, resume = ?shard.resume,
@@ -348,13 +354,6 @@ impl Feed for StreamFeed {
 
     fn idle_pause(&self) -> Duration {
         IDLE_POLL
-    }
-}
-
-fn code<E: ProvideErrorMetadata>(err: &SdkError<E>) -> Option<&str> {
-    match err {
-        SdkError::ServiceError(service) => service.err().code(),
-        _ => None,
     }
 }
 
