@@ -15,5 +15,7 @@ pub mod aws;
 pub mod lambda;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use ports::*;
