@@ -279,18 +279,19 @@ mod tests {
     use axum::body::to_bytes;
     use axum::http::Request;
     use order_ports::sqlite::{SqliteDb, SqliteWorkQueue};
+    use order_ports::test_util::TempSqlite;
     use tower::ServiceExt;
 
     struct Api {
-        _dir: tempfile::TempDir,
+        _tmp: TempSqlite,
         app: Router,
         queue: SqliteWorkQueue,
         db: SqliteDb,
     }
 
     fn api() -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
+        let tmp = TempSqlite::new();
+        let db = tmp.db().clone();
         let queue = db.work_queue_default();
         let app = router(AppState {
             events: Arc::new(db.event_store()),
@@ -298,7 +299,7 @@ mod tests {
             status: Arc::new(db.status_store()),
         });
         Api {
-            _dir: dir,
+            _tmp: tmp,
             app,
             queue,
             db,
