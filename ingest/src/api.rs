@@ -279,18 +279,19 @@ mod tests {
     use axum::body::to_bytes;
     use axum::http::Request;
     use order_ports::sqlite::{SqliteDb, SqliteWorkQueue};
+    use order_ports::test_util::TempSqlite;
     use tower::ServiceExt;
 
     struct Api {
-        _dir: tempfile::TempDir,
+        _tmp: TempSqlite,
         app: Router,
         queue: SqliteWorkQueue,
         db: SqliteDb,
     }
 
     fn api() -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
+        let tmp = TempSqlite::new();
+        let db = tmp.db().clone();
         let queue = db.work_queue_default();
         let app = router(AppState {
             events: Arc::new(db.event_store()),
@@ -298,7 +299,7 @@ mod tests {
             status: Arc::new(db.status_store()),
         });
         Api {
-            _dir: dir,
+            _tmp: tmp,
             app,
             queue,
             db,
@@ -440,19 +441,25 @@ mod tests {
         async fn upsert(&self, _: &OrderStatusRecord) -> Result<order_ports::Upserted, StoreError> {
             Err(self.error())
         }
+        async fn list_by_customer(
+            &self,
+            _: &order_ports::CustomerOrdersQuery,
+        ) -> Result<order_ports::StatusPage, StoreError> {
+            Err(self.error())
+        }
     }
 
     /// The SQLite-backed API with some ports swapped for broken ones by `break_ports`.
-    fn broken_api(break_ports: impl FnOnce(&mut AppState)) -> (tempfile::TempDir, Router) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
+    fn broken_api(break_ports: impl FnOnce(&mut AppState)) -> (TempSqlite, Router) {
+        let temp = TempSqlite::new();
+        let db = temp.db().clone();
         let mut state = AppState {
             events: Arc::new(db.event_store()),
             queue: Arc::new(db.work_queue_default()),
             status: Arc::new(db.status_store()),
         };
         break_ports(&mut state);
-        (dir, router(state))
+        (temp, router(state))
     }
 
     /// Calls the API and checks the answer is a problem document with `status` that gives away

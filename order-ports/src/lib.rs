@@ -18,6 +18,8 @@ pub mod aws;
 pub mod lambda;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use feed::{catch_up_once, run_subscriber, stopped, Feed, FeedRecord};
 pub use ports::*;

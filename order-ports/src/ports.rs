@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use events_schema::{EventEnvelope, EventId, OrderId, OrderStatusRecord, Version};
+use base64::Engine as _;
+use events_schema::{
+    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
+};
 
 /// The most events one [`EventStore::append`] takes (DynamoDB's `TransactWriteItems` limit).
 pub const MAX_APPEND_BATCH: usize = 100;
@@ -169,6 +172,131 @@ pub trait StatusStore: Send + Sync + 'static {
     /// Writes `record` only if no record exists or the stored one has a lower `version`, so the
     /// view only ever moves forward. A stale write is [`Upserted::Stale`], not an error.
     async fn upsert(&self, record: &OrderStatusRecord) -> Result<Upserted, StoreError>;
+
+    /// A page of one customer's orders (only those in `query.status`, when given), newest
+    /// first: by `createdAt` descending, ties by `orderId` descending — the same order on every
+    /// backend.
+    ///
+    /// Start with `cursor: None`, then pass [`StatusPage::next_cursor`] back (with the same
+    /// customer and status) until it is `None`: that walks every matching order exactly once,
+    /// newest first, in pages of at most `limit`. `next_cursor` is `None` only when nothing
+    /// is left, so a cursor never leads to an empty page. The cursor is opaque: it encodes the
+    /// position of the page's last order (the same way on every backend) and does not expire.
+    /// Since a walk only moves to older positions, it never returns an order twice even while
+    /// the view changes; an order projected, or (with a status filter) changing status, during
+    /// the walk may or may not be in it. An unknown customer gives an empty page without a
+    /// cursor.
+    ///
+    /// On DynamoDB this reads a global secondary index, which is eventually consistent: an
+    /// order projected a moment ago may be missing, or show an older status, for a short while.
+    ///
+    /// Errors: `Rejected` for a `limit` outside 1..=[`MAX_CUSTOMER_ORDERS_LIMIT`] or a cursor
+    /// this store did not produce; `Corrupt` when a stored record cannot be decoded;
+    /// `Unavailable` as usual.
+    async fn list_by_customer(&self, query: &CustomerOrdersQuery)
+        -> Result<StatusPage, StoreError>;
+}
+
+/// The largest page [`StatusStore::list_by_customer`] returns.
+pub const MAX_CUSTOMER_ORDERS_LIMIT: usize = 100;
+
+/// What [`StatusStore::list_by_customer`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerOrdersQuery {
+    pub customer_id: CustomerId,
+    /// Only orders currently in this status; `None` for all.
+    pub status: Option<OrderStatus>,
+    /// The most orders in the page: 1..=[`MAX_CUSTOMER_ORDERS_LIMIT`].
+    pub limit: usize,
+    /// [`StatusPage::next_cursor`] of the previous page; `None` for the first.
+    pub cursor: Option<String>,
+}
+
+/// A page of [`StatusStore::list_by_customer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPage {
+    /// Newest first.
+    pub records: Vec<OrderStatusRecord>,
+    /// Pass back to get the next page; `None` when nothing is left.
+    pub next_cursor: Option<String>,
+}
+
+/// A position in a customer's orders: everything strictly older (by `createdAt`, then
+/// `orderId`) comes after it. The one codec of the `list_by_customer` cursor, so both backends
+/// accept each other's cursors: URL-safe base64 without padding of
+/// `{"createdAt": "...", "orderId": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CustomerOrdersPosition {
+    pub created_at: String,
+    pub order_id: OrderId,
+}
+
+impl CustomerOrdersPosition {
+    /// The position just after `record`.
+    pub fn after(record: &OrderStatusRecord) -> Self {
+        Self {
+            created_at: record.created_at.clone(),
+            order_id: record.order_id,
+        }
+    }
+
+    pub fn encode(&self) -> Result<String, StoreError> {
+        let json = serde_json::to_vec(self)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode a cursor: {e}")))?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+    }
+
+    pub fn decode(cursor: &str) -> Result<Self, StoreError> {
+        let bad = || StoreError::Rejected(format!("not a cursor of this store: {cursor:?}"));
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| bad())?;
+        let position: Self = serde_json::from_slice(&json).map_err(|_| bad())?;
+        if position.created_at.is_empty() {
+            return Err(bad());
+        }
+        Ok(position)
+    }
+}
+
+/// Checks `query.limit` and decodes `query.cursor` for [`StatusStore::list_by_customer`];
+/// `Rejected` for either being invalid. Every adapter calls this before touching its backend.
+pub(crate) fn check_customer_orders_query(
+    query: &CustomerOrdersQuery,
+) -> Result<Option<CustomerOrdersPosition>, StoreError> {
+    if !(1..=MAX_CUSTOMER_ORDERS_LIMIT).contains(&query.limit) {
+        return Err(StoreError::Rejected(format!(
+            "limit must be 1..={MAX_CUSTOMER_ORDERS_LIMIT}, got {}",
+            query.limit
+        )));
+    }
+    query
+        .cursor
+        .as_deref()
+        .map(CustomerOrdersPosition::decode)
+        .transpose()
+}
+
+/// Cuts a look-ahead read of up to `limit + 1` records down to a page: the extra record, when
+/// present, only proves that there is more, and the cursor points after the page's last record.
+pub(crate) fn into_status_page(
+    mut records: Vec<OrderStatusRecord>,
+    limit: usize,
+) -> Result<StatusPage, StoreError> {
+    let next_cursor = if records.len() > limit {
+        records.truncate(limit);
+        records
+            .last()
+            .map(|last| CustomerOrdersPosition::after(last).encode())
+            .transpose()?
+    } else {
+        None
+    };
+    Ok(StatusPage {
+        records,
+        next_cursor,
+    })
 }
 
 /// A message for subscribers (SNS, or the local notifications table).

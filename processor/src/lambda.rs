@@ -159,9 +159,8 @@ mod tests {
         );
     }
 
-    use events_schema::{CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderRequest, Version};
-    use order_ports::sqlite::SqliteDb;
-    use order_ports::EventStore;
+    use events_schema::OrderId;
+    use order_ports::test_util::TempSqlite;
 
     fn sqs_event(bodies: &[(&str, String)]) -> SqsEvent {
         let records: Vec<serde_json::Value> = bodies
@@ -173,23 +172,9 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_poison_message_is_reported_as_a_batch_item_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
-        let events = Arc::new(db.event_store());
-        let order_id = OrderId::new_random();
-        let order = OrderRequest::validate(&serde_json::json!({
-            "customerId": "c", "items": [{"productId": "p", "quantity": 1, "unitPrice": 5}]
-        }))
-        .unwrap();
-        events
-            .append(&[EventEnvelope::new(
-                order_id,
-                Version::FIRST,
-                CorrelationId::generate(),
-                OrderEvent::OrderReceived(order),
-            )])
-            .await
-            .unwrap();
+        let db = TempSqlite::new();
+        let order_id = db.append_received_order(1, 5).await.order_id;
+        let events = db.events();
         let processor = Processor::new(events.clone(), ProcessingPolicy::default());
 
         let response = handle(

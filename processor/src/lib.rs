@@ -133,30 +133,14 @@ async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use events_schema::{CorrelationId, EventEnvelope, OrderEvent, OrderRequest, Version};
-    use order_ports::sqlite::SqliteDb;
+    use events_schema::OrderEvent;
+    use order_ports::test_util::TempSqlite;
 
-    async fn given_a_received_order(
-        total_each: i64,
-    ) -> (tempfile::TempDir, Arc<dyn EventStore>, OrderId) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
-        let events: Arc<dyn EventStore> = Arc::new(db.event_store());
-        let order = OrderRequest::validate(&serde_json::json!({
-            "customerId": "c", "items": [{"productId": "p", "quantity": 2, "unitPrice": total_each}]
-        }))
-        .unwrap();
-        let id = OrderId::new_random();
-        events
-            .append(&[EventEnvelope::new(
-                id,
-                Version::FIRST,
-                CorrelationId::generate(),
-                OrderEvent::OrderReceived(order),
-            )])
-            .await
-            .unwrap();
-        (dir, events, id)
+    async fn given_a_received_order(total_each: i64) -> (TempSqlite, Arc<dyn EventStore>, OrderId) {
+        let db = TempSqlite::new();
+        let id = db.append_received_order(2, total_each).await.order_id;
+        let events = db.events();
+        (db, events, id)
     }
 
     fn types(history: &[events_schema::EventEnvelope]) -> Vec<&'static str> {

@@ -82,11 +82,11 @@ impl EventConsumer for Projector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use events_schema::{CorrelationId, OrderEvent, OrderId, OrderRequest, OrderStatus};
-    use order_ports::sqlite::SqliteDb;
+    use events_schema::{OrderEvent, OrderStatus};
+    use order_ports::test_util::TempSqlite;
 
     struct World {
-        _dir: tempfile::TempDir,
+        _db: TempSqlite,
         events: Arc<dyn EventStore>,
         status: Arc<dyn StatusStore>,
         history: Vec<EventEnvelope>,
@@ -94,29 +94,29 @@ mod tests {
 
     /// A completed order in the log, nothing projected yet.
     async fn given_a_completed_order_in_the_log() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(dir.path().join("t.db")).unwrap();
-        let events: Arc<dyn EventStore> = Arc::new(db.event_store());
-        let order = OrderRequest::validate(&serde_json::json!({
-            "customerId": "c", "items": [{"productId": "p", "quantity": 1, "unitPrice": 10}]
-        }))
-        .unwrap();
-        let id = OrderId::new_random();
-        let corr = CorrelationId::generate();
+        let db = TempSqlite::new();
+        let received = db.append_received_order(1, 10).await;
         let mk = |v: u32, e: OrderEvent| {
-            EventEnvelope::new(id, Version::new(v).unwrap(), corr.clone(), e)
+            let version = Version::new(v).unwrap();
+            EventEnvelope::new(
+                received.order_id,
+                version,
+                received.correlation_id.clone(),
+                e,
+            )
         };
         let history = vec![
-            mk(1, OrderEvent::OrderReceived(order)),
+            received.clone(),
             mk(2, OrderEvent::OrderProcessingStarted),
             mk(3, OrderEvent::OrderCompleted { total: 10 }),
         ];
-        events.append(&history).await.unwrap();
+        let events = db.events();
+        events.append(&history[1..]).await.unwrap();
         World {
-            _dir: dir,
             events,
-            status: Arc::new(db.status_store()),
+            status: Arc::new(db.db().status_store()),
             history,
+            _db: db,
         }
     }
 

@@ -7,11 +7,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
-use events_schema::{CustomerId, EventEnvelope, OrderId, OrderStatusRecord, Version};
+use events_schema::{EventEnvelope, OrderId, OrderStatusRecord, Version};
 
 use super::classify;
 use crate::ports::{
-    check_append_batch, AppendError, EventPage, EventStore, StatusStore, StoreError, Upserted,
+    check_append_batch, check_customer_orders_query, into_status_page, AppendError,
+    CustomerOrdersQuery, EventPage, EventStore, StatusPage, StatusStore, StoreError, Upserted,
 };
 
 const NEW_KEY_ONLY: &str = "attribute_not_exists(orderId)";
@@ -323,8 +324,15 @@ pub struct DynamoStatusStore {
     table: String,
 }
 
-/// The GSI of the `OrderStatus` table keyed by customer, sorted by `createdAt`.
+/// The GSI of the `OrderStatus` table keyed by customer, sorted by `createdAt`. Index entries
+/// with equal `createdAt` are ordered by the table key `orderId` (which is why an index query's
+/// `LastEvaluatedKey` carries it), so a descending query gives the port's order: `createdAt`,
+/// then `orderId`, both descending.
 pub const BY_CUSTOMER_INDEX: &str = "byCustomer";
+
+/// Items a filtered `list_by_customer` Query evaluates at least per call. The filter applies
+/// after the `Limit`, so a page of a rare status could otherwise take a call per order.
+const FILTERED_QUERY_BATCH: usize = 25;
 
 impl DynamoStatusStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -336,42 +344,6 @@ impl DynamoStatusStore {
 
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// Up to `limit` orders of one customer, newest (`createdAt`) first, from the GSI
-    /// `byCustomer`. GSIs are eventually consistent: a just-projected record may be missing.
-    pub async fn query_by_customer(
-        &self,
-        customer: &CustomerId,
-        limit: usize,
-    ) -> Result<Vec<OrderStatusRecord>, StoreError> {
-        let mut records = Vec::new();
-        let mut start = None;
-        while records.len() < limit {
-            let page = i32::try_from((limit - records.len()).min(1_000)).unwrap_or(1_000);
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_CUSTOMER_INDEX)
-                .key_condition_expression("customerId = :c")
-                .expression_attribute_values(":c", AttributeValue::S(customer.to_string()))
-                .scan_index_forward(false)
-                .limit(page)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify("Query", &e))?;
-            for item in out.items.unwrap_or_default() {
-                records.push(decode_status(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        records.truncate(limit);
-        Ok(records)
     }
 }
 
@@ -423,6 +395,67 @@ impl StatusStore for DynamoStatusStore {
             }
             Err(e) => Err(classify("PutItem", &e)),
         }
+    }
+
+    /// `Query`s on the GSI [`BY_CUSTOMER_INDEX`], descending, from the cursor's
+    /// `ExclusiveStartKey`, until one record more than the page has been found (so the cursor
+    /// is only returned when there is more) or the customer's orders are exhausted. The status
+    /// filter is a `FilterExpression`: DynamoDB applies it after `Limit`, hence the loop.
+    async fn list_by_customer(
+        &self,
+        query: &CustomerOrdersQuery,
+    ) -> Result<StatusPage, StoreError> {
+        let after = check_customer_orders_query(query)?;
+        let customer = AttributeValue::S(query.customer_id.to_string());
+        let wanted = query.limit + 1;
+        let mut start = after.map(|position| {
+            HashMap::from([
+                ("customerId".to_owned(), customer.clone()),
+                (
+                    "createdAt".to_owned(),
+                    AttributeValue::S(position.created_at),
+                ),
+                (
+                    "orderId".to_owned(),
+                    AttributeValue::S(position.order_id.to_string()),
+                ),
+            ])
+        });
+        let mut records = Vec::with_capacity(wanted);
+        loop {
+            let missing = wanted - records.len();
+            let batch = match query.status {
+                Some(_) => missing.max(FILTERED_QUERY_BATCH),
+                None => missing,
+            };
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_CUSTOMER_INDEX)
+                .key_condition_expression("customerId = :c")
+                .expression_attribute_values(":c", customer.clone())
+                .scan_index_forward(false)
+                .limit(i32::try_from(batch).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = query.status {
+                request = request
+                    .filter_expression("#s = :s")
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":s", AttributeValue::S(status.as_str().into()));
+            }
+            let out = request.send().await.map_err(|e| classify("Query", &e))?;
+            for item in out.items.unwrap_or_default() {
+                if records.len() < wanted {
+                    records.push(decode_status(item)?);
+                }
+            }
+            start = out.last_evaluated_key;
+            if records.len() >= wanted || start.is_none() {
+                break;
+            }
+        }
+        into_status_page(records, query.limit)
     }
 }
 

@@ -91,8 +91,9 @@ impl DynamoStatusStore {
         resource: Resource::StatusTable,
         actions: &["dynamodb:PutItem"],
     };
-    /// [`DynamoStatusStore::query_by_customer`]: `Query` on the `byCustomer` index.
-    pub const QUERY_BY_CUSTOMER: Permission = Permission {
+    /// [`StatusStore::list_by_customer`](crate::StatusStore::list_by_customer): `Query` on the
+    /// `byCustomer` index (the index ARN, not the table's).
+    pub const LIST_BY_CUSTOMER: Permission = Permission {
         resource: Resource::StatusTableIndex,
         actions: &["dynamodb:Query"],
     };
@@ -183,9 +184,10 @@ mod tests {
 
     /// The adapter sources scanned, with the constants of the adapters each file defines.
     /// `mod.rs` (client construction, error mapping) must call no operation. `provision.rs` is
-    /// excluded on purpose: it creates tables, queues and topics for tests and tools and is
-    /// never wired into a Lambda, so its calls need no role permission. Nor is `stream_feed.rs`
-    /// (the stream poller of `orders serve`; the Lambdas get the stream from their mapping).
+    /// excluded on purpose: it creates tables, queues and topics for tests, is only compiled
+    /// with the `test-util` feature and never into a Lambda, so its calls need no role
+    /// permission. Nor is `stream_feed.rs` (the stream poller of `orders serve`; the Lambdas get
+    /// the stream from their mapping).
     fn adapter_files() -> Vec<(&'static str, &'static str, Vec<Permission>)> {
         vec![
             (
@@ -197,7 +199,7 @@ mod tests {
                     DynamoEventStore::READ_ALL,
                     DynamoStatusStore::GET,
                     DynamoStatusStore::UPSERT,
-                    DynamoStatusStore::QUERY_BY_CUSTOMER,
+                    DynamoStatusStore::LIST_BY_CUSTOMER,
                 ],
             ),
             (

@@ -1,5 +1,12 @@
-//! Creates the tables, queues and topic for tests and tools (the contract suite against the
-//! emulator). The deployed stack is `template.yaml`; keep the two in step.
+//! Creates the tables, queues and topic for tests (the contract suite and the end-to-end tests
+//! against the emulator). The deployed stack is `template.yaml`; keep the two in step.
+//!
+//! Only with the feature `test-util`, which only dev-dependencies enable: no function binary
+//! compiles this module.
+
+// On the module itself (rather than on `pub mod provision;` in `aws/mod.rs`) so the gate and
+// its reason sit together.
+#![cfg(feature = "test-util")]
 
 use std::time::Duration;
 

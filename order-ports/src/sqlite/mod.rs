@@ -99,7 +99,11 @@ CREATE TABLE IF NOT EXISTS order_status (
     updated_at  TEXT    NOT NULL,
     record      TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS order_status_by_customer ON order_status (customer_id, created_at);
+-- A customer's orders newest first, with the order id as tie-breaker (keyset pagination). It
+-- replaces `order_status_by_customer (customer_id, created_at)` of files created before it.
+DROP INDEX IF EXISTS order_status_by_customer;
+CREATE INDEX IF NOT EXISTS order_status_by_customer_page
+    ON order_status (customer_id, created_at, order_id);
 
 CREATE TABLE IF NOT EXISTS checkpoints (
     consumer TEXT    PRIMARY KEY NOT NULL,

@@ -1,46 +1,24 @@
 //! The status view: table `order_status`, one row per order, only ever moving forward.
 
 use async_trait::async_trait;
-use events_schema::{CustomerId, OrderId, OrderStatusRecord};
+use events_schema::{OrderId, OrderStatusRecord};
 use rusqlite::params;
+use rusqlite::types::Value;
 
 use super::{map_err, SqliteDb};
-use crate::ports::{StatusStore, StoreError, Upserted};
+use crate::ports::{
+    check_customer_orders_query, into_status_page, CustomerOrdersQuery, StatusPage, StatusStore,
+    StoreError, Upserted,
+};
 
 /// [`StatusStore`] on the `order_status` table. The full record is kept as JSON (column
 /// `record`, the same camelCase shape as the DynamoDB item); `version`, `status`,
 /// `customer_id`, `created_at` and `updated_at` are also columns, for the version guard and
-/// the `(customer_id, created_at)` index.
+/// the `(customer_id, created_at, order_id)` index that [`StatusStore::list_by_customer`]
+/// walks backwards (keyset pagination: the cursor is the last row's `(created_at, order_id)`).
 #[derive(Clone, Debug)]
 pub struct SqliteStatusStore {
     pub(super) db: SqliteDb,
-}
-
-impl SqliteStatusStore {
-    /// Up to `limit` records of one customer, oldest `createdAt` first (like a DynamoDB query
-    /// on the `byCustomer` index with the default ascending order).
-    pub async fn list_by_customer(
-        &self,
-        customer: &CustomerId,
-        limit: usize,
-    ) -> Result<Vec<OrderStatusRecord>, StoreError> {
-        let customer = customer.as_str().to_owned();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.db
-            .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT record FROM order_status WHERE customer_id = ?1
-                         ORDER BY created_at, order_id LIMIT ?2",
-                    )
-                    .map_err(map_err)?;
-                let rows = stmt
-                    .query_map(params![customer, limit], |r| r.get::<_, String>(0))
-                    .map_err(map_err)?;
-                rows.map(|r| decode(&r.map_err(map_err)?)).collect()
-            })
-            .await
-    }
 }
 
 #[async_trait]
@@ -100,6 +78,42 @@ impl StatusStore for SqliteStatusStore {
         } else {
             Upserted::Stale
         })
+    }
+
+    async fn list_by_customer(
+        &self,
+        query: &CustomerOrdersQuery,
+    ) -> Result<StatusPage, StoreError> {
+        let after = check_customer_orders_query(query)?;
+        let limit = query.limit;
+        // One statement per combination of filter and cursor, rather than `?n IS NULL OR …`
+        // clauses that would keep SQLite from seeking the index to the cursor.
+        let mut sql = String::from("SELECT record FROM order_status WHERE customer_id = ?");
+        let mut args = vec![Value::Text(query.customer_id.as_str().to_owned())];
+        if let Some(status) = query.status {
+            sql.push_str(" AND status = ?");
+            args.push(Value::Text(status.as_str().to_owned()));
+        }
+        if let Some(after) = after {
+            sql.push_str(" AND (created_at, order_id) < (?, ?)");
+            args.push(Value::Text(after.created_at));
+            args.push(Value::Text(after.order_id.to_string()));
+        }
+        sql.push_str(" ORDER BY created_at DESC, order_id DESC LIMIT ?");
+        // One more than the page: it tells whether there is a next page.
+        args.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+        let records = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
+                rows.map(|r| decode(&r.map_err(map_err)?))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        into_status_page(records, limit)
     }
 }
 

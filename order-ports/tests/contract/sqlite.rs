@@ -12,7 +12,8 @@ use events_schema::{
 };
 use order_ports::sqlite::SqliteDb;
 use order_ports::{
-    AppendError, EventStore, Notification, Publisher, StatusStore, StoreError, Upserted, WorkQueue,
+    AppendError, CustomerOrdersQuery, EventStore, Notification, Publisher, StatusStore, StoreError,
+    WorkQueue,
 };
 use tempfile::TempDir;
 
@@ -445,9 +446,15 @@ async fn everything_survives_closing_and_reopening_the_file() {
     );
     assert_eq!(
         db.status_store()
-            .list_by_customer(&customer("cust-9"), 10)
+            .list_by_customer(&CustomerOrdersQuery {
+                customer_id: customer("cust-9"),
+                status: None,
+                limit: 10,
+                cursor: None,
+            })
             .await
-            .expect("list"),
+            .expect("list")
+            .records,
         vec![record]
     );
     let q = db.work_queue_default();
@@ -534,44 +541,76 @@ async fn an_old_schema_version_is_upcast_on_load() {
     }
 }
 
+/// Files created before the listing index had `order_status_by_customer (customer_id,
+/// created_at)`: opening one swaps it for the index the newest-first walk reads, and the
+/// listing is served from that index without sorting.
 #[tokio::test]
-async fn list_by_customer_returns_that_customers_orders_oldest_first() {
-    let (_dir, db) = temp_db();
-    let s = db.status_store();
-    let mk = |cust: &str, created: &str| OrderStatusRecord {
+async fn an_older_file_gets_the_listing_index_and_listing_uses_it() {
+    let (dir, db) = temp_db();
+    let record = OrderStatusRecord {
         order_id: OrderId::new_random(),
         status: OrderStatus::Received,
-        customer_id: customer(cust),
+        customer_id: customer("alice"),
         item_count: 1,
         total: 1,
         currency: Currency::USD,
         version: Version::FIRST,
-        created_at: created.into(),
-        updated_at: created.into(),
+        created_at: "2025-11-24T16:00:01.000Z".into(),
+        updated_at: "2025-11-24T16:00:01.000Z".into(),
         completed_at: None,
         failure_reason: None,
     };
-    let late = mk("alice", "2025-11-24T16:00:02.000Z");
-    let early = mk("alice", "2025-11-24T16:00:01.000Z");
-    let bob = mk("bob", "2025-11-24T16:00:00.000Z");
-    for r in [&late, &early, &bob] {
-        assert_eq!(s.upsert(r).await.expect("upsert"), Upserted::Written);
-    }
-    let alice = s
-        .list_by_customer(&customer("alice"), 10)
+    db.status_store().upsert(&record).await.expect("upsert");
+    raw(&db)
+        .execute_batch(
+            "DROP INDEX order_status_by_customer_page;
+             CREATE INDEX order_status_by_customer ON order_status (customer_id, created_at);",
+        )
+        .expect("recreate the old index");
+    drop(db);
+
+    let db = SqliteDb::open(dir.path().join("orders.db")).expect("reopen");
+    let indexes: Vec<String> = raw(&db)
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'order_status'",
+        )
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    assert!(
+        indexes.contains(&"order_status_by_customer_page".to_owned())
+            && !indexes.contains(&"order_status_by_customer".to_owned()),
+        "{indexes:?}"
+    );
+    let page = db
+        .status_store()
+        .list_by_customer(&CustomerOrdersQuery {
+            customer_id: customer("alice"),
+            status: None,
+            limit: 10,
+            cursor: None,
+        })
         .await
         .expect("list");
-    assert_eq!(alice, vec![early.clone(), late]);
-    let one = s
-        .list_by_customer(&customer("alice"), 1)
-        .await
-        .expect("list");
-    assert_eq!(one, vec![early]);
-    assert!(s
-        .list_by_customer(&customer("carol"), 10)
-        .await
-        .expect("list")
-        .is_empty());
+    assert_eq!(page.records, vec![record]);
+
+    let plan: Vec<String> = raw(&db)
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT record FROM order_status WHERE customer_id = ?1
+             AND (created_at, order_id) < (?2, ?3) ORDER BY created_at DESC, order_id DESC LIMIT ?4",
+        )
+        .expect("prepare")
+        .query_map(["alice", "2025-11-24T16:00:01.000Z", "x", "10"], |r| r.get(3))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("plan");
+    let plan = plan.join(" / ");
+    assert!(
+        plan.contains("order_status_by_customer_page") && !plan.contains("TEMP B-TREE"),
+        "{plan}"
+    );
 }
 
 #[tokio::test]

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use chrono::{TimeZone, Utc};
 use events_schema::{
     CorrelationId, Currency, CustomerId, EventEnvelope, EventId, LineItem, OrderEvent, OrderId,
     OrderStatus, OrderStatusRecord, ProductId, ValidOrder, Version,
 };
 use order_ports::{
-    AppendError, Delivery, EventStore, Notification, Publisher, StatusStore, StoreError, Upserted,
-    WorkQueue,
+    AppendError, CustomerOrdersQuery, Delivery, EventStore, Notification, Publisher, StatusPage,
+    StatusStore, StoreError, Upserted, WorkQueue, MAX_CUSTOMER_ORDERS_LIMIT,
 };
 
 /// What a backend provides to the suite.
@@ -67,6 +68,11 @@ macro_rules! all_checks {
             receiving_hands_out_at_most_max_messages,
             status_upserts_only_move_forward,
             getting_an_unprojected_order_gives_none,
+            listing_a_customer_walks_all_their_orders_once_newest_first,
+            listing_by_customer_and_status_walks_only_that_status,
+            listing_an_unknown_customer_gives_an_empty_page_without_a_cursor,
+            listing_rejects_a_bad_cursor_or_limit,
+            the_listing_cursor_is_the_position_in_the_documented_format,
             a_published_notification_reaches_subscribers,
             publishing_the_same_event_twice_is_not_an_error,
         );
@@ -510,6 +516,278 @@ pub async fn status_upserts_only_move_forward(b: &dyn Backend) {
 pub async fn getting_an_unprojected_order_gives_none(b: &dyn Backend) {
     let store = b.status_store().await;
     assert_eq!(store.get(OrderId::new_random()).await.expect("get"), None);
+}
+
+/// A record of `customer`'s order created at second `second` (zero-padded into `createdAt`)
+/// of a fixed minute.
+fn customer_record(customer_id: &str, second: u32, status: OrderStatus) -> OrderStatusRecord {
+    let created_at = format!("2025-11-24T16:00:{second:02}.000Z");
+    OrderStatusRecord {
+        order_id: OrderId::new_random(),
+        status,
+        customer_id: customer(customer_id),
+        item_count: 1,
+        total: 100,
+        currency: Currency::USD,
+        version: version(1),
+        created_at: created_at.clone(),
+        updated_at: created_at,
+        completed_at: None,
+        failure_reason: None,
+    }
+}
+
+/// The port's order: `createdAt`, then `orderId`, both descending.
+fn newest_first(records: &mut [OrderStatusRecord]) {
+    records.sort_by(|a, b| {
+        (&b.created_at, b.order_id.to_string()).cmp(&(&a.created_at, a.order_id.to_string()))
+    });
+}
+
+fn query(customer_id: &str, status: Option<OrderStatus>, limit: usize) -> CustomerOrdersQuery {
+    CustomerOrdersQuery {
+        customer_id: customer(customer_id),
+        status,
+        limit,
+        cursor: None,
+    }
+}
+
+/// Follows `next_cursor` from the first page to the end; returns the pages.
+async fn walk(store: &dyn StatusStore, mut query: CustomerOrdersQuery) -> Vec<StatusPage> {
+    let mut pages = Vec::new();
+    loop {
+        let page = store
+            .list_by_customer(&query)
+            .await
+            .expect("list_by_customer");
+        assert!(page.records.len() <= query.limit, "a page over the limit");
+        let next = page.next_cursor.clone();
+        pages.push(page);
+        assert!(pages.len() <= 100, "the walk does not end");
+        match next {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return pages,
+        }
+    }
+}
+
+fn ids(records: &[OrderStatusRecord]) -> Vec<OrderId> {
+    records.iter().map(|r| r.order_id).collect()
+}
+
+/// Checks a complete walk against the expected records (already newest first): every record
+/// once and in order, full pages but the last, and no empty page after a cursor.
+fn assert_walk(pages: &[StatusPage], expected: &[OrderStatusRecord], limit: usize) {
+    let seen: Vec<OrderStatusRecord> = pages.iter().flat_map(|p| p.records.clone()).collect();
+    assert_eq!(ids(&seen), ids(expected), "limit {limit}");
+    assert_eq!(seen, expected, "limit {limit}");
+    assert_eq!(
+        pages.len(),
+        expected.len().div_ceil(limit).max(1),
+        "limit {limit}: pages of {:?}",
+        pages.iter().map(|p| p.records.len()).collect::<Vec<_>>()
+    );
+    for page in &pages[..pages.len() - 1] {
+        assert_eq!(page.records.len(), limit, "only the last page may be short");
+    }
+}
+
+pub async fn listing_a_customer_walks_all_their_orders_once_newest_first(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let mut mine = Vec::new();
+    // Seconds out of order, two pairs created in the same second (the order id breaks the tie),
+    // and other customers' orders in between — including one whose id extends this one's.
+    for second in [5, 1, 9, 3, 3, 7, 0, 9, 4] {
+        mine.push(customer_record("walker", second, OrderStatus::Received));
+    }
+    let others = [
+        customer_record("walker-2", 6, OrderStatus::Received),
+        customer_record("someone", 2, OrderStatus::Received),
+        customer_record("someone", 9, OrderStatus::Received),
+    ];
+    for r in mine.iter().chain(&others) {
+        assert_eq!(store.upsert(r).await.expect("upsert"), Upserted::Written);
+    }
+    // A record moved on after its first projection is listed once, as it is now.
+    let mut moved = mine[0].clone();
+    moved.status = OrderStatus::Completed;
+    moved.version = version(3);
+    store.upsert(&moved).await.expect("upsert v3");
+    mine[0] = moved;
+    newest_first(&mut mine);
+
+    for limit in [1, 2, 3, 4, 9, 10, MAX_CUSTOMER_ORDERS_LIMIT] {
+        let pages = walk(&*store, query("walker", None, limit)).await;
+        assert_walk(&pages, &mine, limit);
+    }
+}
+
+pub async fn listing_by_customer_and_status_walks_only_that_status(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let mut all = Vec::new();
+    // 30 orders, 3 of them failed: newest, and two among the oldest, so that filling a page
+    // means reading past many orders of other statuses.
+    for second in 0..30 {
+        let status = match second {
+            29 | 2 | 0 => OrderStatus::Failed,
+            s if s % 2 == 0 => OrderStatus::Completed,
+            _ => OrderStatus::Processing,
+        };
+        all.push(customer_record("filtered", second, status));
+    }
+    // The same status for someone else never shows.
+    all.push(customer_record("bystander", 15, OrderStatus::Failed));
+    for r in &all {
+        store.upsert(r).await.expect("upsert");
+    }
+    newest_first(&mut all);
+    let of = |status: OrderStatus| -> Vec<OrderStatusRecord> {
+        all.iter()
+            .filter(|r| r.customer_id.as_str() == "filtered" && r.status == status)
+            .cloned()
+            .collect()
+    };
+
+    for limit in [1, 2, 3, 5] {
+        let failed = walk(&*store, query("filtered", Some(OrderStatus::Failed), limit)).await;
+        assert_walk(&failed, &of(OrderStatus::Failed), limit);
+    }
+    for limit in [4, 20] {
+        let completed = walk(
+            &*store,
+            query("filtered", Some(OrderStatus::Completed), limit),
+        )
+        .await;
+        assert_walk(&completed, &of(OrderStatus::Completed), limit);
+    }
+    let received = store
+        .list_by_customer(&query("filtered", Some(OrderStatus::Received), 10))
+        .await
+        .expect("list");
+    assert_eq!(
+        received,
+        StatusPage {
+            records: vec![],
+            next_cursor: None
+        }
+    );
+}
+
+pub async fn listing_an_unknown_customer_gives_an_empty_page_without_a_cursor(b: &dyn Backend) {
+    let store = b.status_store().await;
+    store
+        .upsert(&customer_record("known", 1, OrderStatus::Received))
+        .await
+        .expect("upsert");
+    for status in [None, Some(OrderStatus::Received)] {
+        let page = store
+            .list_by_customer(&query("unknown", status, 10))
+            .await
+            .expect("list");
+        assert_eq!(
+            page,
+            StatusPage {
+                records: vec![],
+                next_cursor: None
+            }
+        );
+    }
+}
+
+pub async fn listing_rejects_a_bad_cursor_or_limit(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let record = customer_record("picky", 1, OrderStatus::Received);
+    store.upsert(&record).await.expect("upsert");
+    let b64 = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let order = record.order_id;
+    let bad_cursors = [
+        String::new(),
+        "not a cursor \u{1F980}".to_owned(),
+        // Base64, but of something else than a position.
+        b64("not json"),
+        b64("{}"),
+        b64(r#"{"createdAt":"2025-11-24T16:00:01.000Z"}"#),
+        b64(&format!(r#"{{"createdAt":"","orderId":"{order}"}}"#)),
+        b64(r#"{"createdAt":"2025-11-24T16:00:01.000Z","orderId":"nope"}"#),
+        b64(&format!(
+            r#"{{"createdAt":"2025-11-24T16:00:01.000Z","orderId":"{order}","extra":1}}"#
+        )),
+    ];
+    for cursor in bad_cursors {
+        let q = CustomerOrdersQuery {
+            cursor: Some(cursor.clone()),
+            ..query("picky", None, 10)
+        };
+        let err = store.list_by_customer(&q).await.expect_err("bad cursor");
+        assert!(
+            matches!(err, StoreError::Rejected(_)),
+            "{cursor:?}: {err:?}"
+        );
+    }
+    for limit in [0, MAX_CUSTOMER_ORDERS_LIMIT + 1, usize::MAX] {
+        let err = store
+            .list_by_customer(&query("picky", None, limit))
+            .await
+            .expect_err("bad limit");
+        assert!(
+            matches!(err, StoreError::Rejected(_)),
+            "limit {limit}: {err:?}"
+        );
+    }
+    let page = store
+        .list_by_customer(&query("picky", None, MAX_CUSTOMER_ORDERS_LIMIT))
+        .await
+        .expect("the largest limit");
+    assert_eq!(page.records, vec![record]);
+}
+
+/// Both backends speak one cursor format — URL-safe base64, unpadded, of
+/// `{"createdAt", "orderId"}` of the page's last order — and resume strictly after that position,
+/// whether or not an order sits exactly there.
+pub async fn the_listing_cursor_is_the_position_in_the_documented_format(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let mut records: Vec<OrderStatusRecord> = (1..=4)
+        .map(|second| customer_record("cursor", second, OrderStatus::Received))
+        .collect();
+    for r in &records {
+        store.upsert(r).await.expect("upsert");
+    }
+    newest_first(&mut records);
+
+    let first = store
+        .list_by_customer(&query("cursor", None, 2))
+        .await
+        .expect("list");
+    assert_eq!(first.records, records[..2].to_vec());
+    let cursor = first.next_cursor.expect("more to come");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&cursor)
+        .expect("URL-safe base64 without padding");
+    let position: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+    assert_eq!(
+        position,
+        serde_json::json!({
+            "createdAt": records[1].created_at,
+            "orderId": records[1].order_id.to_string(),
+        })
+    );
+
+    // A position between two orders (same second as records[2], a larger id than any).
+    let between = serde_json::json!({
+        "createdAt": records[2].created_at,
+        "orderId": "ffffffff-ffff-4fff-bfff-ffffffffffff",
+    });
+    let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(between.to_string());
+    let rest = store
+        .list_by_customer(&CustomerOrdersQuery {
+            cursor: Some(cursor),
+            ..query("cursor", None, 10)
+        })
+        .await
+        .expect("list from a hand-made position");
+    assert_eq!(rest.records, records[2..].to_vec());
+    assert_eq!(rest.next_cursor, None);
 }
 
 // ---------------------------------------------------------------------------------------------
