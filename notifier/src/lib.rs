@@ -24,7 +24,7 @@ impl Notifier {
     }
 
     /// Publishes `event` if it is an `OrderCompleted`; returns the id of what was published.
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id, event_type = event.event_type()))]
+    #[tracing::instrument(skip_all, fields(order_id = %event.order_id, event_type = %event.event_type()))]
     pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, ConsumeError> {
         let OrderEvent::OrderCompleted { total } = event.event else {
             return Ok(None);
@@ -50,7 +50,7 @@ pub fn completion_notification(
 ) -> Notification {
     let message = serde_json::json!({
         "eventId": event.event_id,
-        "eventType": event.event_type(),
+        "eventType": event.event_type().as_str(),
         "orderId": event.order_id,
         "customerId": view.customer_id,
         "total": total,
@@ -59,7 +59,10 @@ pub fn completion_notification(
         "correlationId": event.correlation_id,
     });
     let attributes = BTreeMap::from([
-        ("eventType".to_owned(), event.event_type().to_owned()),
+        (
+            "eventType".to_owned(),
+            event.event_type().as_str().to_owned(),
+        ),
         ("customerId".to_owned(), view.customer_id.to_string()),
         ("orderId".to_owned(), event.order_id.to_string()),
     ]);

@@ -75,7 +75,7 @@ impl Processor {
                 match self.events.append(std::slice::from_ref(&next)).await {
                     Ok(()) => {
                         view.apply(&next)?;
-                        tracing::debug!(version = %next.version, event = next.event_type(), "appended");
+                        tracing::debug!(version = %next.version, event = %next.event_type(), "appended");
                     }
                     // Someone else appended this step: reload and decide again.
                     Err(AppendError::Conflict { .. }) => break,
@@ -157,7 +157,7 @@ mod tests {
     }
 
     fn types(history: &[events_schema::EventEnvelope]) -> Vec<&'static str> {
-        history.iter().map(|e| e.event_type()).collect()
+        history.iter().map(|e| e.event_type().as_str()).collect()
     }
 
     #[tokio::test]
