@@ -213,6 +213,103 @@ mod state_machine {
         let record = OrderStatusRecord::from(&view);
         assert_eq!(OrderView::try_from(&record), Ok(view));
     }
+
+    #[test]
+    fn an_order_received_at_a_later_version_does_not_start_a_history() {
+        let late = event(2, OrderEvent::OrderReceived(order()));
+        assert_eq!(
+            OrderView::start(&late),
+            Err(FoldError::NotStarted {
+                event_type: EventType::OrderReceived,
+                version: Version::new(2).expect("≥ 1"),
+            })
+        );
+    }
+
+    #[test]
+    fn an_order_exactly_at_the_credit_limit_completes_and_one_unit_over_fails() {
+        let view = given(&[received(), event(2, OrderEvent::OrderProcessingStarted)]);
+        let at_limit = ProcessingPolicy {
+            credit_limit: view.total,
+        };
+        assert_eq!(
+            decide_next(&view, &at_limit),
+            Some(OrderEvent::OrderCompleted { total: view.total })
+        );
+        let below = ProcessingPolicy {
+            credit_limit: view.total - 1,
+        };
+        assert!(matches!(
+            decide_next(&view, &below),
+            Some(OrderEvent::OrderFailed { reason }) if reason.contains("credit check refused")
+        ));
+    }
+
+    #[test]
+    fn only_completed_and_failed_are_terminal_and_the_processor_stops_exactly_there() {
+        let policy = ProcessingPolicy::default();
+        let mut view = given(&[received()]);
+        for status in [
+            OrderStatus::Received,
+            OrderStatus::Processing,
+            OrderStatus::Completed,
+            OrderStatus::Failed,
+        ] {
+            view.status = status;
+            let terminal = matches!(status, OrderStatus::Completed | OrderStatus::Failed);
+            assert_eq!(status.is_terminal(), terminal, "{status:?}");
+            assert_eq!(
+                decide_next(&view, &policy).is_none(),
+                terminal,
+                "{status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_status_name_is_its_wire_form() {
+        for (status, name) in [
+            (OrderStatus::Received, "RECEIVED"),
+            (OrderStatus::Processing, "PROCESSING"),
+            (OrderStatus::Completed, "COMPLETED"),
+            (OrderStatus::Failed, "FAILED"),
+        ] {
+            assert_eq!(status.as_str(), name);
+            assert_eq!(serde_json::to_value(status).expect("serialize"), name);
+        }
+    }
+}
+
+/// The value types print and expose exactly what they hold.
+mod values {
+    use super::*;
+
+    #[test]
+    fn versions_start_at_one_and_show_their_number() {
+        assert_eq!(Version::new(0), None);
+        let v = Version::new(41).expect("≥ 1");
+        assert_eq!(v.get(), 41);
+        assert_eq!(v.next().get(), 42);
+        assert_eq!(Version::FIRST.get(), 1);
+        assert_eq!(v.to_string(), "41");
+    }
+
+    #[test]
+    fn ids_show_as_their_hyphenated_uuid() {
+        let text = "01938a3c-0000-7000-8000-00000000000e";
+        let uuid = Uuid::parse_str(text).expect("uuid");
+        let order = OrderId::parse(text).expect("valid");
+        assert_eq!(order.as_uuid(), uuid);
+        assert_eq!(order.to_string(), text);
+        assert_eq!(EventId::from_uuid(uuid).to_string(), text);
+    }
+
+    #[test]
+    fn a_currency_shows_as_its_code() {
+        let eur = events_schema::Currency::parse("EUR").expect("valid");
+        assert_eq!(eur.to_string(), "EUR");
+        assert_eq!(events_schema::Currency::USD.to_string(), "USD");
+    }
 }
 
 /// One test drives every event type, enumerated from [`EventType::ALL`], through its golden files
