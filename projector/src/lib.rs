@@ -194,4 +194,26 @@ mod tests {
             assert_eq!(record, (&folded).into(), "delivery order {order:?}");
         }
     }
+
+    #[tokio::test]
+    async fn consuming_an_event_projects_it() {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        projector.consume(&w.history[0]).await.unwrap();
+        let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+        assert_eq!(record.status, OrderStatus::Received);
+    }
+
+    #[tokio::test]
+    async fn an_event_that_is_not_in_the_log_and_cannot_be_applied_is_a_permanent_failure() {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        let mut stray = w.history[2].clone();
+        stray.order_id = OrderId::new_random();
+        assert!(matches!(
+            projector.consume(&stray).await,
+            Err(ConsumeError::Permanent(_))
+        ));
+        assert_eq!(w.status.get(stray.order_id).await.unwrap(), None);
+    }
 }
