@@ -38,11 +38,12 @@ impl Projector {
         let current = self.status.get(event.order_id).await?;
         let next_view = match &current {
             Some(record) if record.version >= event.version => return Ok(Projected::Duplicate),
-            Some(record) if record.version.next() == event.version => OrderView::try_from(record)
+            // The fold accepts only the view's next version (and `start` only version 1), so
+            // anything else — a gap, or a record that does not parse — falls through to repair.
+            Some(record) => OrderView::try_from(record)
                 .ok()
                 .and_then(|mut view| view.apply(event).ok().map(|()| view)),
-            None if event.version == Version::FIRST => OrderView::start(event).ok(),
-            _ => None,
+            None => OrderView::start(event).ok(),
         };
         match next_view {
             Some(view) => self.write(&view, Projected::Applied(view.version)).await,
