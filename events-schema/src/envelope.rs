@@ -10,6 +10,7 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event_type::EventType;
 use crate::ids::{CorrelationId, EventId, OrderId};
 use crate::money::{Currency, MinorUnits};
 use crate::validation::ValidOrder;
@@ -55,26 +56,18 @@ pub enum OrderEvent {
 }
 
 impl OrderEvent {
-    pub const RECEIVED: &'static str = "OrderReceived";
-    pub const PROCESSING_STARTED: &'static str = "OrderProcessingStarted";
-    pub const COMPLETED: &'static str = "OrderCompleted";
-    pub const FAILED: &'static str = "OrderFailed";
-
-    pub fn event_type(&self) -> &'static str {
+    pub fn event_type(&self) -> EventType {
         match self {
-            OrderEvent::OrderReceived(_) => Self::RECEIVED,
-            OrderEvent::OrderProcessingStarted => Self::PROCESSING_STARTED,
-            OrderEvent::OrderCompleted { .. } => Self::COMPLETED,
-            OrderEvent::OrderFailed { .. } => Self::FAILED,
+            OrderEvent::OrderReceived(_) => EventType::OrderReceived,
+            OrderEvent::OrderProcessingStarted => EventType::OrderProcessingStarted,
+            OrderEvent::OrderCompleted { .. } => EventType::OrderCompleted,
+            OrderEvent::OrderFailed { .. } => EventType::OrderFailed,
         }
     }
 
-    /// The schema version written for this event type today.
+    /// The schema version written for this event today.
     pub fn schema_version(&self) -> u32 {
-        match self {
-            OrderEvent::OrderReceived(_) => 2,
-            _ => 1,
-        }
+        self.event_type().schema_version()
     }
 
     fn payload(&self) -> serde_json::Value {
@@ -127,7 +120,7 @@ impl EventEnvelope {
         }
     }
 
-    pub fn event_type(&self) -> &'static str {
+    pub fn event_type(&self) -> EventType {
         self.event.event_type()
     }
 
@@ -136,7 +129,7 @@ impl EventEnvelope {
             order_id: self.order_id,
             version: self.version,
             event_id: self.event_id,
-            event_type: self.event.event_type().to_owned(),
+            event_type: self.event.event_type().as_str().to_owned(),
             schema_version: self.event.schema_version(),
             occurred_at: format_timestamp(self.occurred_at),
             correlation_id: self.correlation_id.as_str().to_owned(),
@@ -197,8 +190,16 @@ pub enum DecodeError {
         event_type: String,
         schema_version: u32,
     },
+    #[error("{event_type} has no schema version {schema_version}")]
+    UnknownSchemaVersion {
+        event_type: EventType,
+        schema_version: u32,
+    },
     #[error("bad {event_type} payload: {reason}")]
-    Payload { event_type: String, reason: String },
+    Payload {
+        event_type: EventType,
+        reason: String,
+    },
     #[error("bad envelope field {field}: {reason}")]
     Envelope { field: &'static str, reason: String },
 }
@@ -240,15 +241,23 @@ impl StoredEvent {
                 field: "correlationId",
                 reason: e.to_string(),
             })?;
+        // The one fallible step on the type: from here on every match on it is exhaustive.
+        let event_type: EventType =
+            self.event_type
+                .parse()
+                .map_err(|_| DecodeError::UnknownType {
+                    event_type: self.event_type.clone(),
+                    schema_version: self.schema_version,
+                })?;
         let payload_error = |e: serde_json::Error| DecodeError::Payload {
-            event_type: self.event_type.clone(),
+            event_type,
             reason: e.to_string(),
         };
-        let event = match (self.event_type.as_str(), self.schema_version) {
-            (OrderEvent::RECEIVED, 2) => OrderEvent::OrderReceived(
+        let event = match (event_type, self.schema_version) {
+            (EventType::OrderReceived, 2) => OrderEvent::OrderReceived(
                 serde_json::from_value(self.payload).map_err(payload_error)?,
             ),
-            (OrderEvent::RECEIVED, 1) => {
+            (EventType::OrderReceived, 1) => {
                 let v1: OrderReceivedV1 =
                     serde_json::from_value(self.payload).map_err(payload_error)?;
                 OrderEvent::OrderReceived(ValidOrder {
@@ -257,22 +266,29 @@ impl StoredEvent {
                     currency: Currency::USD,
                 })
             }
-            (OrderEvent::PROCESSING_STARTED, 1) => {
+            (EventType::OrderProcessingStarted, 1) => {
                 let _: EmptyV1 = serde_json::from_value(self.payload).map_err(payload_error)?;
                 OrderEvent::OrderProcessingStarted
             }
-            (OrderEvent::COMPLETED, 1) => {
+            (EventType::OrderCompleted, 1) => {
                 let p: CompletedV1 = serde_json::from_value(self.payload).map_err(payload_error)?;
                 OrderEvent::OrderCompleted { total: p.total }
             }
-            (OrderEvent::FAILED, 1) => {
+            (EventType::OrderFailed, 1) => {
                 let p: FailedV1 = serde_json::from_value(self.payload).map_err(payload_error)?;
                 OrderEvent::OrderFailed { reason: p.reason }
             }
-            _ => {
-                return Err(DecodeError::UnknownType {
-                    event_type: self.event_type,
-                    schema_version: self.schema_version,
+            // Listed type by type (no wildcard) so a new type does not compile without decoders.
+            (
+                EventType::OrderReceived
+                | EventType::OrderProcessingStarted
+                | EventType::OrderCompleted
+                | EventType::OrderFailed,
+                schema_version,
+            ) => {
+                return Err(DecodeError::UnknownSchemaVersion {
+                    event_type,
+                    schema_version,
                 })
             }
         };

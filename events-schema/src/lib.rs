@@ -2,6 +2,7 @@
 //!
 //! * [`envelope`]: the stored event (`EventEnvelope`) and its wire form, with upcasting of old
 //!   schema versions.
+//! * [`event_type`]: the closed set of event types; every match on one is exhaustive.
 //! * [`order`]: the status state machine — `decide` what happens next, `fold` events into an
 //!   [`OrderView`].
 //! * [`validation`]: an incoming order checked field by field, every error collected.
@@ -10,6 +11,7 @@
 //! This crate is pure: no AWS SDK, no async runtime, no I/O.
 
 pub mod envelope;
+pub mod event_type;
 pub mod ids;
 pub mod money;
 pub mod order;
@@ -17,6 +19,7 @@ pub mod status;
 pub mod validation;
 
 pub use envelope::{DecodeError, EventEnvelope, OrderEvent, StoredEvent, Version};
+pub use event_type::{EventType, UnknownEventType};
 pub use ids::{CorrelationId, CustomerId, EventId, IdError, OrderId, ProductId};
 pub use money::{Currency, MinorUnits};
 pub use order::{decide_next, FoldError, OrderStatus, OrderView, ProcessingPolicy, RecordError};

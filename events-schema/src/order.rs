@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::parse_timestamp;
 use crate::envelope::{EventEnvelope, OrderEvent, Version};
+use crate::event_type::EventType;
 use crate::ids::{CorrelationId, CustomerId, OrderId};
 use crate::money::{Currency, MinorUnits};
 use crate::status::OrderStatusRecord;
@@ -51,13 +52,13 @@ pub enum FoldError {
     VersionGap { expected: Version, found: Version },
     #[error("an order's history must start with OrderReceived at version 1, not {event_type} at version {version}")]
     NotStarted {
-        event_type: &'static str,
+        event_type: EventType,
         version: Version,
     },
     #[error("{event_type} is not allowed when the order is {from:?}")]
     IllegalTransition {
         from: OrderStatus,
-        event_type: &'static str,
+        event_type: EventType,
     },
 }
 
@@ -139,7 +140,22 @@ impl OrderView {
                 self.status = OrderStatus::Failed;
                 self.failure_reason = Some(reason.clone());
             }
-            _ => return Err(illegal()),
+            // Every other pair, spelled out so a new event type or status must state its rule.
+            (
+                OrderEvent::OrderReceived(_),
+                OrderStatus::Received
+                | OrderStatus::Processing
+                | OrderStatus::Completed
+                | OrderStatus::Failed,
+            )
+            | (
+                OrderEvent::OrderProcessingStarted,
+                OrderStatus::Processing | OrderStatus::Completed | OrderStatus::Failed,
+            )
+            | (
+                OrderEvent::OrderCompleted { .. } | OrderEvent::OrderFailed { .. },
+                OrderStatus::Received | OrderStatus::Completed | OrderStatus::Failed,
+            ) => return Err(illegal()),
         }
         self.version = e.version;
         self.updated_at = e.occurred_at;

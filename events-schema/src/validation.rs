@@ -288,4 +288,39 @@ mod tests {
     fn a_non_object_body_is_one_error() {
         assert_eq!(fields(json!([1, 2])), vec![""]);
     }
+
+    #[test]
+    fn exactly_the_maximum_number_of_items_is_accepted() {
+        let items: Vec<Value> = (0..MAX_ITEMS)
+            .map(|_| json!({"productId": "p", "quantity": 1, "unitPrice": 1}))
+            .collect();
+        let order = OrderRequest::validate(&json!({"customerId": "c", "items": items})).unwrap();
+        assert_eq!(order.items.len(), MAX_ITEMS);
+    }
+
+    #[test]
+    fn unit_price_bounds_are_inclusive() {
+        let with_price = |p: i64| {
+            OrderRequest::validate(&json!({
+                "customerId": "c",
+                "items": [{"productId": "p", "quantity": 1, "unitPrice": p}]
+            }))
+        };
+        assert!(with_price(0).is_ok());
+        assert!(with_price(MAX_UNIT_PRICE).is_ok());
+        assert!(with_price(-1).is_err());
+        assert!(with_price(MAX_UNIT_PRICE + 1).is_err());
+    }
+
+    #[test]
+    fn an_unknown_field_alone_rejects_an_otherwise_good_order() {
+        assert_eq!(
+            fields(json!({
+                "customerId": "c",
+                "items": [{"productId": "p", "quantity": 1, "unitPrice": 1}],
+                "customerID": "typo"
+            })),
+            vec!["customerID"]
+        );
+    }
 }

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use events_schema::envelope::format_timestamp;
 use events_schema::{
-    decide_next, CorrelationId, CustomerId, EventEnvelope, EventId, FoldError, LineItem,
-    OrderEvent, OrderId, OrderStatus, OrderStatusRecord, OrderView, ProcessingPolicy, ProductId,
-    StoredEvent, ValidOrder, Version,
+    decide_next, CorrelationId, CustomerId, DecodeError, EventEnvelope, EventId, EventType,
+    FoldError, LineItem, OrderEvent, OrderId, OrderStatus, OrderStatusRecord, OrderView,
+    ProcessingPolicy, ProductId, StoredEvent, ValidOrder, Version,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -107,7 +107,7 @@ mod state_machine {
             err,
             FoldError::IllegalTransition {
                 from: OrderStatus::Received,
-                event_type: "OrderCompleted"
+                event_type: EventType::OrderCompleted
             }
         );
         assert_eq!(view.status, OrderStatus::Received, "state unchanged");
@@ -213,12 +213,148 @@ mod state_machine {
         let record = OrderStatusRecord::from(&view);
         assert_eq!(OrderView::try_from(&record), Ok(view));
     }
+
+    #[test]
+    fn an_order_received_at_a_later_version_does_not_start_a_history() {
+        let late = event(2, OrderEvent::OrderReceived(order()));
+        assert_eq!(
+            OrderView::start(&late),
+            Err(FoldError::NotStarted {
+                event_type: EventType::OrderReceived,
+                version: Version::new(2).expect("≥ 1"),
+            })
+        );
+    }
+
+    #[test]
+    fn an_order_exactly_at_the_credit_limit_completes_and_one_unit_over_fails() {
+        let view = given(&[received(), event(2, OrderEvent::OrderProcessingStarted)]);
+        let at_limit = ProcessingPolicy {
+            credit_limit: view.total,
+        };
+        assert_eq!(
+            decide_next(&view, &at_limit),
+            Some(OrderEvent::OrderCompleted { total: view.total })
+        );
+        let below = ProcessingPolicy {
+            credit_limit: view.total - 1,
+        };
+        assert!(matches!(
+            decide_next(&view, &below),
+            Some(OrderEvent::OrderFailed { reason }) if reason.contains("credit check refused")
+        ));
+    }
+
+    #[test]
+    fn only_completed_and_failed_are_terminal_and_the_processor_stops_exactly_there() {
+        let policy = ProcessingPolicy::default();
+        let mut view = given(&[received()]);
+        for status in [
+            OrderStatus::Received,
+            OrderStatus::Processing,
+            OrderStatus::Completed,
+            OrderStatus::Failed,
+        ] {
+            view.status = status;
+            let terminal = matches!(status, OrderStatus::Completed | OrderStatus::Failed);
+            assert_eq!(status.is_terminal(), terminal, "{status:?}");
+            assert_eq!(
+                decide_next(&view, &policy).is_none(),
+                terminal,
+                "{status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_status_name_is_its_wire_form() {
+        for (status, name) in [
+            (OrderStatus::Received, "RECEIVED"),
+            (OrderStatus::Processing, "PROCESSING"),
+            (OrderStatus::Completed, "COMPLETED"),
+            (OrderStatus::Failed, "FAILED"),
+        ] {
+            assert_eq!(status.as_str(), name);
+            assert_eq!(serde_json::to_value(status).expect("serialize"), name);
+        }
+    }
 }
 
-mod golden {
+/// The value types print and expose exactly what they hold.
+mod values {
     use super::*;
 
-    fn fixed(version: u32, e: OrderEvent) -> EventEnvelope {
+    #[test]
+    fn versions_start_at_one_and_show_their_number() {
+        assert_eq!(Version::new(0), None);
+        let v = Version::new(41).expect("≥ 1");
+        assert_eq!(v.get(), 41);
+        assert_eq!(v.next().get(), 42);
+        assert_eq!(Version::FIRST.get(), 1);
+        assert_eq!(v.to_string(), "41");
+    }
+
+    #[test]
+    fn ids_show_as_their_hyphenated_uuid() {
+        let text = "01938a3c-0000-7000-8000-00000000000e";
+        let uuid = Uuid::parse_str(text).expect("uuid");
+        let order = OrderId::parse(text).expect("valid");
+        assert_eq!(order.as_uuid(), uuid);
+        assert_eq!(order.to_string(), text);
+        assert_eq!(EventId::from_uuid(uuid).to_string(), text);
+    }
+
+    #[test]
+    fn a_currency_shows_as_its_code() {
+        let eur = events_schema::Currency::parse("EUR").expect("valid");
+        assert_eq!(eur.to_string(), "EUR");
+        assert_eq!(events_schema::Currency::USD.to_string(), "USD");
+    }
+}
+
+/// One test drives every event type, enumerated from [`EventType::ALL`], through its golden files
+/// and the round-trip property; a new type fails it until it has both.
+mod every_event_type {
+    use super::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// The example pinned in the golden files, and the version it takes in its order's history.
+    fn example(t: EventType) -> (u32, OrderEvent) {
+        match t {
+            EventType::OrderReceived => (1, OrderEvent::OrderReceived(order())),
+            EventType::OrderProcessingStarted => (2, OrderEvent::OrderProcessingStarted),
+            EventType::OrderCompleted => (3, OrderEvent::OrderCompleted { total: 5997 }),
+            EventType::OrderFailed => (
+                3,
+                OrderEvent::OrderFailed {
+                    reason: "credit check refused".into(),
+                },
+            ),
+        }
+    }
+
+    /// `OrderProcessingStarted` → `order_processing_started`: the golden files' naming convention.
+    fn snake_case(name: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in name.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+
+    fn golden_dir() -> String {
+        format!("{}/tests/golden", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn golden_name(t: EventType, schema_version: u32) -> String {
+        format!("{}_v{schema_version}.json", snake_case(t.as_str()))
+    }
+
+    fn fixed(t: EventType) -> EventEnvelope {
+        let (version, e) = example(t);
         let mut envelope = event(version, e);
         envelope.event_id = EventId::from_uuid(
             Uuid::parse_str("01938a3c-0000-7000-8000-00000000000e").expect("uuid"),
@@ -226,90 +362,172 @@ mod golden {
         envelope
     }
 
-    fn check(name: &str, envelope: &EventEnvelope) {
-        let path = format!("{}/tests/golden/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    /// The current version's file must be byte-for-byte what is written today; every older one must
+    /// still decode (upcast) to the same event.
+    fn check_golden(t: EventType, schema_version: u32, envelope: &EventEnvelope) {
+        let current = schema_version == t.schema_version();
+        let path = format!("{}/{}", golden_dir(), golden_name(t, schema_version));
         let written = serde_json::to_string_pretty(&envelope.to_stored()).expect("serialize");
         // A deliberate format change is re-pinned with UPDATE_GOLDEN=1 and reviewed in the diff.
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        if current && std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(&path, format!("{written}\n")).expect("write golden");
         }
-        let golden = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e} (write it from this output:\n{written})"));
+        let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            if current {
+                panic!("missing golden file for {t} v{schema_version}: {path}: {e}\n(write it from this output, or run with UPDATE_GOLDEN=1:\n{written})")
+            } else {
+                panic!("missing golden file for {t} v{schema_version}: {path}: {e}\n(every schema version that is still read needs a stored example)")
+            }
+        });
+        if current {
+            assert_eq!(
+                written.trim(),
+                golden.trim(),
+                "wire format of {t} v{schema_version} changed"
+            );
+        }
+        let stored: StoredEvent = serde_json::from_str(&golden)
+            .unwrap_or_else(|e| panic!("{path} is not a stored event: {e}"));
+        assert_eq!(stored.schema_version, schema_version, "{path}");
         assert_eq!(
-            written.trim(),
-            golden.trim(),
-            "wire format of {name} changed"
-        );
-        let stored: StoredEvent = serde_json::from_str(&golden).expect("golden parses");
-        assert_eq!(&stored.decode().expect("decodes"), envelope);
-    }
-
-    #[test]
-    fn order_received_v2_wire_format_is_pinned() {
-        check(
-            "order_received_v2",
-            &fixed(1, OrderEvent::OrderReceived(order())),
+            &stored
+                .decode()
+                .unwrap_or_else(|e| panic!("{path} does not decode: {e}")),
+            envelope,
+            "{path} decodes to another event"
         );
     }
 
-    #[test]
-    fn order_processing_started_v1_wire_format_is_pinned() {
-        check(
-            "order_processing_started_v1",
-            &fixed(2, OrderEvent::OrderProcessingStarted),
+    fn arb_event_of(t: EventType) -> BoxedStrategy<OrderEvent> {
+        match t {
+            EventType::OrderReceived => arb_order().prop_map(OrderEvent::OrderReceived).boxed(),
+            EventType::OrderProcessingStarted => Just(OrderEvent::OrderProcessingStarted).boxed(),
+            EventType::OrderCompleted => (0i64..i64::MAX / 2)
+                .prop_map(|total| OrderEvent::OrderCompleted { total })
+                .boxed(),
+            EventType::OrderFailed => ".{0,200}"
+                .prop_map(|reason| OrderEvent::OrderFailed { reason })
+                .boxed(),
+        }
+    }
+
+    pub(super) fn arb_event() -> impl Strategy<Value = OrderEvent> {
+        prop::sample::select(EventType::ALL).prop_flat_map(arb_event_of)
+    }
+
+    pub(super) fn round_trips(e: OrderEvent, v: u32, ms: i64) -> Result<(), TestCaseError> {
+        let envelope = EventEnvelope::at(
+            OrderId::new_random(),
+            Version::new(v).expect("≥1"),
+            CorrelationId::generate(),
+            e,
+            at(ms),
         );
+        let json = serde_json::to_string(&envelope).expect("serialize");
+        let back: EventEnvelope = serde_json::from_str(&json).expect("deserialize");
+        prop_assert_eq!(&back, &envelope);
+        let item = envelope.to_item().expect("item");
+        prop_assert_eq!(EventEnvelope::from_item(item).expect("from item"), envelope);
+        Ok(())
     }
 
     #[test]
-    fn order_completed_v1_wire_format_is_pinned() {
-        check(
-            "order_completed_v1",
-            &fixed(3, OrderEvent::OrderCompleted { total: 5997 }),
-        );
+    fn every_event_type_matches_its_golden_files_and_round_trips() {
+        for &t in EventType::ALL {
+            let envelope = fixed(t);
+            assert_eq!(
+                envelope.event_type(),
+                t,
+                "the example of {t} is of another type"
+            );
+            assert_eq!(envelope.to_stored().event_type, t.as_str());
+            assert_eq!(envelope.to_stored().schema_version, t.schema_version());
+            for schema_version in 1..=t.schema_version() {
+                check_golden(t, schema_version, &envelope);
+            }
+            TestRunner::new(Config::with_cases(64))
+                .run(
+                    &(arb_event_of(t), 1u32..1000, 0i64..10_000_000_000),
+                    |(e, v, ms)| round_trips(e, v, ms),
+                )
+                .unwrap_or_else(|e| panic!("{t} does not round-trip: {e}"));
+        }
     }
 
     #[test]
-    fn order_failed_v1_wire_format_is_pinned() {
-        check(
-            "order_failed_v1",
-            &fixed(
-                3,
-                OrderEvent::OrderFailed {
-                    reason: "credit check refused".into(),
-                },
-            ),
-        );
+    fn every_golden_file_is_a_schema_version_that_is_still_read() {
+        let expected: Vec<String> = EventType::ALL
+            .iter()
+            .flat_map(|&t| (1..=t.schema_version()).map(move |v| golden_name(t, v)))
+            .collect();
+        for entry in std::fs::read_dir(golden_dir()).expect("golden dir") {
+            let name = entry.expect("dir entry").file_name();
+            let name = name.to_string_lossy();
+            assert!(
+                expected.iter().any(|e| *e == name),
+                "{name} belongs to no event type and schema version in EventType::ALL"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_schema_version_of_a_known_type_is_a_typed_decode_error() {
+        for &t in EventType::ALL {
+            for schema_version in [0, t.schema_version() + 1] {
+                let mut stored = fixed(t).to_stored();
+                stored.schema_version = schema_version;
+                assert_eq!(
+                    stored.decode(),
+                    Err(DecodeError::UnknownSchemaVersion {
+                        event_type: t,
+                        schema_version
+                    })
+                );
+            }
+        }
     }
 
     #[test]
     fn order_received_v1_without_currency_is_upcast_to_usd() {
-        let path = format!(
-            "{}/tests/golden/order_received_v1.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/order_received_v1.json", golden_dir());
         let golden = std::fs::read_to_string(path).expect("golden file");
         let stored: StoredEvent = serde_json::from_str(&golden).expect("parses");
         assert_eq!(stored.schema_version, 1);
+        assert!(!golden.contains("currency"));
         let decoded = stored.decode().expect("upcasts");
         assert_eq!(decoded.event, OrderEvent::OrderReceived(order()));
     }
 
     #[test]
     fn an_unknown_event_type_is_a_typed_decode_error() {
-        let mut stored = fixed(2, OrderEvent::OrderProcessingStarted).to_stored();
+        let mut stored = fixed(EventType::OrderProcessingStarted).to_stored();
         stored.event_type = "OrderTeleported".into();
+        assert_eq!(
+            stored.decode(),
+            Err(DecodeError::UnknownType {
+                event_type: "OrderTeleported".into(),
+                schema_version: 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_payload_of_the_wrong_shape_is_a_typed_decode_error() {
+        let mut stored = fixed(EventType::OrderCompleted).to_stored();
+        stored.payload = serde_json::json!({ "total": 1, "extra": true });
         assert!(matches!(
             stored.decode(),
-            Err(events_schema::DecodeError::UnknownType { .. })
+            Err(DecodeError::Payload {
+                event_type: EventType::OrderCompleted,
+                ..
+            })
         ));
     }
 
     #[test]
     fn the_dynamodb_item_codec_round_trips_events_and_status_records() {
-        for envelope in [
-            fixed(1, OrderEvent::OrderReceived(order())),
-            fixed(3, OrderEvent::OrderCompleted { total: 5997 }),
-        ] {
+        for &t in EventType::ALL {
+            let envelope = fixed(t);
             let item = envelope.to_item().expect("to item");
             assert_eq!(EventEnvelope::from_item(item).expect("from item"), envelope);
         }
@@ -350,24 +568,10 @@ fn arb_order() -> impl Strategy<Value = ValidOrder> {
         })
 }
 
-fn arb_event() -> impl Strategy<Value = OrderEvent> {
-    prop_oneof![
-        arb_order().prop_map(OrderEvent::OrderReceived),
-        Just(OrderEvent::OrderProcessingStarted),
-        (0i64..i64::MAX / 2).prop_map(|total| OrderEvent::OrderCompleted { total }),
-        ".{0,200}".prop_map(|reason| OrderEvent::OrderFailed { reason }),
-    ]
-}
-
 proptest! {
     #[test]
-    fn encode_then_decode_gives_back_the_same_event(e in arb_event(), v in 1u32..1000, ms in 0i64..10_000_000_000) {
-        let envelope = EventEnvelope::at(OrderId::new_random(), Version::new(v).expect("≥1"), CorrelationId::generate(), e, at(ms));
-        let json = serde_json::to_string(&envelope).expect("serialize");
-        let back: EventEnvelope = serde_json::from_str(&json).expect("deserialize");
-        prop_assert_eq!(&back, &envelope);
-        let item = envelope.to_item().expect("item");
-        prop_assert_eq!(EventEnvelope::from_item(item).expect("from item"), envelope);
+    fn encode_then_decode_gives_back_the_same_event(e in every_event_type::arb_event(), v in 1u32..1000, ms in 0i64..10_000_000_000) {
+        every_event_type::round_trips(e, v, ms)?;
     }
 
     #[test]

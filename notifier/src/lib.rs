@@ -24,7 +24,7 @@ impl Notifier {
     }
 
     /// Publishes `event` if it is an `OrderCompleted`; returns the id of what was published.
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id, event_type = event.event_type()))]
+    #[tracing::instrument(skip_all, fields(order_id = %event.order_id, event_type = %event.event_type()))]
     pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, ConsumeError> {
         let OrderEvent::OrderCompleted { total } = event.event else {
             return Ok(None);
@@ -50,7 +50,7 @@ pub fn completion_notification(
 ) -> Notification {
     let message = serde_json::json!({
         "eventId": event.event_id,
-        "eventType": event.event_type(),
+        "eventType": event.event_type().as_str(),
         "orderId": event.order_id,
         "customerId": view.customer_id,
         "total": total,
@@ -59,7 +59,10 @@ pub fn completion_notification(
         "correlationId": event.correlation_id,
     });
     let attributes = BTreeMap::from([
-        ("eventType".to_owned(), event.event_type().to_owned()),
+        (
+            "eventType".to_owned(),
+            event.event_type().as_str().to_owned(),
+        ),
         ("customerId".to_owned(), view.customer_id.to_string()),
         ("orderId".to_owned(), event.order_id.to_string()),
     ]);
@@ -73,5 +76,115 @@ pub fn completion_notification(
 impl EventConsumer for Notifier {
     async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
         self.notify(event).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events_schema::{CorrelationId, OrderId, OrderRequest, Version};
+    use order_ports::sqlite::{SqliteDb, SqlitePublisher};
+
+    struct World {
+        _dir: tempfile::TempDir,
+        notifier: Notifier,
+        published: SqlitePublisher,
+        history: Vec<EventEnvelope>,
+    }
+
+    /// A completed order of 2 × 750 EUR in the log, nothing published yet.
+    async fn given_a_completed_order_in_the_log() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(dir.path().join("notify.db")).unwrap();
+        let events: Arc<dyn EventStore> = Arc::new(db.event_store());
+        let order = OrderRequest::validate(&serde_json::json!({
+            "customerId": "cust-9", "currency": "EUR",
+            "items": [{"productId": "p", "quantity": 2, "unitPrice": 750}]
+        }))
+        .unwrap();
+        let id = OrderId::new_random();
+        let corr = CorrelationId::parse("corr-9").unwrap();
+        let mk = |v: u32, e: OrderEvent| {
+            EventEnvelope::new(id, Version::new(v).unwrap(), corr.clone(), e)
+        };
+        let history = vec![
+            mk(1, OrderEvent::OrderReceived(order)),
+            mk(2, OrderEvent::OrderProcessingStarted),
+            mk(3, OrderEvent::OrderCompleted { total: 1500 }),
+        ];
+        events.append(&history).await.unwrap();
+        let published = db.publisher();
+        World {
+            _dir: dir,
+            notifier: Notifier::new(events, Arc::new(published.clone())),
+            published,
+            history,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_completion_is_published_with_who_what_and_how_much() {
+        let w = given_a_completed_order_in_the_log().await;
+        let completed = &w.history[2];
+
+        assert_eq!(
+            w.notifier.notify(completed).await.unwrap(),
+            Some(completed.event_id)
+        );
+
+        let published = w.published.list_after(0, 10).await.unwrap();
+        assert_eq!(published.len(), 1);
+        let n = &published[0].1;
+        assert_eq!(n.event_id, completed.event_id);
+        let message: serde_json::Value = serde_json::from_str(&n.message).unwrap();
+        assert_eq!(message["eventId"], completed.event_id.to_string());
+        assert_eq!(message["eventType"], "OrderCompleted");
+        assert_eq!(message["orderId"], completed.order_id.to_string());
+        assert_eq!(message["customerId"], "cust-9");
+        assert_eq!(message["total"], 1500);
+        assert_eq!(message["currency"], "EUR");
+        assert_eq!(message["correlationId"], "corr-9");
+        assert_eq!(
+            message["completedAt"],
+            format_timestamp(completed.occurred_at)
+        );
+        assert_eq!(
+            n.attributes,
+            BTreeMap::from([
+                ("eventType".to_owned(), "OrderCompleted".to_owned()),
+                ("customerId".to_owned(), "cust-9".to_owned()),
+                ("orderId".to_owned(), completed.order_id.to_string()),
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn events_other_than_a_completion_publish_nothing() {
+        let w = given_a_completed_order_in_the_log().await;
+        for e in &w.history[..2] {
+            assert_eq!(w.notifier.notify(e).await.unwrap(), None);
+        }
+        assert!(w.published.list_after(0, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn consuming_a_completion_publishes_it() {
+        let w = given_a_completed_order_in_the_log().await;
+        w.notifier.consume(&w.history[2]).await.unwrap();
+        let published = w.published.list_after(0, 10).await.unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].1.event_id, w.history[2].event_id);
+    }
+
+    #[tokio::test]
+    async fn a_completion_of_an_order_missing_from_the_log_is_a_permanent_failure() {
+        let w = given_a_completed_order_in_the_log().await;
+        let mut stray = w.history[2].clone();
+        stray.order_id = OrderId::new_random();
+        assert!(matches!(
+            w.notifier.consume(&stray).await,
+            Err(ConsumeError::Permanent(_))
+        ));
+        assert!(w.published.list_after(0, 10).await.unwrap().is_empty());
     }
 }

@@ -78,7 +78,7 @@ impl Processor {
                 match self.events.append(std::slice::from_ref(&next)).await {
                     Ok(()) => {
                         view.apply(&next)?;
-                        tracing::debug!(version = %next.version, event = next.event_type(), "appended");
+                        tracing::debug!(version = %next.version, event = %next.event_type(), "appended");
                     }
                     // Someone else appended this step: reload and decide again.
                     Err(AppendError::Conflict { .. }) => break,
@@ -144,7 +144,7 @@ mod tests {
     }
 
     fn types(history: &[events_schema::EventEnvelope]) -> Vec<&'static str> {
-        history.iter().map(|e| e.event_type()).collect()
+        history.iter().map(|e| e.event_type().as_str()).collect()
     }
 
     #[tokio::test]
@@ -224,5 +224,102 @@ mod tests {
             processor.process(&OrderId::new_random().to_string()).await,
             Err(ProcessError::Poison(_))
         ));
+    }
+
+    /// An event store where every append loses the race, as if another worker always got there
+    /// first. It gives up after `LOAD_LIMIT` loads so a processor that never stops fails the
+    /// test instead of hanging it.
+    struct AlwaysLosesTheRace {
+        history: Vec<EventEnvelope>,
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    const LOAD_LIMIT: usize = 100;
+
+    #[async_trait::async_trait]
+    impl EventStore for AlwaysLosesTheRace {
+        async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
+            let first = events.first().expect("a non-empty append");
+            Err(AppendError::Conflict {
+                order_id: first.order_id,
+                version: first.version,
+            })
+        }
+
+        async fn load(&self, _: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+            let loads = self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if loads >= LOAD_LIMIT {
+                return Err(StoreError::Corrupt("the processor never gave up".into()));
+            }
+            Ok(self.history.clone())
+        }
+
+        async fn read_all(
+            &self,
+            _: Option<String>,
+            _: usize,
+        ) -> Result<order_ports::EventPage, StoreError> {
+            unreachable!("the processor does not read the whole log")
+        }
+    }
+
+    #[tokio::test]
+    async fn an_order_that_loses_every_append_race_is_handed_back_after_max_conflicts_tries() {
+        let (_dir, events, id) = given_a_received_order(500).await;
+        let store = Arc::new(AlwaysLosesTheRace {
+            history: events.load(id).await.unwrap(),
+            loads: Default::default(),
+        });
+        let processor = Processor::new(store.clone(), ProcessingPolicy::default());
+
+        let outcome = processor.process(&id.to_string()).await;
+
+        assert!(
+            matches!(outcome, Err(ProcessError::Transient(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            store.loads.load(std::sync::atomic::Ordering::SeqCst),
+            MAX_CONFLICTS
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_round_acks_what_it_finished_and_hands_back_what_it_could_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(dir.path().join("work.db")).unwrap();
+        let events: Arc<dyn EventStore> = Arc::new(db.event_store());
+        let queue = db.work_queue_default();
+        let order = OrderRequest::validate(&serde_json::json!({
+            "customerId": "c", "items": [{"productId": "p", "quantity": 1, "unitPrice": 5}]
+        }))
+        .unwrap();
+        let id = OrderId::new_random();
+        events
+            .append(&[EventEnvelope::new(
+                id,
+                Version::FIRST,
+                CorrelationId::generate(),
+                OrderEvent::OrderReceived(order),
+            )])
+            .await
+            .unwrap();
+        queue.send(id).await.unwrap();
+        queue.send_raw("garbage").await.unwrap();
+        let processor = Processor::new(events, ProcessingPolicy::default());
+        let visibility = Duration::from_secs(600);
+
+        assert_eq!(
+            work_once(&processor, &queue, 10, visibility).await.unwrap(),
+            2
+        );
+
+        // The finished message is gone; the poison one is visible again at once, not after
+        // the visibility timeout.
+        assert_eq!(queue.depth().await.unwrap(), 1);
+        let again = queue.receive(10, visibility).await.unwrap();
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(again[0].body, "garbage");
+        assert_eq!(again[0].receive_count, 2);
     }
 }

@@ -38,11 +38,12 @@ impl Projector {
         let current = self.status.get(event.order_id).await?;
         let next_view = match &current {
             Some(record) if record.version >= event.version => return Ok(Projected::Duplicate),
-            Some(record) if record.version.next() == event.version => OrderView::try_from(record)
+            // The fold accepts only the view's next version (and `start` only version 1), so
+            // anything else — a gap, or a record that does not parse — falls through to repair.
+            Some(record) => OrderView::try_from(record)
                 .ok()
                 .and_then(|mut view| view.apply(event).ok().map(|()| view)),
-            None if event.version == Version::FIRST => OrderView::start(event).ok(),
-            _ => None,
+            None => OrderView::start(event).ok(),
         };
         match next_view {
             Some(view) => self.write(&view, Projected::Applied(view.version)).await,
@@ -193,5 +194,27 @@ mod tests {
             let folded = OrderView::fold(&w.history).unwrap().unwrap();
             assert_eq!(record, (&folded).into(), "delivery order {order:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn consuming_an_event_projects_it() {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        projector.consume(&w.history[0]).await.unwrap();
+        let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+        assert_eq!(record.status, OrderStatus::Received);
+    }
+
+    #[tokio::test]
+    async fn an_event_that_is_not_in_the_log_and_cannot_be_applied_is_a_permanent_failure() {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        let mut stray = w.history[2].clone();
+        stray.order_id = OrderId::new_random();
+        assert!(matches!(
+            projector.consume(&stray).await,
+            Err(ConsumeError::Permanent(_))
+        ));
+        assert_eq!(w.status.get(stray.order_id).await.unwrap(), None);
     }
 }

@@ -800,7 +800,10 @@ fn notification(order: OrderId) -> Notification {
         message: serde_json::json!({"eventId": event_id.to_string(), "orderId": order.to_string()})
             .to_string(),
         attributes: BTreeMap::from([
-            ("eventType".to_owned(), OrderEvent::COMPLETED.to_owned()),
+            (
+                "eventType".to_owned(),
+                events_schema::EventType::OrderCompleted.as_str().to_owned(),
+            ),
             ("customerId".to_owned(), "cust-1".to_owned()),
             ("orderId".to_owned(), order.to_string()),
         ]),

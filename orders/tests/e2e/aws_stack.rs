@@ -385,7 +385,7 @@ fn folded(history: &[EventEnvelope]) -> OrderStatusRecord {
 fn versions_and_types(history: &[EventEnvelope]) -> Vec<(u32, &'static str)> {
     history
         .iter()
-        .map(|e| (e.version.get(), e.event_type()))
+        .map(|e| (e.version.get(), e.event_type().as_str()))
         .collect()
 }
 
