@@ -133,6 +133,7 @@ async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use events_schema::EventEnvelope;
     use events_schema::OrderEvent;
     use order_ports::test_util::TempSqlite;
 
@@ -286,24 +287,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_worker_round_acks_what_it_finished_and_hands_back_what_it_could_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(dir.path().join("work.db")).unwrap();
+        let temp = TempSqlite::new();
+        let db = temp.db().clone();
         let events: Arc<dyn EventStore> = Arc::new(db.event_store());
         let queue = db.work_queue_default();
-        let order = OrderRequest::validate(&serde_json::json!({
-            "customerId": "c", "items": [{"productId": "p", "quantity": 1, "unitPrice": 5}]
-        }))
-        .unwrap();
-        let id = OrderId::new_random();
-        events
-            .append(&[EventEnvelope::new(
-                id,
-                Version::FIRST,
-                CorrelationId::generate(),
-                OrderEvent::OrderReceived(order),
-            )])
-            .await
-            .unwrap();
+        let id = temp.append_received_order(1, 5).await.order_id;
         queue.send(id).await.unwrap();
         queue.send_raw("garbage").await.unwrap();
         let processor = Processor::new(events, ProcessingPolicy::default());

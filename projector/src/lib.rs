@@ -210,7 +210,7 @@ mod tests {
         let w = given_a_completed_order_in_the_log().await;
         let projector = Projector::new(w.events.clone(), w.status.clone());
         let mut stray = w.history[2].clone();
-        stray.order_id = OrderId::new_random();
+        stray.order_id = events_schema::OrderId::new_random();
         assert!(matches!(
             projector.consume(&stray).await,
             Err(ConsumeError::Permanent(_))
