@@ -253,16 +253,19 @@ async fn get_order(
     Path(id): Path<String>,
 ) -> Result<Json<OrderStatusRecord>, ApiError> {
     let order_id = parse_order_id(&id)?;
-    if let Some(record) = state.status.get(order_id).await? {
-        return Ok(Json(record));
+    let viewed = state.status.get(order_id).await?;
+    if let Some(record) = viewed.as_ref().filter(|r| r.status.is_terminal()) {
+        return Ok(Json(record.clone()));
     }
-    // The view is eventually consistent; right after a POST, answer from the log so a client
-    // can read its own write.
+    // The view is eventually consistent and may lag the log: right after a POST it has no
+    // record yet, and while the projector catches up it can hold an older state than a client
+    // already read from the log. So an order in flight is answered from its log: a client reads
+    // its own write and never sees an order move backwards.
     let history = state.events.load(order_id).await?;
-    match OrderView::fold(&history) {
-        Ok(Some(view)) => Ok(Json(OrderStatusRecord::from(&view))),
-        Ok(None) => Err(ApiError::OrderNotFound(order_id.to_string())),
-        Err(e) => Err(e.into()),
+    match (OrderView::fold(&history)?, viewed) {
+        (Some(view), _) => Ok(Json(OrderStatusRecord::from(&view))),
+        (None, Some(record)) => Ok(Json(record)),
+        (None, None) => Err(ApiError::OrderNotFound(order_id.to_string())),
     }
 }
 
@@ -395,6 +398,48 @@ mod tests {
         assert_eq!(view["status"], "RECEIVED");
         assert_eq!(view["itemCount"], 3);
         assert_eq!(view["version"], 1);
+    }
+
+    #[tokio::test]
+    async fn an_order_in_flight_is_answered_from_its_log_when_the_view_lags_behind() {
+        let api = api();
+        let (_, _, accepted) = call(&api.app, post(&order(3), None)).await;
+        let id = OrderId::parse(accepted["orderId"].as_str().unwrap()).unwrap();
+        let events = api.db.event_store();
+        let mut history = events.load(id).await.unwrap();
+        let mut view = OrderView::fold(&history).unwrap().unwrap();
+        // The projector has written version 1 only; the log is at version 2.
+        let status = api.db.status_store();
+        status
+            .upsert(&OrderStatusRecord::from(&view))
+            .await
+            .unwrap();
+        let started = view.next_envelope(
+            OrderEvent::OrderProcessingStarted,
+            history[0].correlation_id.clone(),
+        );
+        events.append(std::slice::from_ref(&started)).await.unwrap();
+        history.push(started);
+        view = OrderView::fold(&history).unwrap().unwrap();
+
+        let get = || {
+            Request::get(format!("/orders/{id}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status_code, _, answer) = call(&api.app, get()).await;
+        assert_eq!(status_code, StatusCode::OK);
+        assert_eq!(answer["status"], "PROCESSING");
+        assert_eq!(answer["version"], 2);
+
+        // A terminal view is final: it is the answer, whatever the log says.
+        let mut done = OrderStatusRecord::from(&view);
+        done.status = OrderStatus::Completed;
+        done.version = Version::new(3).unwrap();
+        status.upsert(&done).await.unwrap();
+        let (_, _, answer) = call(&api.app, get()).await;
+        assert_eq!(answer["status"], "COMPLETED");
+        assert_eq!(answer["version"], 3);
     }
 
     /// A port that takes its time (a slow disk, a slow network) before doing its work.
