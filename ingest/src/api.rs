@@ -10,9 +10,10 @@ use events_schema::{
     CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderRequest, OrderStatus,
     OrderStatusRecord, OrderView, StoredEvent, ValidOrder, Version,
 };
-use order_ports::{AppendError, EventStore, StatusStore, StoreError, WorkQueue};
+use order_ports::{AppendError, EventStore, OrderIntake, StatusStore, StoreError};
 use serde::Serialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::problem::ApiError;
 
@@ -28,11 +29,12 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const CORRELATION_ID: &str = "x-correlation-id";
 
-/// What the API needs: the event log, the work queue and the status view.
+/// What the API needs: the intake (log and work queue together), the event log to read
+/// histories, and the status view.
 #[derive(Clone)]
 pub struct AppState {
+    pub intake: Arc<dyn OrderIntake>,
     pub events: Arc<dyn EventStore>,
-    pub queue: Arc<dyn WorkQueue>,
     pub status: Arc<dyn StatusStore>,
 }
 
@@ -93,14 +95,13 @@ async fn create_order(
         correlation_id,
         OrderEvent::OrderReceived(order.clone()),
     );
-    match state.events.append(std::slice::from_ref(&received)).await {
-        Ok(()) => {}
-        Err(AppendError::Conflict { .. }) => ensure_same_order(&state, order_id, &order).await?,
-        Err(AppendError::Store(e)) => return Err(e.into()),
-    }
-    // Also on a retry: re-sending heals a SendMessage that failed after the append. The
-    // processor is idempotent, so a duplicate message is harmless.
-    state.queue.send(order_id).await?;
+    // The write runs in its own task, so a client that hangs up (which drops this future)
+    // cannot cancel it half-way and leave an order logged but never queued.
+    let write = tokio::spawn(
+        async move { hand_off(&state, &received, &order).await }
+            .instrument(tracing::Span::current()),
+    );
+    write.await.map_err(|e| ApiError::Internal(Box::new(e)))??;
 
     let location = format!("/orders/{order_id}");
     let body = Accepted {
@@ -116,6 +117,25 @@ async fn create_order(
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
+}
+
+/// Takes the order in: log and queue. A retried `Idempotency-Key` of the same order is
+/// enqueued again: that heals a hand-off cut short after the append on AWS (see
+/// [`order_ports::AppendThenEnqueue`]) or work that was dead-lettered; the processor is
+/// idempotent, so a duplicate message is harmless.
+async fn hand_off(
+    state: &AppState,
+    received: &EventEnvelope,
+    order: &ValidOrder,
+) -> Result<(), ApiError> {
+    match state.intake.accept(received).await {
+        Ok(()) => Ok(()),
+        Err(AppendError::Conflict { order_id, .. }) => {
+            ensure_same_order(state, order_id, order).await?;
+            Ok(state.intake.requeue(order_id).await?)
+        }
+        Err(AppendError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// A retried `Idempotency-Key`: the same order gets the same answer, another order a 422.
@@ -233,16 +253,19 @@ async fn get_order(
     Path(id): Path<String>,
 ) -> Result<Json<OrderStatusRecord>, ApiError> {
     let order_id = parse_order_id(&id)?;
-    if let Some(record) = state.status.get(order_id).await? {
-        return Ok(Json(record));
+    let viewed = state.status.get(order_id).await?;
+    if let Some(record) = viewed.as_ref().filter(|r| r.status.is_terminal()) {
+        return Ok(Json(record.clone()));
     }
-    // The view is eventually consistent; right after a POST, answer from the log so a client
-    // can read its own write.
+    // The view is eventually consistent and may lag the log: right after a POST it has no
+    // record yet, and while the projector catches up it can hold an older state than a client
+    // already read from the log. So an order in flight is answered from its log: a client reads
+    // its own write and never sees an order move backwards.
     let history = state.events.load(order_id).await?;
-    match OrderView::fold(&history) {
-        Ok(Some(view)) => Ok(Json(OrderStatusRecord::from(&view))),
-        Ok(None) => Err(ApiError::OrderNotFound(order_id.to_string())),
-        Err(e) => Err(e.into()),
+    match (OrderView::fold(&history)?, viewed) {
+        (Some(view), _) => Ok(Json(OrderStatusRecord::from(&view))),
+        (None, Some(record)) => Ok(Json(record)),
+        (None, None) => Err(ApiError::OrderNotFound(order_id.to_string())),
     }
 }
 
@@ -280,6 +303,7 @@ mod tests {
     use axum::http::Request;
     use order_ports::sqlite::{SqliteDb, SqliteWorkQueue};
     use order_ports::test_util::TempSqlite;
+    use order_ports::{AppendThenEnqueue, WorkQueue};
     use tower::ServiceExt;
 
     struct Api {
@@ -294,8 +318,8 @@ mod tests {
         let db = tmp.db().clone();
         let queue = db.work_queue_default();
         let app = router(AppState {
+            intake: Arc::new(db.intake()),
             events: Arc::new(db.event_store()),
-            queue: Arc::new(queue.clone()),
             status: Arc::new(db.status_store()),
         });
         Api {
@@ -377,6 +401,153 @@ mod tests {
         assert_eq!(view["version"], 1);
     }
 
+    #[tokio::test]
+    async fn an_order_in_flight_is_answered_from_its_log_when_the_view_lags_behind() {
+        let api = api();
+        let (_, _, accepted) = call(&api.app, post(&order(3), None)).await;
+        let id = OrderId::parse(accepted["orderId"].as_str().unwrap()).unwrap();
+        let events = api.db.event_store();
+        let mut history = events.load(id).await.unwrap();
+        let mut view = OrderView::fold(&history).unwrap().unwrap();
+        // The projector has written version 1 only; the log is at version 2.
+        let status = api.db.status_store();
+        status
+            .upsert(&OrderStatusRecord::from(&view))
+            .await
+            .unwrap();
+        let started = view.next_envelope(
+            OrderEvent::OrderProcessingStarted,
+            history[0].correlation_id.clone(),
+        );
+        events.append(std::slice::from_ref(&started)).await.unwrap();
+        history.push(started);
+        view = OrderView::fold(&history).unwrap().unwrap();
+
+        let get = || {
+            Request::get(format!("/orders/{id}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status_code, _, answer) = call(&api.app, get()).await;
+        assert_eq!(status_code, StatusCode::OK);
+        assert_eq!(answer["status"], "PROCESSING");
+        assert_eq!(answer["version"], 2);
+
+        // A terminal view is final: it is the answer, whatever the log says.
+        let mut done = OrderStatusRecord::from(&view);
+        done.status = OrderStatus::Completed;
+        done.version = Version::new(3).unwrap();
+        status.upsert(&done).await.unwrap();
+        let (_, _, answer) = call(&api.app, get()).await;
+        assert_eq!(answer["status"], "COMPLETED");
+        assert_eq!(answer["version"], 3);
+    }
+
+    /// A port that takes its time (a slow disk, a slow network) before doing its work.
+    struct Slow<T>(T);
+
+    const SLOWNESS: std::time::Duration = std::time::Duration::from_millis(300);
+
+    #[async_trait::async_trait]
+    impl OrderIntake for Slow<order_ports::sqlite::SqliteIntake> {
+        async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError> {
+            tokio::time::sleep(SLOWNESS).await;
+            self.0.accept(received).await
+        }
+        async fn requeue(&self, order_id: OrderId) -> Result<(), StoreError> {
+            self.0.requeue(order_id).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl WorkQueue for Slow<SqliteWorkQueue> {
+        async fn send(&self, order_id: OrderId) -> Result<(), StoreError> {
+            tokio::time::sleep(SLOWNESS).await;
+            self.0.send(order_id).await
+        }
+        async fn receive(
+            &self,
+            max: usize,
+            visibility: std::time::Duration,
+        ) -> Result<Vec<order_ports::Delivery>, StoreError> {
+            self.0.receive(max, visibility).await
+        }
+        async fn ack(&self, delivery: &order_ports::Delivery) -> Result<(), StoreError> {
+            self.0.ack(delivery).await
+        }
+        async fn fail(&self, delivery: &order_ports::Delivery) -> Result<(), StoreError> {
+            self.0.fail(delivery).await
+        }
+    }
+
+    /// POSTs an order and hangs up long before the write can be done: the request future is
+    /// dropped once the body has been read and the write has started.
+    async fn post_and_hang_up(app: &Router) {
+        let request = app.clone().oneshot(post(&order(1), None));
+        let answered = tokio::time::timeout(SLOWNESS / 6, request).await;
+        assert!(
+            answered.is_err(),
+            "answered before the hang-up: {answered:?}"
+        );
+    }
+
+    /// Waits (at most 5 s) for one order in the log and one message in the queue, then checks
+    /// the message is that order's.
+    async fn assert_logged_and_queued(db: &SqliteDb) {
+        let queue = db.work_queue_default();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while db.head_seq().await.unwrap() < 1 || queue.depth().await.unwrap() < 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "after the hang-up: {} event(s) in the log, {} message(s) queued",
+                db.head_seq().await.unwrap(),
+                queue.depth().await.unwrap()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let logged = db.event_store().read_all(None, 10).await.unwrap().events;
+        let queued = queue
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(logged[0].event_type().as_str(), "OrderReceived");
+        let bodies: Vec<String> = queued.into_iter().map(|d| d.body).collect();
+        assert_eq!(bodies, vec![logged[0].order_id.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_client_hanging_up_during_the_sqlite_hand_off_still_gets_its_order_logged_and_queued()
+    {
+        let temp = TempSqlite::new();
+        let db = temp.db().clone();
+        let app = router(AppState {
+            intake: Arc::new(Slow(db.intake())),
+            events: Arc::new(db.event_store()),
+            status: Arc::new(db.status_store()),
+        });
+        post_and_hang_up(&app).await;
+        assert_logged_and_queued(&db).await;
+    }
+
+    /// The gap of issue 7: the append is done, the enqueue not yet, when the client hangs up.
+    #[tokio::test]
+    async fn a_client_hanging_up_between_append_and_enqueue_still_gets_its_order_queued() {
+        let temp = TempSqlite::new();
+        let db = temp.db().clone();
+        let events: Arc<dyn EventStore> = Arc::new(db.event_store());
+        let app = router(AppState {
+            intake: Arc::new(AppendThenEnqueue {
+                events: events.clone(),
+                queue: Arc::new(Slow(db.work_queue_default())),
+            }),
+            events,
+            status: Arc::new(db.status_store()),
+        });
+        post_and_hang_up(&app).await;
+        assert_logged_and_queued(&db).await;
+    }
+
     /// What an AWS failure's text carries and a client must never see.
     const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/OrderEvents";
     const QUEUE_URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/work";
@@ -449,16 +620,32 @@ mod tests {
         }
     }
 
-    /// The SQLite-backed API with some ports swapped for broken ones by `break_ports`.
-    fn broken_api(break_ports: impl FnOnce(&mut AppState)) -> (TempSqlite, Router) {
+    /// The ports behind [`AppendThenEnqueue`] and the API, for swapping in broken ones.
+    struct Ports {
+        events: Arc<dyn EventStore>,
+        queue: Arc<dyn WorkQueue>,
+        status: Arc<dyn StatusStore>,
+    }
+
+    /// The SQLite-backed API with some ports swapped for broken ones by `break_ports`; the
+    /// intake is [`AppendThenEnqueue`] over the (possibly broken) log and queue.
+    fn broken_api(break_ports: impl FnOnce(&mut Ports)) -> (TempSqlite, Router) {
         let temp = TempSqlite::new();
         let db = temp.db().clone();
-        let mut state = AppState {
+        let mut ports = Ports {
             events: Arc::new(db.event_store()),
             queue: Arc::new(db.work_queue_default()),
             status: Arc::new(db.status_store()),
         };
-        break_ports(&mut state);
+        break_ports(&mut ports);
+        let state = AppState {
+            intake: Arc::new(AppendThenEnqueue {
+                events: ports.events.clone(),
+                queue: ports.queue,
+            }),
+            events: ports.events,
+            status: ports.status,
+        };
         (temp, router(state))
     }
 

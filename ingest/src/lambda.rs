@@ -6,6 +6,7 @@ use std::sync::Arc;
 use order_ports::aws::iam::Permission;
 use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue};
 use order_ports::lambda::{init_logging, ConfigError, EnvReader};
+use order_ports::{AppendThenEnqueue, EventStore};
 
 use crate::{router, AppState};
 
@@ -56,16 +57,22 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     init_logging();
     let config = Config::from_env()?;
     let clients = AwsClients::from_env(None).await;
+    let events: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(
+        clients.dynamodb.clone(),
+        config.events_table,
+    ));
+    // DynamoDB and SQS share no transaction: see AppendThenEnqueue for what heals a gap.
+    let intake = AppendThenEnqueue {
+        events: events.clone(),
+        queue: Arc::new(SqsWorkQueue::new(clients.sqs, config.work_queue_url)),
+    };
     let app = router(AppState {
-        events: Arc::new(DynamoEventStore::new(
-            clients.dynamodb.clone(),
-            config.events_table,
-        )),
+        intake: Arc::new(intake),
+        events,
         status: Arc::new(DynamoStatusStore::new(
             clients.dynamodb,
             config.status_table,
         )),
-        queue: Arc::new(SqsWorkQueue::new(clients.sqs, config.work_queue_url)),
     });
     lambda_http::run(app).await
 }

@@ -9,7 +9,7 @@ use events_schema::{
     ValidOrder, Version,
 };
 use order_ports::sqlite::SqliteDb;
-use order_ports::{EventStore, WorkQueue};
+use order_ports::{EventStore, OrderIntake, WorkQueue};
 
 fn received(order_id: OrderId, customer_id: &str) -> EventEnvelope {
     let order = ValidOrder {
@@ -120,5 +120,56 @@ async fn main() {
         "read_feed: {:.0}/s ({} events)",
         feed.len() as f64 / started.elapsed().as_secs_f64(),
         feed.len()
+    );
+
+    // With synchronous = FULL every group commit waits for one fsync, so the throughput grows
+    // with the writes in flight (an HTTP server under load has many): 256 writers, and the
+    // POST /orders path (append + enqueue in one commit).
+    let many = 256;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..many {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..total / many {
+                let order = OrderId::new_random();
+                store
+                    .append(&[received(order, "cust-1")])
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "append v1, {many} tasks: {:.0}/s",
+        (total / many * many) as f64 / secs
+    );
+
+    let intake = db.intake();
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..many {
+        let intake = intake.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..total / many {
+                let order = OrderId::new_random();
+                intake
+                    .accept(&received(order, "cust-1"))
+                    .await
+                    .expect("accept");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "intake accept, {many} tasks: {:.0}/s",
+        (total / many * many) as f64 / secs
     );
 }

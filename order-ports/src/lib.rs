@@ -1,7 +1,9 @@
 //! The order service's ports and their adapters.
 //!
 //! * [`ports`]: the four ports — [`EventStore`], [`WorkQueue`], [`StatusStore`], [`Publisher`] —
-//!   each documenting its error contract.
+//!   each documenting its error contract; [`OrderIntake`], the hand-off of a new order to the log
+//!   and the queue (atomic on SQLite, [`AppendThenEnqueue`] elsewhere); [`retry_delay`], the
+//!   backoff of failed work.
 //! * [`feed`]: the change-feed port [`Feed`] and the consumer loop over it ([`run_subscriber`]).
 //! * `sqlite` (feature `sqlite`): the embedded adapters, one SQLite file for everything.
 //! * `aws` (feature `aws`): DynamoDB, SQS and SNS adapters; with feature `stream-feed`, the

@@ -149,8 +149,10 @@ pub trait WorkQueue: Send + Sync + 'static {
     /// redelivered or deleted) is not an error.
     async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError>;
 
-    /// Not done: the message becomes visible again (immediately, or after the visibility
-    /// timeout on SQS) and is dead-lettered once its receive count reaches the maximum.
+    /// Not done: the message stays hidden for [`retry_delay`]`(delivery.receive_count)` (the
+    /// adapters' default; tests may configure another schedule), then is delivered again — or
+    /// dead-lettered once its receive count has reached the maximum. Failing a stale receipt
+    /// is not an error.
     async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError>;
 }
 
@@ -349,4 +351,112 @@ pub trait EventConsumer: Send + Sync {
         &self,
         event: &EventEnvelope,
     ) -> impl std::future::Future<Output = Result<(), ConsumeError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Taking orders in, and retrying work (issue 7: no order left behind)
+
+/// Takes an order in: its `OrderReceived` goes into the log and the order onto the work queue,
+/// so that an order in the log is always either queued or already processed.
+#[async_trait]
+pub trait OrderIntake: Send + Sync + 'static {
+    /// Appends `received` — version 1 of a new order, an `OrderReceived` (otherwise
+    /// [`StoreError::Rejected`]) — and enqueues its order.
+    ///
+    /// Errors: [`AppendError::Conflict`] when the order already has a version 1; nothing is
+    /// written then, neither event nor message. [`AppendError::Store`] as in the module docs;
+    /// whether the event may have been written without the message depends on the adapter
+    /// (never with the SQLite one; see [`AppendThenEnqueue`]).
+    async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError>;
+
+    /// Enqueues an order that is already in the log once more (an idempotent retry of its
+    /// request). A duplicate message is harmless: the processor is idempotent.
+    async fn requeue(&self, order_id: OrderId) -> Result<(), StoreError>;
+}
+
+/// Checks that `received` is what [`OrderIntake::accept`] takes: version 1, `OrderReceived`.
+pub fn check_intake(received: &EventEnvelope) -> Result<(), StoreError> {
+    if received.version != Version::FIRST {
+        return Err(StoreError::Rejected(format!(
+            "an intake takes version 1 of an order, not version {}",
+            received.version
+        )));
+    }
+    if !matches!(received.event, events_schema::OrderEvent::OrderReceived(_)) {
+        return Err(StoreError::Rejected(format!(
+            "an intake takes an OrderReceived, not an {}",
+            received.event_type()
+        )));
+    }
+    Ok(())
+}
+
+/// [`OrderIntake`] over a log and a queue that cannot share a transaction (DynamoDB and SQS):
+/// appends, then sends. Not atomic: if the send fails, or the process dies between the two
+/// calls, the order is in the log with no work queued. Two things heal that: the client's
+/// retry with the same `Idempotency-Key` (the append conflicts, the API checks it is the same
+/// order and calls [`requeue`](OrderIntake::requeue)), and the reconciler, which re-enqueues
+/// orders that stayed pending too long. Where one transaction holds both (the SQLite file),
+/// use the atomic intake of that backend instead.
+#[derive(Clone)]
+pub struct AppendThenEnqueue {
+    pub events: std::sync::Arc<dyn EventStore>,
+    pub queue: std::sync::Arc<dyn WorkQueue>,
+}
+
+#[async_trait]
+impl OrderIntake for AppendThenEnqueue {
+    async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError> {
+        check_intake(received)?;
+        self.events.append(std::slice::from_ref(received)).await?;
+        self.queue.send(received.order_id).await?;
+        Ok(())
+    }
+
+    async fn requeue(&self, order_id: OrderId) -> Result<(), StoreError> {
+        self.queue.send(order_id).await
+    }
+}
+
+/// The first [`retry_delay`].
+pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// The longest [`retry_delay`].
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+/// How long a work message that failed on its `receive_count`-th receive stays hidden before
+/// it is delivered again: 1 s after the first receive, then doubling — 2 s, 4 s, 8 s, 16 s,
+/// 32 s — and 60 s from the seventh on. (`0` is taken as `1`.)
+///
+/// Why these values: a message dead-letters only when all its receives fail. With the default
+/// 5 receives the fifth comes at least 1 + 2 + 4 + 8 = 15 s after the first, so a backend
+/// outage shorter than that dead-letters nothing (a 2-second one is over by the third
+/// receive), while a poison message still reaches the dead letters within about a quarter of a
+/// minute. The cap keeps a message with many allowed receives from sleeping for hours.
+pub fn retry_delay(receive_count: u32) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    FIRST_RETRY_DELAY
+        .saturating_mul(1 << doublings)
+        .min(MAX_RETRY_DELAY)
+}
+
+#[cfg(test)]
+mod intake_and_retry_tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_from_one_second_up_to_a_minute() {
+        let delays: Vec<u64> = (0..=9).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(retry_delay(u32::MAX), MAX_RETRY_DELAY);
+    }
+
+    #[test]
+    fn with_five_receives_a_two_second_outage_cannot_dead_letter_a_message() {
+        let before_the_fifth: Duration = (1..5).map(retry_delay).sum();
+        assert!(
+            before_the_fifth > Duration::from_secs(2),
+            "{before_the_fifth:?}"
+        );
+        assert_eq!(before_the_fifth, Duration::from_secs(15));
+    }
 }

@@ -19,7 +19,9 @@ use order_ports::aws::{
     DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue, StartAt, StreamFeed,
 };
 use order_ports::sqlite::{SqliteDb, SqliteFeed};
-use order_ports::{EventStore, Feed, Publisher, StatusStore, WorkQueue};
+use order_ports::{
+    AppendThenEnqueue, EventStore, Feed, OrderIntake, Publisher, StatusStore, WorkQueue,
+};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -72,8 +74,9 @@ pub struct ServeArgs {
     aws: Box<AwsArgs>,
 }
 
-/// The four ports the API and the workers share.
+/// The four ports the API and the workers share, and the API's intake over two of them.
 struct Ports {
+    intake: Arc<dyn OrderIntake>,
     events: Arc<dyn EventStore>,
     queue: Arc<dyn WorkQueue>,
     status: Arc<dyn StatusStore>,
@@ -128,8 +131,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
 
     let app = ingest::router(AppState {
+        intake: ports.intake,
         events: ports.events,
-        queue: ports.queue,
         status: ports.status,
     });
     let mut http_shutdown = shutdown.clone();
@@ -173,6 +176,7 @@ fn open_sqlite(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> {
         source,
     })?;
     let ports = Ports {
+        intake: Arc::new(db.intake()),
         events: Arc::new(db.event_store()),
         queue: Arc::new(db.work_queue_default()),
         status: Arc::new(db.status_store()),
@@ -189,6 +193,17 @@ async fn open_aws(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> 
     let clients = order_ports::aws::AwsClients::from_config(&config);
     let names = aws_backend::resolve(&args.aws, &config, &clients.dynamodb).await?;
     let ports = Ports {
+        // Not atomic: DynamoDB and SQS share no transaction (see AppendThenEnqueue).
+        intake: Arc::new(AppendThenEnqueue {
+            events: Arc::new(DynamoEventStore::new(
+                clients.dynamodb.clone(),
+                &names.events_table,
+            )),
+            queue: Arc::new(SqsWorkQueue::new(
+                clients.sqs.clone(),
+                &names.work_queue_url,
+            )),
+        }),
         events: Arc::new(DynamoEventStore::new(
             clients.dynamodb.clone(),
             &names.events_table,

@@ -1,19 +1,24 @@
 //! The processor Lambda: an SQS batch in, the failed message ids out (`SqsBatchResponse`), so
-//! only those come back (and reach the DLQ after the queue's maxReceiveCount).
+//! only those come back (and reach the DLQ after the queue's maxReceiveCount). Each failed
+//! message first gets its visibility set to
+//! [`retry_delay`](order_ports::retry_delay)`(ApproximateReceiveCount)` (through
+//! [`WorkQueue::fail`]), so retries back off instead of following the queue's fixed visibility
+//! timeout.
 
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use events_schema::ProcessingPolicy;
 use lambda_runtime::{service_fn, LambdaEvent};
 use order_ports::aws::iam::Permission;
-use order_ports::aws::{iam, AwsClients, DynamoEventStore};
+use order_ports::aws::{iam, AwsClients, DynamoEventStore, SqsWorkQueue};
 use order_ports::lambda::{init_logging, ConfigError, EnvReader};
+use order_ports::{Delivery, WorkQueue};
 
 use crate::Processor;
 
 /// The environment variables [`Config`] requires (`template.yaml` sets each of them).
-pub const REQUIRED_ENV: [&str; 1] = ["EVENTS_TABLE"];
+pub const REQUIRED_ENV: [&str; 2] = ["EVENTS_TABLE", "WORK_QUEUE_URL"];
 /// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
 /// `CREDIT_LIMIT` is also what `orders serve` reads (docs/adr/0005-one-name-per-setting.md).
 pub const OPTIONAL_ENV: [&str; 1] = ["CREDIT_LIMIT"];
@@ -22,6 +27,8 @@ pub const OPTIONAL_ENV: [&str; 1] = ["CREDIT_LIMIT"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub events_table: String,
+    /// The queue the event source mapping reads, for the backoff of failed messages.
+    pub work_queue_url: String,
     /// `CREDIT_LIMIT` if set, else [`ProcessingPolicy::default`].
     pub policy: ProcessingPolicy,
 }
@@ -35,6 +42,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = EnvReader::new(lookup);
         let events_table = env.required("EVENTS_TABLE");
+        let work_queue_url = env.required("WORK_QUEUE_URL");
         let mut policy = ProcessingPolicy::default();
         if let Some(limit) =
             env.optional_parsed("CREDIT_LIMIT", "must be an integer number of minor units")
@@ -43,6 +51,7 @@ impl Config {
         }
         env.finish(Config {
             events_table,
+            work_queue_url,
             policy,
         })
     }
@@ -50,29 +59,41 @@ impl Config {
 
 /// What this function's role must grant, built from the adapters' per-method constants:
 /// [`Processor::process`](crate::Processor::process) loads the history and appends the next
-/// events; the SQS event source mapping receives and deletes the work messages.
+/// events; the SQS event source mapping receives and deletes the work messages; [`handle`]
+/// delays the retry of a failed one ([`WorkQueue::fail`]: `ChangeMessageVisibility`).
 /// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoEventStore::LOAD,
     DynamoEventStore::APPEND,
+    SqsWorkQueue::FAIL,
     iam::SQS_EVENT_SOURCE,
     iam::LOGS,
 ];
 
-/// Processes every message of the batch concurrently; reports the ones that failed.
-pub async fn handle(processor: &Processor, event: SqsEvent) -> SqsBatchResponse {
+/// Processes every message of the batch concurrently; reports the ones that failed, each after
+/// [`WorkQueue::fail`] on `queue` (the queue the batch came from) has hidden it for
+/// [`retry_delay`](order_ports::retry_delay) of its receive count. If that call fails the
+/// message is still reported, and comes back after the queue's visibility timeout instead.
+pub async fn handle(
+    processor: &Processor,
+    queue: &dyn WorkQueue,
+    event: SqsEvent,
+) -> SqsBatchResponse {
     let outcomes = futures::future::join_all(event.records.into_iter().map(|message| async move {
-        let id = message.message_id.unwrap_or_default();
         let outcome = processor
             .process(message.body.as_deref().unwrap_or_default())
             .await;
-        (id, outcome)
+        let id = message.message_id.clone().unwrap_or_default();
+        if let Err(e) = &outcome {
+            tracing::warn!(message_id = %id, error = %e, "message failed");
+            back_off(queue, message).await;
+        }
+        (id, outcome.is_ok())
     }))
     .await;
     let mut response = SqsBatchResponse::default();
-    for (id, outcome) in outcomes {
-        if let Err(e) = outcome {
-            tracing::warn!(message_id = %id, error = %e, "message failed");
+    for (id, succeeded) in outcomes {
+        if !succeeded {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);
@@ -81,7 +102,29 @@ pub async fn handle(processor: &Processor, event: SqsEvent) -> SqsBatchResponse 
     response
 }
 
-/// Wires the [`Config`], the DynamoDB client and the runtime.
+/// Hides a failed message for its retry delay.
+async fn back_off(queue: &dyn WorkQueue, message: SqsMessage) {
+    let receive_count = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(1);
+    let (Some(message_id), Some(receipt)) = (message.message_id, message.receipt_handle) else {
+        tracing::warn!("a failed message without id or receipt handle: no backoff");
+        return;
+    };
+    let delivery = Delivery {
+        message_id,
+        receipt,
+        body: message.body.unwrap_or_default(),
+        receive_count,
+    };
+    if let Err(e) = queue.fail(&delivery).await {
+        tracing::warn!(message_id = %delivery.message_id, error = %e, "could not delay the retry");
+    }
+}
+
+/// Wires the [`Config`], the DynamoDB and SQS clients and the runtime.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let config = Config::from_env()?;
@@ -90,9 +133,12 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         Arc::new(DynamoEventStore::new(clients.dynamodb, config.events_table)),
         config.policy,
     );
+    let queue = SqsWorkQueue::new(clients.sqs, config.work_queue_url);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let processor = processor.clone();
-        async move { Ok::<_, lambda_runtime::Error>(handle(&processor, event.payload).await) }
+        let (processor, queue) = (processor.clone(), queue.clone());
+        async move {
+            Ok::<_, lambda_runtime::Error>(handle(&processor, &queue, event.payload).await)
+        }
     }))
     .await
 }
@@ -134,18 +180,27 @@ mod tests {
     fn a_complete_environment_is_read_into_the_config() {
         let asked = RefCell::default();
         let config = Config::from_lookup(lookup(
-            &[("EVENTS_TABLE", "e"), ("CREDIT_LIMIT", "250")],
+            &[
+                ("EVENTS_TABLE", "e"),
+                ("WORK_QUEUE_URL", "q"),
+                ("CREDIT_LIMIT", "250"),
+            ],
             &asked,
         ))
         .unwrap();
         assert_eq!(config.events_table, "e");
+        assert_eq!(config.work_queue_url, "q");
         assert_eq!(config.policy.credit_limit, 250);
     }
 
     #[test]
     fn without_credit_limit_the_default_policy_applies() {
         let asked = RefCell::default();
-        let config = Config::from_lookup(lookup(&[("EVENTS_TABLE", "e")], &asked)).unwrap();
+        let config = Config::from_lookup(lookup(
+            &[("EVENTS_TABLE", "e"), ("WORK_QUEUE_URL", "q")],
+            &asked,
+        ))
+        .unwrap();
         assert_eq!(config.policy, ProcessingPolicy::default());
     }
 
@@ -155,34 +210,75 @@ mod tests {
         let err = Config::from_lookup(lookup(&[("CREDIT_LIMIT", "12.50")], &asked)).unwrap_err();
         assert_eq!(
             format!("{err:?}"),
-            r#"invalid configuration: EVENTS_TABLE: missing; CREDIT_LIMIT: must be an integer number of minor units, got "12.50""#
+            r#"invalid configuration: EVENTS_TABLE: missing; WORK_QUEUE_URL: missing; CREDIT_LIMIT: must be an integer number of minor units, got "12.50""#
         );
     }
 
     use events_schema::OrderId;
     use order_ports::test_util::TempSqlite;
+    use order_ports::StoreError;
+    use std::sync::Mutex;
+    use std::time::Duration;
 
-    fn sqs_event(bodies: &[(&str, String)]) -> SqsEvent {
-        let records: Vec<serde_json::Value> = bodies
+    /// A work queue that records the deliveries failed through it.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Delivery>>);
+
+    impl Recorder {
+        fn failed(&self) -> Vec<Delivery> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl WorkQueue for Recorder {
+        async fn send(&self, _: OrderId) -> Result<(), StoreError> {
+            unimplemented!("the processor Lambda never sends")
+        }
+        async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, StoreError> {
+            unimplemented!("the event source mapping receives")
+        }
+        async fn ack(&self, _: &Delivery) -> Result<(), StoreError> {
+            unimplemented!("the event source mapping deletes")
+        }
+        async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError> {
+            self.0.lock().unwrap().push(delivery.clone());
+            Ok(())
+        }
+    }
+
+    /// An SQS event of `(message id, body, receive count)`; each receipt handle is
+    /// `receipt-{message id}`.
+    fn sqs_event(messages: &[(&str, String, u32)]) -> SqsEvent {
+        let records: Vec<serde_json::Value> = messages
             .iter()
-            .map(|(id, body)| serde_json::json!({"messageId": id, "body": body}))
+            .map(|(id, body, receives)| {
+                serde_json::json!({
+                    "messageId": id,
+                    "receiptHandle": format!("receipt-{id}"),
+                    "body": body,
+                    "attributes": {"ApproximateReceiveCount": receives.to_string()},
+                })
+            })
             .collect();
         serde_json::from_value(serde_json::json!({ "Records": records })).expect("valid SQS event")
     }
 
     #[tokio::test]
-    async fn only_the_poison_message_is_reported_as_a_batch_item_failure() {
+    async fn only_the_failed_messages_are_reported_each_hidden_for_its_retry_delay() {
         let db = TempSqlite::new();
         let order_id = db.append_received_order(1, 5).await.order_id;
         let events = db.events();
         let processor = Processor::new(events.clone(), ProcessingPolicy::default());
+        let queue = Recorder::default();
 
         let response = handle(
             &processor,
+            &queue,
             sqs_event(&[
-                ("good", order_id.to_string()),
-                ("poison", "not-an-order".to_owned()),
-                ("unknown", OrderId::new_random().to_string()),
+                ("good", order_id.to_string(), 1),
+                ("poison", "not-an-order".to_owned(), 1),
+                ("unknown", OrderId::new_random().to_string(), 3),
             ]),
         )
         .await;
@@ -194,5 +290,18 @@ mod tests {
             .collect();
         assert_eq!(failed, vec!["poison", "unknown"]);
         assert_eq!(events.load(order_id).await.unwrap().len(), 3);
+        let mut backed_off: Vec<(String, String, u32)> = queue
+            .failed()
+            .into_iter()
+            .map(|d| (d.message_id, d.receipt, d.receive_count))
+            .collect();
+        backed_off.sort();
+        assert_eq!(
+            backed_off,
+            [
+                ("poison".into(), "receipt-poison".into(), 1),
+                ("unknown".into(), "receipt-unknown".into(), 3),
+            ]
+        );
     }
 }

@@ -120,7 +120,9 @@ impl SqsWorkQueue {
         resource: Resource::WorkQueue,
         actions: &["sqs:DeleteMessage"],
     };
-    /// [`WorkQueue::fail`](crate::WorkQueue::fail): `ChangeMessageVisibility`.
+    /// [`WorkQueue::fail`](crate::WorkQueue::fail): `ChangeMessageVisibility` (the retry
+    /// delay). Also what the processor Lambda needs to back off the failed messages of its
+    /// batch, which it does through `fail`.
     pub const FAIL: Permission = Permission {
         resource: Resource::WorkQueue,
         actions: &["sqs:ChangeMessageVisibility"],
@@ -137,8 +139,9 @@ impl SnsPublisher {
 
 /// What Lambda's SQS event source mapping calls with the function's role (the actions of the
 /// AWS managed policy `AWSLambdaSQSQueueExecutionRole`). Failed items of a partial batch
-/// response are not made visible by Lambda: they come back after the visibility timeout, so
-/// no `sqs:ChangeMessageVisibility`.
+/// response are not made visible by Lambda: they come back after their visibility timeout, so
+/// the mapping needs no `sqs:ChangeMessageVisibility` (the processor sets that timeout to the
+/// retry delay itself, with [`SqsWorkQueue::FAIL`]).
 pub const SQS_EVENT_SOURCE: Permission = Permission {
     resource: Resource::WorkQueue,
     actions: &[

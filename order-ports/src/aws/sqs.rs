@@ -1,5 +1,5 @@
 //! The work queue on SQS. Dead-lettering is the queue's `RedrivePolicy` (`maxReceiveCount`):
-//! nothing to do here beyond making a failed message visible again.
+//! nothing to do here beyond hiding a failed message for its retry delay.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use aws_sdk_sqs::Client;
 use events_schema::OrderId;
 
 use super::classify;
-use crate::ports::{Delivery, StoreError, WorkQueue};
+use crate::ports::{retry_delay, Delivery, StoreError, WorkQueue};
 
 /// SQS's batch limit for `SendMessageBatch` and `ReceiveMessage`.
 const SQS_BATCH: usize = 10;
@@ -24,14 +24,25 @@ const MAX_VISIBILITY_SECONDS: u64 = 43_200;
 pub struct SqsWorkQueue {
     client: Client,
     queue_url: String,
+    retry_delay: fn(u32) -> Duration,
 }
 
 impl SqsWorkQueue {
+    /// The queue at `queue_url`, failing messages with [`retry_delay`].
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
+            retry_delay,
         }
+    }
+
+    /// The same queue with another backoff for [`WorkQueue::fail`] (by receive count) than
+    /// [`retry_delay`]; SQS takes whole seconds (rounded down). For tests that must not wait
+    /// for it; production keeps the default.
+    pub fn with_retry_delay(mut self, delay: fn(u32) -> Duration) -> Self {
+        self.retry_delay = delay;
+        self
     }
 
     pub fn queue_url(&self) -> &str {
@@ -174,15 +185,18 @@ impl WorkQueue for SqsWorkQueue {
         }
     }
 
-    /// `ChangeMessageVisibility` to 0: the message is visible again at once, and the queue's
-    /// redrive policy moves it to the DLQ when it is received more than `maxReceiveCount` times.
+    /// `ChangeMessageVisibility` to the retry delay of the receive count (whole seconds, at
+    /// most 12 h): the message comes back after it, and the queue's redrive policy moves it to
+    /// the DLQ when it is received more than `maxReceiveCount` times.
     async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let delay = (self.retry_delay)(delivery.receive_count);
+        let seconds = i32::try_from(delay.as_secs().min(MAX_VISIBILITY_SECONDS)).unwrap_or(43_200);
         match self
             .client
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(&delivery.receipt)
-            .visibility_timeout(0)
+            .visibility_timeout(seconds)
             .send()
             .await
         {

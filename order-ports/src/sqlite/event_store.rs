@@ -57,21 +57,8 @@ impl SqliteEventStore {
 #[async_trait]
 impl EventStore for SqliteEventStore {
     async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
-        let head = check_append_batch(events)?;
-        let (order_id, first) = (head.order_id, head.version);
-        let rows = events
-            .iter()
-            .map(|e| {
-                let s = e.to_stored();
-                let payload = serde_json::to_string(&s.payload).map_err(|err| {
-                    StoreError::Rejected(format!("event {} payload: {err}", e.event_id))
-                })?;
-                Ok((s, payload))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.db
-            .write(move |tx| append_in(tx, order_id, first, &rows))
-            .await
+        let rows = AppendRows::new(events)?;
+        self.db.write(move |tx| rows.append_in(tx)).await
     }
 
     async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
@@ -110,6 +97,41 @@ impl EventStore for SqliteEventStore {
             events: page.into_iter().map(|(_, e)| e).collect(),
             next,
         })
+    }
+}
+
+/// A checked [`EventStore::append`] batch, encoded for the `events` table off the writer
+/// thread, to be written by [`append_in`](Self::append_in) inside a write job.
+pub(super) struct AppendRows {
+    order_id: OrderId,
+    first: Version,
+    rows: Vec<(StoredEvent, String)>,
+}
+
+impl AppendRows {
+    pub(super) fn new(events: &[EventEnvelope]) -> Result<Self, StoreError> {
+        let head = check_append_batch(events)?;
+        let rows = events
+            .iter()
+            .map(|e| {
+                let s = e.to_stored();
+                let payload = serde_json::to_string(&s.payload).map_err(|err| {
+                    StoreError::Rejected(format!("event {} payload: {err}", e.event_id))
+                })?;
+                Ok((s, payload))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self {
+            order_id: head.order_id,
+            first: head.version,
+            rows,
+        })
+    }
+
+    /// Appends the batch with the checks of [`EventStore::append`] (conflict, gap, reused event
+    /// id), on the writer connection inside the caller's write job.
+    pub(super) fn append_in(&self, tx: &Connection) -> Result<(), AppendError> {
+        append_in(tx, self.order_id, self.first, &self.rows)
     }
 }
 

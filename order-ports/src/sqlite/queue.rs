@@ -1,11 +1,12 @@
 //! The work queue: tables `queue` and `dead_letters`, with SQS semantics (visibility timeout,
-//! receive count, redrive to the dead letters after `max_receives` receives).
+//! receive count, redrive to the dead letters after `max_receives` receives) and retries that
+//! back off ([`retry_delay`](crate::ports::retry_delay)).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use events_schema::OrderId;
-use rusqlite::params;
+use rusqlite::{params, Connection};
 
 use super::{map_err, now_ms, SqliteDb};
 use crate::ports::{Delivery, StoreError, WorkQueue};
@@ -31,6 +32,7 @@ pub struct DeadLetter {
 pub struct SqliteWorkQueue {
     pub(super) db: SqliteDb,
     pub(super) max_receives: u32,
+    pub(super) retry_delay: fn(u32) -> Duration,
 }
 
 impl SqliteWorkQueue {
@@ -38,22 +40,19 @@ impl SqliteWorkQueue {
         self.max_receives
     }
 
+    /// The same queue with another backoff for [`WorkQueue::fail`] (by receive count) than
+    /// [`retry_delay`](crate::ports::retry_delay). For tests that must not wait for it;
+    /// production keeps the default.
+    pub fn with_retry_delay(mut self, delay: fn(u32) -> Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+
     /// Enqueues a raw body (the port only sends order ids; this lets tests and tools send
     /// anything, e.g. garbage the processor must cope with).
     pub async fn send_raw(&self, body: impl Into<String>) -> Result<(), StoreError> {
         let body = body.into();
-        let message_id = uuid::Uuid::now_v7().hyphenated().to_string();
-        self.db
-            .write(move |tx| {
-                tx.prepare_cached(
-                    "INSERT INTO queue (message_id, body, visible_at, receive_count)
-                     VALUES (?1, ?2, ?3, 0)",
-                )
-                .and_then(|mut s| s.execute(params![message_id, body, now_ms()]))
-                .map_err(map_err)?;
-                Ok(())
-            })
-            .await?;
+        self.db.write(move |tx| enqueue_in(tx, &body)).await?;
         self.db.queue_signal().notify_waiters();
         Ok(())
     }
@@ -197,21 +196,112 @@ impl WorkQueue for SqliteWorkQueue {
             .await
     }
 
+    /// Hides the message for the retry delay of its receive count — except after its last
+    /// allowed receive: then it is due at once, so the next receive dead-letters it without a
+    /// pointless last wait.
     async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let (message_id, receipt) = (delivery.message_id.clone(), delivery.receipt.clone());
+        let delay = if delivery.receive_count >= self.max_receives {
+            Duration::ZERO
+        } else {
+            (self.retry_delay)(delivery.receive_count)
+        };
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
         let changed = self
             .db
             .write(move |tx| {
                 tx.prepare_cached(
                     "UPDATE queue SET visible_at = ?3 WHERE message_id = ?1 AND receipt = ?2",
                 )
-                .and_then(|mut s| s.execute(params![message_id, receipt, now_ms()]))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        message_id,
+                        receipt,
+                        now_ms().saturating_add(delay_ms)
+                    ])
+                })
                 .map_err(map_err)
             })
             .await?;
-        if changed > 0 {
+        if changed > 0 && delay.is_zero() {
             self.db.queue_signal().notify_waiters();
         }
         Ok(())
+    }
+}
+
+/// Inserts a message, visible at once, on the writer connection inside the caller's write job.
+/// The caller wakes waiting receivers ([`SqliteDb::queue_signal`]) once the write is committed.
+pub(super) fn enqueue_in(tx: &Connection, body: &str) -> Result<(), StoreError> {
+    let message_id = uuid::Uuid::now_v7().hyphenated().to_string();
+    tx.prepare_cached(
+        "INSERT INTO queue (message_id, body, visible_at, receive_count)
+         VALUES (?1, ?2, ?3, 0)",
+    )
+    .and_then(|mut s| s.execute(params![message_id, body, now_ms()]))
+    .map_err(map_err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Receives until a message comes (at most `patience`); returns it and when it came.
+    async fn next(q: &SqliteWorkQueue, patience: Duration) -> (Delivery, Instant) {
+        let deadline = Instant::now() + patience;
+        loop {
+            let got = q
+                .receive(1, Duration::from_secs(30))
+                .await
+                .expect("receive");
+            if let Some(d) = got.into_iter().next() {
+                return (d, Instant::now());
+            }
+            assert!(Instant::now() < deadline, "no message within {patience:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_message_stays_hidden_for_the_retry_delay_of_its_receive_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(dir.path().join("orders.db")).expect("open db");
+        let q = db.work_queue_default();
+        q.send(OrderId::new_random()).await.expect("send");
+        let (mut delivery, _) = next(&q, Duration::from_secs(5)).await;
+        for receive_count in 1..=2 {
+            assert_eq!(delivery.receive_count, receive_count);
+            let failed_at = Instant::now();
+            q.fail(&delivery).await.expect("fail");
+            let (back, at) = next(&q, Duration::from_secs(10)).await;
+            let hidden = at - failed_at;
+            let delay = crate::ports::retry_delay(receive_count);
+            assert!(hidden >= delay, "back after {hidden:?}, before {delay:?}");
+            assert!(
+                hidden < delay + Duration::from_secs(1),
+                "back after {hidden:?}"
+            );
+            delivery = back;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_failed_on_its_last_receive_is_dead_lettered_without_a_last_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(dir.path().join("orders.db")).expect("open db");
+        let q = db.work_queue(1);
+        q.send(OrderId::new_random()).await.expect("send");
+        let (delivery, _) = next(&q, Duration::from_secs(5)).await;
+        q.fail(&delivery).await.expect("fail");
+        assert!(q
+            .receive(1, Duration::from_secs(30))
+            .await
+            .expect("receive")
+            .is_empty());
+        let dead = q.dead_letters().await.expect("dead letters");
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(dead[0].message_id, delivery.message_id);
     }
 }

@@ -98,8 +98,13 @@ impl AwsBackend {
         DynamoStatusStore::new(self.clients.dynamodb.clone(), &self.status_table)
     }
 
+    /// The work queue with failed messages visible again at once: the suite's and the redrive
+    /// checks' receives poll for about a second, which a retry delay would outlast.
+    /// [`a_failed_message_stays_hidden_for_the_retry_delay_of_its_receive_count`] checks the
+    /// default backoff.
     fn queue(&self) -> SqsWorkQueue {
         SqsWorkQueue::new(self.clients.sqs.clone(), &self.queue_url)
+            .with_retry_delay(|_| Duration::ZERO)
     }
 
     fn dead_letters(&self) -> SqsWorkQueue {
@@ -288,7 +293,7 @@ async fn appending_past_a_gap_is_rejected() {
     assert!(store.load(fresh).await.expect("load").is_empty());
 }
 
-/// `fail()` (visibility 0) `maxReceiveCount` times: SQS's redrive moves the message to the DLQ.
+/// `fail()` (here with visibility 0) `maxReceiveCount` times: SQS's redrive moves the message to the DLQ.
 #[tokio::test]
 async fn a_message_failed_max_times_lands_in_the_dlq() {
     let b = AwsBackend::new().await;
@@ -326,6 +331,42 @@ async fn a_message_failed_max_times_lands_in_the_dlq() {
     assert_eq!(dead.len(), 1, "message not in the DLQ");
     assert_eq!(dead[0].body, order.to_string());
     assert_eq!(Some(dead[0].message_id.clone()), message_id);
+}
+
+/// The default backoff: `ChangeMessageVisibility` to `retry_delay(receive count)`.
+#[tokio::test]
+async fn a_failed_message_stays_hidden_for_the_retry_delay_of_its_receive_count() {
+    let b = AwsBackend::new().await;
+    let q = SqsWorkQueue::new(b.clients.sqs.clone(), &b.queue_url);
+    q.send(OrderId::new_random()).await.expect("send");
+    let next = || async {
+        for _ in 0..10 {
+            let got = q
+                .receive(1, Duration::from_secs(30))
+                .await
+                .expect("receive");
+            if let Some(d) = got.into_iter().next() {
+                return (d, std::time::Instant::now());
+            }
+        }
+        panic!("no message within 10 receives");
+    };
+    let (mut delivery, _) = next().await;
+    for receive_count in 1..=2 {
+        assert_eq!(delivery.receive_count, receive_count);
+        let failed_at = std::time::Instant::now();
+        q.fail(&delivery).await.expect("fail");
+        let (back, at) = next().await;
+        let hidden = at - failed_at;
+        let delay = order_ports::retry_delay(receive_count);
+        // SQS counts whole seconds from its own clock: allow it a little slack.
+        assert!(
+            hidden + Duration::from_millis(300) >= delay,
+            "back after {hidden:?}, before {delay:?}"
+        );
+        delivery = back;
+    }
+    q.ack(&delivery).await.expect("ack");
 }
 
 /// Stale receipts: `fail` after `ack` is not an error either.
