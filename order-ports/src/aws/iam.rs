@@ -96,6 +96,12 @@ impl DynamoStatusStore {
         resource: Resource::StatusTableIndex,
         actions: &["dynamodb:Query"],
     };
+    /// [`StatusStore::pending_before`](crate::StatusStore::pending_before): `Query` on the
+    /// sparse `pending` index, one per shard.
+    pub const PENDING_BEFORE: Permission = Permission {
+        resource: Resource::StatusTableIndex,
+        actions: &["dynamodb:Query"],
+    };
 }
 
 impl SqsWorkQueue {
@@ -197,6 +203,7 @@ mod tests {
                     DynamoStatusStore::GET,
                     DynamoStatusStore::UPSERT,
                     DynamoStatusStore::QUERY_BY_CUSTOMER,
+                    DynamoStatusStore::PENDING_BEFORE,
                 ],
             ),
             (
