@@ -573,6 +573,7 @@ macro_rules! pending_checks {
             pending_before_lists_only_non_terminal_orders_last_updated_before_the_cutoff,
             a_terminal_upsert_takes_an_order_out_of_the_pending_list,
             pending_before_pages_through_every_pending_order_exactly_once,
+            a_walk_goes_on_after_the_last_order_of_a_page_has_moved_on,
             pending_before_rejects_a_bad_cursor_and_a_bad_limit,
         );
     };
@@ -761,6 +762,54 @@ pub async fn pending_before_pages_through_every_pending_order_exactly_once(b: &d
             "limit {limit}"
         );
     }
+}
+
+/// The reconciler's case: it re-enqueues a page, the processor completes those orders (they
+/// leave the list), then it asks for the next page with a cursor naming one of them.
+pub async fn a_walk_goes_on_after_the_last_order_of_a_page_has_moved_on(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let mut all = BTreeMap::new();
+    for n in 0..6 {
+        let order = OrderId::new_random();
+        store
+            .upsert(&record_at(order, 1, OrderStatus::Received, at(n)))
+            .await
+            .expect("upsert");
+        all.insert(order, (OrderStatus::Received, at(n)));
+    }
+    pending_eventually(&*store, at(100), &all).await;
+
+    let first = store
+        .pending_before(at(100), None, 2)
+        .await
+        .expect("first page");
+    assert_eq!(first.orders.len(), 2);
+    for order in &first.orders {
+        store
+            .upsert(&record_at(
+                order.order_id,
+                3,
+                OrderStatus::Completed,
+                at(50),
+            ))
+            .await
+            .expect("complete");
+        all.remove(&order.order_id);
+    }
+    pending_eventually(&*store, at(100), &all).await;
+
+    let mut rest = Vec::new();
+    let mut cursor = first.next;
+    while let Some(c) = cursor {
+        let page = store
+            .pending_before(at(100), Some(c), 2)
+            .await
+            .expect("next page");
+        rest.extend(page.orders.into_iter().map(|o| o.order_id));
+        cursor = page.next;
+    }
+    rest.sort();
+    assert_eq!(rest, all.keys().copied().collect::<Vec<_>>());
 }
 
 pub async fn pending_before_rejects_a_bad_cursor_and_a_bad_limit(b: &dyn Backend) {
