@@ -40,6 +40,11 @@ fn functions() -> Vec<Function> {
             permissions: notifier::lambda::AWS_PERMISSIONS,
             required_env: &notifier::lambda::REQUIRED_ENV,
         },
+        Function {
+            logical_id: "ReconcilerFunction",
+            permissions: reconciler::lambda::AWS_PERMISSIONS,
+            required_env: &reconciler::lambda::REQUIRED_ENV,
+        },
     ]
 }
 
