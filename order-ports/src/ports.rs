@@ -261,8 +261,8 @@ pub struct PendingOrder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingPage {
     pub orders: Vec<PendingOrder>,
-    /// Pass back to get the next page; `None` only when nothing is left, so a cursor never
-    /// leads to an empty page.
+    /// Pass back to get the next page; `None` only when nothing is left, so a cursor leads to
+    /// an empty page only if everything after it moved on in the meantime.
     pub next: Option<String>,
 }
 

@@ -818,7 +818,7 @@ pub async fn pending_before_rejects_a_bad_cursor_and_a_bad_limit(b: &dyn Backend
         "not a cursor \u{1F980}".to_owned(),
         String::new(),
         format!("0|yesterday|{}", OrderId::new_random()),
-        format!("0|2025-11-24T16:00:00.000Z|not-an-order"),
+        "0|2025-11-24T16:00:00.000Z|not-an-order".to_owned(),
         format!("999999|2025-11-24T16:00:00.000Z|{}", OrderId::new_random()),
     ] {
         let err = store
