@@ -27,10 +27,11 @@ FUNCTIONS = {  # binary/package name -> template parameter holding its S3 key
     "processor": "ProcessorKey",
     "projector": "ProjectorKey",
     "notifier": "NotifierKey",
+    "reconciler": "ReconcilerKey",
 }
 OUTPUT_KEYS = [
     "ApiUrl", "EventsTableName", "EventsStreamArn", "StatusTableName", "WorkQueueUrl",
-    "WorkDlqUrl", "StreamFailureQueueUrl", "TopicArn", "AlarmTopicArn",
+    "WorkDlqUrl", "StreamFailureQueueUrl", "TopicArn", "AlarmTopicArn", "ReconcilerFunctionName",
 ]
 TEMPLATE_BODY_LIMIT = 51_200
 DONE_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}

@@ -5,7 +5,7 @@
 #
 # 1. installs the pinned tools into .venv-tools/ (ministack, cfn-lint, cargo-lambda, boto3) if missing;
 # 2. checks formatting, lints and template.yaml (cfn-lint);
-# 3. builds the four Lambda bootstraps (cargo lambda, release, x86_64 zips in target/lambda/);
+# 3. builds the five Lambda bootstraps (cargo lambda, release, x86_64 zips in target/lambda/);
 # 4. starts ministack on a free loopback port, runs `cargo test --workspace` against it, stops it.
 set -euo pipefail
 
@@ -26,7 +26,7 @@ cfn-lint template.yaml
 
 step "build the Lambda bootstraps (release, x86_64)"
 cargo lambda build --release --x86-64 --output-format zip \
-  -p ingest -p processor -p projector -p notifier
+  -p ingest -p processor -p projector -p notifier -p reconciler
 export ORDERS_TEST_LAMBDA_ZIPS="$ROOT/target/lambda"
 
 step "start the AWS emulator"

@@ -618,6 +618,14 @@ mod tests {
         ) -> Result<order_ports::StatusPage, StoreError> {
             Err(self.error())
         }
+        async fn pending_before(
+            &self,
+            _: chrono::DateTime<chrono::Utc>,
+            _: Option<String>,
+            _: usize,
+        ) -> Result<order_ports::PendingPage, StoreError> {
+            Err(self.error())
+        }
     }
 
     /// The ports behind [`AppendThenEnqueue`] and the API, for swapping in broken ones.

@@ -197,6 +197,27 @@ pub trait StatusStore: Send + Sync + 'static {
     /// `Unavailable` as usual.
     async fn list_by_customer(&self, query: &CustomerOrdersQuery)
         -> Result<StatusPage, StoreError>;
+
+    /// A page of the orders whose view is `RECEIVED` or `PROCESSING` and was last updated
+    /// strictly before `before`: the stuck-order finder of the reconciler. Start with
+    /// `cursor = None`, then pass [`PendingPage::next`] back (with the same `before`) until it is
+    /// `None`: that walks every such order once, in pages of at most `limit`. The cursor is
+    /// opaque and does not expire. Order: oldest `updatedAt` first on SQLite; on DynamoDB
+    /// oldest first within each shard of the sparse `pending` index, shard after shard (ADR 6).
+    /// An order that moves on during a walk may or may not be in it.
+    ///
+    /// On DynamoDB this reads a global secondary index, which is eventually consistent: an
+    /// order that just reached a terminal status may still be listed for a moment (re-enqueuing
+    /// it is harmless: the processor is idempotent).
+    ///
+    /// Errors: `Rejected` for a `limit` outside 1..=[`MAX_PENDING_LIMIT`] or a cursor this store
+    /// did not produce; `Corrupt` when a stored entry cannot be decoded; `Unavailable` as usual.
+    async fn pending_before(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<PendingPage, StoreError>;
 }
 
 /// The largest page [`StatusStore::list_by_customer`] returns.
@@ -459,4 +480,105 @@ mod intake_and_retry_tests {
         );
         assert_eq!(before_the_fifth, Duration::from_secs(15));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pending orders: what the reconciler walks (`StatusStore::pending_before`).
+
+/// The largest page [`StatusStore::pending_before`] returns.
+pub const MAX_PENDING_LIMIT: usize = 1_000;
+
+/// An order whose view is not terminal (`RECEIVED` or `PROCESSING`), as
+/// [`StatusStore::pending_before`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOrder {
+    pub order_id: OrderId,
+    pub status: events_schema::OrderStatus,
+    /// When the view last changed (`updatedAt`).
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A page of [`StatusStore::pending_before`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPage {
+    pub orders: Vec<PendingOrder>,
+    /// Pass back to get the next page; `None` only when nothing is left, so a cursor leads to
+    /// an empty page only if everything after it moved on in the meantime.
+    pub next: Option<String>,
+}
+
+/// Checks the `limit` of [`StatusStore::pending_before`]; every adapter calls it first.
+pub(crate) fn check_pending_limit(limit: usize) -> Result<(), StoreError> {
+    if (1..=MAX_PENDING_LIMIT).contains(&limit) {
+        Ok(())
+    } else {
+        Err(StoreError::Rejected(format!(
+            "limit must be 1..={MAX_PENDING_LIMIT}, got {limit}"
+        )))
+    }
+}
+
+/// A position in a walk of pending orders: the last order returned. `shard` is the DynamoDB
+/// index shard (always 0 on SQLite). Encoded as `{shard}|{updatedAt}|{orderId}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingPosition {
+    pub shard: u32,
+    pub updated_at: String,
+    pub order_id: OrderId,
+}
+
+impl PendingPosition {
+    pub fn encode(&self) -> String {
+        format!("{}|{}|{}", self.shard, self.updated_at, self.order_id)
+    }
+
+    pub fn decode(cursor: &str) -> Result<Self, StoreError> {
+        let bad = || StoreError::Rejected(format!("not a cursor of this store: {cursor:?}"));
+        let mut parts = cursor.split('|');
+        let (Some(shard), Some(updated_at), Some(order_id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let shard = shard.parse().map_err(|_| bad())?;
+        // Only a timestamp in the stored form: it is compared as text.
+        let parsed = events_schema::envelope::parse_timestamp(updated_at).ok_or_else(bad)?;
+        if events_schema::envelope::format_timestamp(parsed) != updated_at {
+            return Err(bad());
+        }
+        let order_id = OrderId::parse(order_id).map_err(|_| bad())?;
+        Ok(Self {
+            shard,
+            updated_at: updated_at.to_owned(),
+            order_id,
+        })
+    }
+}
+
+/// Decodes one pending entry read back from a store; `Corrupt` if it does not decode.
+pub(crate) fn pending_order(
+    order_id: &str,
+    status: &str,
+    updated_at: &str,
+) -> Result<PendingOrder, StoreError> {
+    let corrupt = |what: &str| {
+        StoreError::Corrupt(format!(
+            "pending entry {order_id:?} ({status:?}, {updated_at:?}): bad {what}"
+        ))
+    };
+    let order_id = OrderId::parse(order_id).map_err(|_| corrupt("orderId"))?;
+    let status = [
+        events_schema::OrderStatus::Received,
+        events_schema::OrderStatus::Processing,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == status)
+    .ok_or_else(|| corrupt("status"))?;
+    let updated_at =
+        events_schema::envelope::parse_timestamp(updated_at).ok_or_else(|| corrupt("updatedAt"))?;
+    Ok(PendingOrder {
+        order_id,
+        status,
+        updated_at,
+    })
 }

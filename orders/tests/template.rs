@@ -45,6 +45,12 @@ fn functions() -> Vec<Function> {
             required_env: &notifier::lambda::REQUIRED_ENV,
             optional_env: &notifier::lambda::OPTIONAL_ENV,
         },
+        Function {
+            logical_id: "ReconcilerFunction",
+            permissions: reconciler::lambda::AWS_PERMISSIONS,
+            required_env: &reconciler::lambda::REQUIRED_ENV,
+            optional_env: &reconciler::lambda::OPTIONAL_ENV,
+        },
     ]
 }
 

@@ -7,12 +7,16 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
 use events_schema::{EventEnvelope, OrderId, OrderStatusRecord, Version};
 
 use super::classify;
 use crate::ports::{
     check_append_batch, check_customer_orders_query, into_status_page, AppendError,
     CustomerOrdersQuery, EventPage, EventStore, StatusPage, StatusStore, StoreError, Upserted,
+};
+use crate::ports::{
+    check_pending_limit, pending_order, PendingOrder, PendingPage, PendingPosition,
 };
 
 const NEW_KEY_ONLY: &str = "attribute_not_exists(orderId)";
@@ -375,11 +379,19 @@ impl StatusStore for DynamoStatusStore {
                 record.order_id
             ))
         })?;
+        let mut item: HashMap<String, AttributeValue> = item.into();
+        // A put replaces the whole item: a terminal record drops the key of the sparse index.
+        if !record.status.is_terminal() {
+            item.insert(
+                PENDING_SHARD.to_owned(),
+                AttributeValue::S(pending_shard(record.order_id).to_string()),
+            );
+        }
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item.into()))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(orderId) OR #v < :v")
             .expression_attribute_names("#v", "version")
             .expression_attribute_values(":v", AttributeValue::N(record.version.to_string()))
@@ -457,6 +469,126 @@ impl StatusStore for DynamoStatusStore {
         }
         into_status_page(records, query.limit)
     }
+
+    async fn pending_before(
+        &self,
+        before: DateTime<Utc>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<PendingPage, StoreError> {
+        self.pending_page(before, cursor, limit).await
+    }
+}
+
+/// The sparse GSI of the `OrderStatus` table holding only the non-terminal orders: partition
+/// key [`PENDING_SHARD`], sort key `updatedAt`, projecting `status` (ADR 6).
+pub const PENDING_INDEX: &str = "pending";
+
+/// The attribute [`DynamoStatusStore`] writes only on a non-terminal record: the partition key
+/// of [`PENDING_INDEX`], so a terminal write takes the order out of the index.
+pub const PENDING_SHARD: &str = "pendingShard";
+
+/// Partitions of [`PENDING_INDEX`]: a burst of pending orders spreads over this many partition
+/// keys instead of one hot one; a reconciler run queries each once.
+pub const PENDING_SHARDS: u32 = 16;
+
+/// The shard of an order in [`PENDING_INDEX`]: FNV-1a (32 bit) of the order id as stored
+/// (lowercase hyphenated UUID), modulo [`PENDING_SHARDS`]: stable across builds and languages
+/// (unlike `std`'s hasher), so anyone can tell where an order sits. Readers query every shard,
+/// so the hash only has to spread; growing [`PENDING_SHARDS`] is free, shrinking it would hide
+/// the entries of the dropped shards until their order's next write.
+pub fn pending_shard(order_id: OrderId) -> u32 {
+    let hash = order_id.to_string().bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash % PENDING_SHARDS
+}
+
+impl DynamoStatusStore {
+    /// [`StatusStore::pending_before`]: a `Query` of `updatedAt < before` on each shard of
+    /// [`PENDING_INDEX`] in turn, from the cursor's shard and position, until one entry more
+    /// than the page is found (so a cursor is only returned when there is more) or the last
+    /// shard is exhausted. The cursor is the page's last entry; its index key plus `orderId`
+    /// is the `ExclusiveStartKey` to go on from.
+    async fn pending_page(
+        &self,
+        before: DateTime<Utc>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<PendingPage, StoreError> {
+        check_pending_limit(limit)?;
+        let after = cursor.as_deref().map(PendingPosition::decode).transpose()?;
+        if let Some(position) = &after {
+            if position.shard >= PENDING_SHARDS {
+                return Err(StoreError::Rejected(format!(
+                    "not a cursor of this store: shard {} of {PENDING_SHARDS}",
+                    position.shard
+                )));
+            }
+        }
+        let before = AttributeValue::S(events_schema::envelope::format_timestamp(before));
+        let wanted = limit + 1;
+        let mut found: Vec<(u32, PendingOrder, String)> = Vec::with_capacity(wanted);
+        let mut shard = after.as_ref().map_or(0, |p| p.shard);
+        let mut start = after.map(|p| {
+            HashMap::from([
+                (
+                    PENDING_SHARD.to_owned(),
+                    AttributeValue::S(p.shard.to_string()),
+                ),
+                ("updatedAt".to_owned(), AttributeValue::S(p.updated_at)),
+                (
+                    "orderId".to_owned(),
+                    AttributeValue::S(p.order_id.to_string()),
+                ),
+            ])
+        });
+        while found.len() < wanted && shard < PENDING_SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("#shard = :shard AND updatedAt < :before")
+                .expression_attribute_names("#shard", PENDING_SHARD)
+                .expression_attribute_values(":shard", AttributeValue::S(shard.to_string()))
+                .expression_attribute_values(":before", before.clone())
+                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", &e))?;
+            for item in out.items.unwrap_or_default() {
+                let text = |name: &str| match item.get(name) {
+                    Some(AttributeValue::S(s)) => s.as_str(),
+                    _ => "",
+                };
+                let order = pending_order(text("orderId"), text("status"), text("updatedAt"))?;
+                found.push((shard, order, text("updatedAt").to_owned()));
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                shard += 1;
+            }
+        }
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let next = match found.last() {
+            Some((shard, order, updated_at)) if more => Some(
+                PendingPosition {
+                    shard: *shard,
+                    updated_at: updated_at.clone(),
+                    order_id: order.order_id,
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        Ok(PendingPage {
+            orders: found.into_iter().map(|(_, order, _)| order).collect(),
+            next,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -480,5 +612,27 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn pending_shards_are_stable_and_spread_evenly() {
+        let id = OrderId::parse("0192f0c4-5e6a-7b3c-8d9e-0f1a2b3c4d5e").expect("uuid");
+        assert_eq!(pending_shard(id), pending_shard(id));
+        let mut counts = [0u32; PENDING_SHARDS as usize];
+        for n in 0..16_000 {
+            let customer =
+                events_schema::CustomerId::parse(format!("cust-{}", n % 7)).expect("customer");
+            for id in [
+                OrderId::new_random(),
+                OrderId::derived(&customer, &n.to_string()),
+            ] {
+                counts[pending_shard(id) as usize] += 1;
+            }
+        }
+        // 2,000 expected per shard; 1,700..2,300 is more than six standard deviations.
+        assert!(
+            counts.iter().all(|&n| (1_700..=2_300).contains(&n)),
+            "uneven: {counts:?}"
+        )
     }
 }

@@ -97,6 +97,12 @@ impl DynamoStatusStore {
         resource: Resource::StatusTableIndex,
         actions: &["dynamodb:Query"],
     };
+    /// [`StatusStore::pending_before`](crate::StatusStore::pending_before): `Query` on the
+    /// sparse `pending` index, one per shard.
+    pub const PENDING_BEFORE: Permission = Permission {
+        resource: Resource::StatusTableIndex,
+        actions: &["dynamodb:Query"],
+    };
 }
 
 impl SqsWorkQueue {
@@ -203,6 +209,7 @@ mod tests {
                     DynamoStatusStore::GET,
                     DynamoStatusStore::UPSERT,
                     DynamoStatusStore::LIST_BY_CUSTOMER,
+                    DynamoStatusStore::PENDING_BEFORE,
                 ],
             ),
             (

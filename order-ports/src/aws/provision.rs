@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::dynamo::BY_CUSTOMER_INDEX;
+use super::dynamo::{BY_CUSTOMER_INDEX, PENDING_INDEX, PENDING_SHARD};
 use super::{classify, AwsClients};
 use crate::ports::StoreError;
 
@@ -43,7 +43,8 @@ fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinitio
 
 /// Creates `events_table` (PK `orderId` S, SK `version` N, stream `NEW_IMAGE`) and
 /// `status_table` (PK `orderId` S, GSI `byCustomer` on `customerId`/`createdAt`, projection
-/// ALL), both on-demand, and waits until they exist.
+/// ALL; sparse GSI `pending` on `pendingShard`/`updatedAt`, projecting `status`), both
+/// on-demand, and waits until they exist.
 pub async fn create_tables(
     clients: &AwsClients,
     events_table: &str,
@@ -79,6 +80,18 @@ pub async fn create_tables(
         )
         .build()
         .map_err(|e| build_error("GlobalSecondaryIndex", e))?;
+    let pending = GlobalSecondaryIndex::builder()
+        .index_name(PENDING_INDEX)
+        .key_schema(key(PENDING_SHARD, KeyType::Hash)?)
+        .key_schema(key("updatedAt", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("status")
+                .build(),
+        )
+        .build()
+        .map_err(|e| build_error("GlobalSecondaryIndex", e))?;
     ddb.create_table()
         .table_name(status_table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -87,6 +100,9 @@ pub async fn create_tables(
         .attribute_definitions(attribute("createdAt", ScalarAttributeType::S)?)
         .key_schema(key("orderId", KeyType::Hash)?)
         .global_secondary_indexes(by_customer)
+        .attribute_definitions(attribute(PENDING_SHARD, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute("updatedAt", ScalarAttributeType::S)?)
+        .global_secondary_indexes(pending)
         .send()
         .await
         .map_err(|e| classify(&format!("CreateTable {status_table}"), &e))?;

@@ -114,6 +114,9 @@ CREATE TABLE IF NOT EXISTS order_status (
 DROP INDEX IF EXISTS order_status_by_customer;
 CREATE INDEX IF NOT EXISTS order_status_by_customer_page
     ON order_status (customer_id, created_at, order_id);
+-- Only the non-terminal orders, by age: what the reconciler looks for (ADR 6).
+CREATE INDEX IF NOT EXISTS order_status_pending ON order_status (updated_at, order_id)
+    WHERE status IN ('RECEIVED', 'PROCESSING');
 
 CREATE TABLE IF NOT EXISTS checkpoints (
     consumer TEXT    PRIMARY KEY NOT NULL,

@@ -1,6 +1,7 @@
 //! The status view: table `order_status`, one row per order, only ever moving forward.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use events_schema::{OrderId, OrderStatusRecord};
 use rusqlite::params;
 use rusqlite::types::Value;
@@ -10,6 +11,7 @@ use crate::ports::{
     check_customer_orders_query, into_status_page, CustomerOrdersQuery, StatusPage, StatusStore,
     StoreError, Upserted,
 };
+use crate::ports::{check_pending_limit, pending_order, PendingPage, PendingPosition};
 
 /// [`StatusStore`] on the `order_status` table. The full record is kept as JSON (column
 /// `record`, the same camelCase shape as the DynamoDB item); `version`, `status`,
@@ -115,8 +117,111 @@ impl StatusStore for SqliteStatusStore {
             .await?;
         into_status_page(records, limit)
     }
+
+    async fn pending_before(
+        &self,
+        before: DateTime<Utc>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<PendingPage, StoreError> {
+        self.pending_page(before, cursor, limit).await
+    }
 }
 
 fn decode(json: &str) -> Result<OrderStatusRecord, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("order_status record: {e}")))
+}
+
+/// One page of pending orders after a `(updated_at, order_id)` position, plus one row to tell
+/// whether there is more. Its status predicate is the one of the partial index
+/// `order_status_pending` (schema in `sqlite/mod.rs`), which SQLite needs to use that index.
+const PENDING_PAGE: &str = "SELECT order_id, status, updated_at FROM order_status
+     WHERE status IN ('RECEIVED', 'PROCESSING')
+       AND updated_at < ?1 AND (updated_at, order_id) > (?2, ?3)
+     ORDER BY updated_at, order_id LIMIT ?4";
+
+impl SqliteStatusStore {
+    /// [`StatusStore::pending_before`] on the partial index `order_status_pending`
+    /// (`updated_at, order_id`, only non-terminal rows): a keyset walk by `(updated_at,
+    /// order_id)`, reading one row more than the page to know whether there is a next one.
+    async fn pending_page(
+        &self,
+        before: DateTime<Utc>,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<PendingPage, StoreError> {
+        check_pending_limit(limit)?;
+        let after = cursor.as_deref().map(PendingPosition::decode).transpose()?;
+        if after.as_ref().is_some_and(|p| p.shard != 0) {
+            return Err(StoreError::Rejected(format!(
+                "not a cursor of this store: {cursor:?}"
+            )));
+        }
+        let before = events_schema::envelope::format_timestamp(before);
+        let (after_time, after_order) = after
+            .map(|p| (p.updated_at, p.order_id.to_string()))
+            .unwrap_or_default();
+        let wanted = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+        let rows: Vec<(String, String, String)> = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(PENDING_PAGE).map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![before, after_time, after_order, wanted], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(map_err)?;
+                rows.map(|r| r.map_err(map_err)).collect()
+            })
+            .await?;
+        let more = rows.len() > limit;
+        let mut orders = Vec::with_capacity(limit.min(rows.len()));
+        let mut last = None;
+        for (order_id, status, updated_at) in rows.into_iter().take(limit) {
+            orders.push(pending_order(&order_id, &status, &updated_at)?);
+            last = Some(updated_at);
+        }
+        let next = match (more, last, orders.last()) {
+            (true, Some(updated_at), Some(order)) => Some(
+                PendingPosition {
+                    shard: 0,
+                    updated_at,
+                    order_id: order.order_id,
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        Ok(PendingPage { orders, next })
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pending_query_reads_the_partial_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(dir.path().join("t.db")).expect("open");
+        let plan: Vec<String> = db
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {PENDING_PAGE}"))
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params!["z", "", "", 10], |r| r.get::<_, String>(3))
+                    .map_err(map_err)?;
+                rows.map(|r| r.map_err(map_err))
+                    .collect::<Result<_, StoreError>>()
+            })
+            .await
+            .expect("plan");
+        let plan = plan.join("\n");
+        assert!(plan.contains("order_status_pending"), "{plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "sorts instead of walking the index: {plan}"
+        );
+    }
 }

@@ -232,6 +232,7 @@ impl Backend for AwsBackend {
 }
 
 all_checks!(contract_tests; AwsBackend::new());
+pending_checks!(contract_tests; AwsBackend::new());
 
 // ---------------------------------------------------------------------------------------------
 // AWS only

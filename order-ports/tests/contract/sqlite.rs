@@ -69,6 +69,7 @@ impl Backend for SqliteBackend {
 }
 
 all_checks!(contract_tests; SqliteBackend::new());
+pending_checks!(contract_tests; SqliteBackend::new());
 
 // ---------------------------------------------------------------------------------------------
 // SQLite only

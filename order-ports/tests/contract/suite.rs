@@ -842,3 +842,280 @@ pub async fn publishing_the_same_event_twice_is_not_an_error(b: &dyn Backend) {
     publisher.publish(&n).await.expect("publish again");
     assert!(!observed(b, n.event_id).await.is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// StatusStore::pending_before (the reconciler's finder). Instantiated by each backend module
+// with `pending_checks!`.
+
+/// Invokes `$m!` with the names of the `pending_before` checks.
+macro_rules! pending_checks {
+    ($m:ident; $backend:expr) => {
+        $m!($backend;
+            pending_before_lists_only_non_terminal_orders_last_updated_before_the_cutoff,
+            a_terminal_upsert_takes_an_order_out_of_the_pending_list,
+            pending_before_pages_through_every_pending_order_exactly_once,
+            a_walk_goes_on_after_the_last_order_of_a_page_has_moved_on,
+            pending_before_rejects_a_bad_cursor_and_a_bad_limit,
+        );
+    };
+}
+
+/// 2025-11-24T16:00:00Z plus `seconds` (and a few milliseconds, so truncation bugs show).
+fn at(seconds: i64) -> chrono::DateTime<Utc> {
+    Utc.timestamp_millis_opt(1_764_000_000_000 + seconds * 1_000 + 7)
+        .single()
+        .expect("valid timestamp")
+}
+
+fn record_at(
+    order_id: OrderId,
+    v: u32,
+    status: OrderStatus,
+    updated_at: chrono::DateTime<Utc>,
+) -> OrderStatusRecord {
+    OrderStatusRecord {
+        updated_at: events_schema::envelope::format_timestamp(updated_at),
+        ..status_record(order_id, v, status)
+    }
+}
+
+/// Every page of a walk from the start; asserts no page but the first is empty and every page
+/// but the last has a cursor.
+async fn walk_pending(
+    store: &dyn StatusStore,
+    before: chrono::DateTime<Utc>,
+    limit: usize,
+) -> Vec<order_ports::PendingOrder> {
+    let mut orders = Vec::new();
+    let mut cursor = None;
+    for page_number in 0.. {
+        let page = store
+            .pending_before(before, cursor, limit)
+            .await
+            .expect("pending_before");
+        assert!(page.orders.len() <= limit, "page over the limit {limit}");
+        assert!(
+            page_number == 0 || !page.orders.is_empty(),
+            "page {page_number} (limit {limit}) is empty, yet the previous one had a cursor"
+        );
+        assert!(page_number < 1_000, "pending_before does not terminate");
+        orders.extend(page.orders);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    orders
+}
+
+/// The pending orders a full walk finds, by id. The DynamoDB index is eventually consistent:
+/// waits up to [`PATIENCE`] for the walk to find exactly `expected`.
+async fn pending_eventually(
+    store: &dyn StatusStore,
+    before: chrono::DateTime<Utc>,
+    expected: &BTreeMap<OrderId, (OrderStatus, chrono::DateTime<Utc>)>,
+) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let found: BTreeMap<OrderId, (OrderStatus, chrono::DateTime<Utc>)> =
+            walk_pending(store, before, 100)
+                .await
+                .into_iter()
+                .map(|o| (o.order_id, (o.status, o.updated_at)))
+                .collect();
+        if &found == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pending before {before}: expected {expected:?}, found {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn pending_before_lists_only_non_terminal_orders_last_updated_before_the_cutoff(
+    b: &dyn Backend,
+) {
+    let store = b.status_store().await;
+    let received = OrderId::new_random();
+    let processing = OrderId::new_random();
+    let completed = OrderId::new_random();
+    let failed = OrderId::new_random();
+    let fresh = OrderId::new_random();
+    let on_the_cutoff = OrderId::new_random();
+    for record in [
+        record_at(received, 1, OrderStatus::Received, at(1)),
+        record_at(processing, 2, OrderStatus::Processing, at(2)),
+        record_at(completed, 3, OrderStatus::Completed, at(3)),
+        record_at(failed, 3, OrderStatus::Failed, at(3)),
+        record_at(fresh, 1, OrderStatus::Received, at(60)),
+        record_at(on_the_cutoff, 1, OrderStatus::Received, at(10)),
+    ] {
+        store.upsert(&record).await.expect("upsert");
+    }
+    let expected = BTreeMap::from([
+        (received, (OrderStatus::Received, at(1))),
+        (processing, (OrderStatus::Processing, at(2))),
+    ]);
+    pending_eventually(&*store, at(10), &expected).await;
+    // Nothing is pending before the oldest write.
+    pending_eventually(&*store, at(0), &BTreeMap::new()).await;
+}
+
+/// On DynamoDB this is the sparse index at work: the terminal write drops `pendingShard`.
+pub async fn a_terminal_upsert_takes_an_order_out_of_the_pending_list(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let order = OrderId::new_random();
+    let cutoff = at(100);
+    store
+        .upsert(&record_at(order, 1, OrderStatus::Received, at(1)))
+        .await
+        .expect("upsert v1");
+    pending_eventually(
+        &*store,
+        cutoff,
+        &BTreeMap::from([(order, (OrderStatus::Received, at(1)))]),
+    )
+    .await;
+    store
+        .upsert(&record_at(order, 2, OrderStatus::Processing, at(2)))
+        .await
+        .expect("upsert v2");
+    pending_eventually(
+        &*store,
+        cutoff,
+        &BTreeMap::from([(order, (OrderStatus::Processing, at(2)))]),
+    )
+    .await;
+    store
+        .upsert(&record_at(order, 3, OrderStatus::Completed, at(3)))
+        .await
+        .expect("upsert v3");
+    pending_eventually(&*store, cutoff, &BTreeMap::new()).await;
+    // A late, stale write of an older version does not bring it back.
+    assert_eq!(
+        store
+            .upsert(&record_at(order, 2, OrderStatus::Processing, at(2)))
+            .await
+            .expect("stale upsert"),
+        Upserted::Stale
+    );
+    pending_eventually(&*store, cutoff, &BTreeMap::new()).await;
+}
+
+pub async fn pending_before_pages_through_every_pending_order_exactly_once(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let mut expected = BTreeMap::new();
+    for n in 0..23 {
+        let order = OrderId::new_random();
+        // Several orders share a timestamp: the walk must not lose or repeat ties.
+        let updated = at(n / 3);
+        let status = if n % 2 == 0 {
+            OrderStatus::Received
+        } else {
+            OrderStatus::Processing
+        };
+        store
+            .upsert(&record_at(order, 1 + n as u32 % 2, status, updated))
+            .await
+            .expect("upsert");
+        expected.insert(order, (status, updated));
+    }
+    for _ in 0..3 {
+        let order = OrderId::new_random();
+        store
+            .upsert(&record_at(order, 3, OrderStatus::Completed, at(1)))
+            .await
+            .expect("upsert terminal");
+    }
+    pending_eventually(&*store, at(100), &expected).await;
+    for limit in [1, 2, 7, 100] {
+        let walked = walk_pending(&*store, at(100), limit).await;
+        let mut ids: Vec<OrderId> = walked.iter().map(|o| o.order_id).collect();
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "an order came twice (limit {limit})");
+        assert_eq!(
+            ids,
+            expected.keys().copied().collect::<Vec<_>>(),
+            "limit {limit}"
+        );
+    }
+}
+
+/// The reconciler's case: it re-enqueues a page, the processor completes those orders (they
+/// leave the list), then it asks for the next page with a cursor naming one of them.
+pub async fn a_walk_goes_on_after_the_last_order_of_a_page_has_moved_on(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let mut all = BTreeMap::new();
+    for n in 0..6 {
+        let order = OrderId::new_random();
+        store
+            .upsert(&record_at(order, 1, OrderStatus::Received, at(n)))
+            .await
+            .expect("upsert");
+        all.insert(order, (OrderStatus::Received, at(n)));
+    }
+    pending_eventually(&*store, at(100), &all).await;
+
+    let first = store
+        .pending_before(at(100), None, 2)
+        .await
+        .expect("first page");
+    assert_eq!(first.orders.len(), 2);
+    for order in &first.orders {
+        store
+            .upsert(&record_at(
+                order.order_id,
+                3,
+                OrderStatus::Completed,
+                at(50),
+            ))
+            .await
+            .expect("complete");
+        all.remove(&order.order_id);
+    }
+    pending_eventually(&*store, at(100), &all).await;
+
+    let mut rest = Vec::new();
+    let mut cursor = first.next;
+    while let Some(c) = cursor {
+        let page = store
+            .pending_before(at(100), Some(c), 2)
+            .await
+            .expect("next page");
+        rest.extend(page.orders.into_iter().map(|o| o.order_id));
+        cursor = page.next;
+    }
+    rest.sort();
+    assert_eq!(rest, all.keys().copied().collect::<Vec<_>>());
+}
+
+pub async fn pending_before_rejects_a_bad_cursor_and_a_bad_limit(b: &dyn Backend) {
+    let store = b.status_store().await;
+    for cursor in [
+        "not a cursor \u{1F980}".to_owned(),
+        String::new(),
+        format!("0|yesterday|{}", OrderId::new_random()),
+        "0|2025-11-24T16:00:00.000Z|not-an-order".to_owned(),
+        format!("999999|2025-11-24T16:00:00.000Z|{}", OrderId::new_random()),
+    ] {
+        let err = store
+            .pending_before(at(100), Some(cursor.clone()), 10)
+            .await
+            .expect_err("bad cursor");
+        assert!(
+            matches!(err, StoreError::Rejected(_)),
+            "{cursor:?}: {err:?}"
+        );
+    }
+    for limit in [0, order_ports::MAX_PENDING_LIMIT + 1] {
+        let err = store
+            .pending_before(at(100), None, limit)
+            .await
+            .expect_err("bad limit");
+        assert!(matches!(err, StoreError::Rejected(_)), "{limit}: {err:?}");
+    }
+}
