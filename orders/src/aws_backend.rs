@@ -195,15 +195,17 @@ pub async fn check_table(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| CliError::Config(format!("table {table} ({}): {}", name.describe(), brief(&e))))
+        .map_err(|e| {
+            CliError::Config(format!(
+                "table {table} ({}): {}",
+                name.describe(),
+                brief(&e)
+            ))
+        })
 }
 
 /// Fails with one line naming the queue and its flag unless the queue `url` exists.
-pub async fn check_queue(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    name: Name,
-) -> Result<(), CliError> {
+pub async fn check_queue(sqs: &aws_sdk_sqs::Client, url: &str, name: Name) -> Result<(), CliError> {
     sqs.get_queue_attributes()
         .queue_url(url)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)

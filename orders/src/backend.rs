@@ -51,7 +51,7 @@ pub struct Ports {
 pub enum Opened {
     Sqlite(SqliteDb),
     Aws {
-        config: SdkConfig,
+        config: Box<SdkConfig>,
         names: AwsResources,
     },
 }
@@ -89,7 +89,13 @@ pub async fn open_ports(args: &BackendArgs) -> Result<(Ports, Opened), CliError>
                 )),
                 publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
             };
-            Ok((ports, Opened::Aws { config, names }))
+            Ok((
+                ports,
+                Opened::Aws {
+                    config: Box::new(config),
+                    names,
+                },
+            ))
         }
     }
 }

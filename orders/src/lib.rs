@@ -84,9 +84,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
-        Command::Notifications(args) => notifications::show(args)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Notifications(args) => notifications::show(args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::verify(args).await,
         Command::Rebuild(args) => rebuild::rebuild(args).await,
         Command::Dlq(args) => dlq::dlq(args).await,

@@ -138,10 +138,7 @@ async fn check_order(
     };
     let expected = OrderStatusRecord::from(&view);
     let mut stored = log.status.get(id).await.map_err(order_error)?;
-    if stored
-        .as_ref()
-        .is_none_or(|s| s.version < expected.version)
-    {
+    if stored.as_ref().is_none_or(|s| s.version < expected.version) {
         tokio::time::sleep(LAG_GRACE).await;
         stored = log.status.get(id).await.map_err(order_error)?;
     }
@@ -192,7 +189,10 @@ async fn check_order(
             if !db.notified(completed.event_id).await.map_err(order_error)? {
                 problems.push(problem(
                     "notified",
-                    format!("COMPLETED but event {} was never notified", completed.event_id),
+                    format!(
+                        "COMPLETED but event {} was never notified",
+                        completed.event_id
+                    ),
                 ));
             }
         }

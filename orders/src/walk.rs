@@ -42,8 +42,10 @@ pub fn all_orders(scan: Arc<dyn OrderScan>) -> BoxStream<'static, Result<OrderId
             }
         });
     }
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
-        .boxed()
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 /// Parses `300`, `300s`, `5m`, `1h`, `500ms`.

@@ -547,7 +547,10 @@ impl OrderScan for DynamoEventStore {
                 }
             }
         });
-        Ok(futures::future::try_join_all(counts).await?.into_iter().sum())
+        Ok(futures::future::try_join_all(counts)
+            .await?
+            .into_iter()
+            .sum())
     }
 }
 

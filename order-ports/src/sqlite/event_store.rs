@@ -83,7 +83,9 @@ impl SqliteEventStore {
                         reason,
                     };
                     let record = match read_row(row) {
-                        Ok(Ok((_, stored))) => decode(stored).map_err(|e| undecodable(e.to_string())),
+                        Ok(Ok((_, stored))) => {
+                            decode(stored).map_err(|e| undecodable(e.to_string()))
+                        }
                         Ok(Err(e)) => Err(undecodable(e.to_string())),
                         Err(e) => Err(undecodable(map_err(e).to_string())),
                     };

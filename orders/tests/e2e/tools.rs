@@ -81,13 +81,22 @@ async fn verify_passes_a_clean_history_then_catches_each_injected_corruption_and
     let ids = completed_orders(&data, 5).await;
 
     let clean = run_on(&data, &["verify"]);
-    assert!(clean.status.success(), "{}{}", stdout(&clean), stderr(&clean));
+    assert!(
+        clean.status.success(),
+        "{}{}",
+        stdout(&clean),
+        stderr(&clean)
+    );
     assert_eq!(stdout(&clean).trim(), "verified 5 orders: 0 problems");
 
     let (gap, twice, disagrees, missing) = (&ids[0], &ids[1], &ids[2], &ids[3]);
     // A missing version.
     assert_eq!(
-        sql(&data, "DELETE FROM events WHERE order_id = ?1 AND version = 2", &[gap]),
+        sql(
+            &data,
+            "DELETE FROM events WHERE order_id = ?1 AND version = 2",
+            &[gap]
+        ),
         1
     );
     // An illegal transition: a second OrderCompleted.
@@ -109,7 +118,11 @@ async fn verify_passes_a_clean_history_then_catches_each_injected_corruption_and
         1
     );
     assert_eq!(
-        sql(&data, "DELETE FROM order_status WHERE order_id = ?1", &[missing]),
+        sql(
+            &data,
+            "DELETE FROM order_status WHERE order_id = ?1",
+            &[missing]
+        ),
         1
     );
 
@@ -154,7 +167,12 @@ async fn verify_passes_a_clean_history_then_catches_each_injected_corruption_and
         "{out}"
     );
     let forced = run_on(&data, &["rebuild", "--force", "--order", disagrees]);
-    assert!(forced.status.success(), "{}{}", stdout(&forced), stderr(&forced));
+    assert!(
+        forced.status.success(),
+        "{}{}",
+        stdout(&forced),
+        stderr(&forced)
+    );
     assert!(stdout(&forced).contains("1 forced"), "{}", stdout(&forced));
 
     // Run again: same table, nothing left to write.
@@ -251,7 +269,10 @@ async fn dead_letters_are_listed_and_redriven_then_processed() {
     assert!(list.status.success(), "{}", stderr(&list));
     let out = stdout(&list);
     assert_eq!(out.lines().count(), 2, "{out}");
-    assert!(out.contains(&format!("m-stuck\t{stuck}\treceives=5\t2026-11-30")), "{out}");
+    assert!(
+        out.contains(&format!("m-stuck\t{stuck}\treceives=5\t2026-11-30")),
+        "{out}"
+    );
     let json = run_on(&data, &["dlq", "list", "--json"]);
     let first: serde_json::Value =
         serde_json::from_str(stdout(&json).lines().next().expect("a line")).expect("JSON");

@@ -5,7 +5,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use events_schema::{CorrelationId, OrderEvent, OrderId, OrderStatus, OrderStatusRecord, OrderView};
+use events_schema::{
+    CorrelationId, OrderEvent, OrderId, OrderStatus, OrderStatusRecord, OrderView,
+};
 use order_ports::aws::{provision, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue};
 use order_ports::{EventStore, StatusRepair, StatusStore, WorkQueue};
 
@@ -90,7 +92,12 @@ async fn verify_and_rebuild_work_on_dynamodb_and_find_an_order_without_version_1
     };
 
     let clean = run(&["verify"]);
-    assert!(clean.status.success(), "{}{}", stdout(&clean), stderr(&clean));
+    assert!(
+        clean.status.success(),
+        "{}{}",
+        stdout(&clean),
+        stderr(&clean)
+    );
     assert_eq!(stdout(&clean).trim(), "verified 6 orders: 0 problems");
 
     // No version 1: found by the key-only scan all the same.
@@ -132,8 +139,16 @@ async fn verify_and_rebuild_work_on_dynamodb_and_find_an_order_without_version_1
             .any(|l| l.contains("versions: missing version 1")),
         "{out}"
     );
-    assert!(about(disagrees).iter().any(|l| l.contains("view: disagrees")), "{out}");
-    assert!(about(missing).iter().any(|l| l.contains("view: missing")), "{out}");
+    assert!(
+        about(disagrees)
+            .iter()
+            .any(|l| l.contains("view: disagrees")),
+        "{out}"
+    );
+    assert!(
+        about(missing).iter().any(|l| l.contains("view: missing")),
+        "{out}"
+    );
     assert!(out.ends_with("verified 6 orders: 3 problems\n"), "{out}");
 
     let rebuild = run(&["rebuild", "--force"]);
@@ -153,10 +168,9 @@ async fn verify_and_rebuild_work_on_dynamodb_and_find_an_order_without_version_1
 async fn dead_letters_on_sqs_are_listed_and_redriven_to_the_work_queue() {
     let endpoint = endpoint();
     let clients = AwsClients::from_env(Some(&endpoint)).await;
-    let (queue_url, dlq_url) =
-        provision::create_queue_with_dlq(&clients, &prefix("work"), 5)
-            .await
-            .expect("create queues");
+    let (queue_url, dlq_url) = provision::create_queue_with_dlq(&clients, &prefix("work"), 5)
+        .await
+        .expect("create queues");
     let (wanted, other) = (OrderId::new_random(), OrderId::new_random());
     for id in [wanted, other] {
         clients
@@ -228,7 +242,10 @@ fn every_aws_command_says_in_one_line_that_the_stack_does_not_exist() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{command:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{command:?}: {err}");
-        assert!(err.starts_with("error: --stack no-such-stack-here"), "{command:?}: {err}");
+        assert!(
+            err.starts_with("error: --stack no-such-stack-here"),
+            "{command:?}: {err}"
+        );
     }
     // A table that does not exist is named with its flag.
     let out = orders(&[
