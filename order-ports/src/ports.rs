@@ -582,3 +582,111 @@ pub(crate) fn pending_order(
         updated_at,
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// ---- Operator tools: reading the whole log back, repairing the view, dead letters ----------
+//
+// Ports of `orders verify`, `orders rebuild` and `orders dlq`; no handler uses them.
+
+/// One of `total` disjoint parts of the log an [`OrderScan`] can be walked in, in parallel
+/// (DynamoDB's parallel `Scan` segments). Every order is in exactly one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanSegment {
+    pub index: u32,
+    pub total: u32,
+}
+
+impl ScanSegment {
+    /// The whole log as one segment.
+    pub const WHOLE: ScanSegment = ScanSegment { index: 0, total: 1 };
+
+    /// `Rejected` unless `index < total` and `total` is 1..=`max`.
+    pub fn check(&self, max: u32) -> Result<(), StoreError> {
+        if self.total == 0 || self.total > max || self.index >= self.total {
+            return Err(StoreError::Rejected(format!(
+                "scan segment {}/{} (at most {max} segments)",
+                self.index, self.total
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A page of [`OrderScan::list_orders`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderIdPage {
+    pub order_ids: Vec<OrderId>,
+    /// Pass back to get the next page of the same segment; `None` when it is exhausted.
+    pub next: Option<String>,
+}
+
+/// The log walked order by order, so a tool's memory stays bounded by a page (plus one order's
+/// history), whatever the size of the log.
+#[async_trait]
+pub trait OrderScan: Send + Sync + 'static {
+    /// How many [`ScanSegment`]s this store is best walked in (1 when it cannot be split).
+    fn segments(&self) -> u32;
+
+    /// A page of the ids of the orders that have **any** event (an order whose version 1 is
+    /// missing included) in `segment`; over a full pass of the segment each such order comes
+    /// exactly once. Start with `cursor = None`, pass [`OrderIdPage::next`] back until `None`.
+    ///
+    /// Errors: `Rejected` for a segment outside 0..[`segments`](Self::segments) or a cursor this
+    /// store did not produce; `Unavailable` as usual.
+    async fn list_orders(
+        &self,
+        segment: ScanSegment,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<OrderIdPage, StoreError>;
+
+    /// How many events the log holds (for progress reports; exact at the time of the count).
+    async fn count_events(&self) -> Result<u64, StoreError>;
+}
+
+/// Writes to the status view that the projector never makes: for `orders rebuild --force`.
+#[async_trait]
+pub trait StatusRepair: Send + Sync + 'static {
+    /// Replaces the stored record by `record` only if the stored one is still at `expected`
+    /// (compare-and-set on the version, so a projector moving the order on meanwhile wins);
+    /// [`Upserted::Stale`] when it is not. Unlike [`StatusStore::upsert`] this may move the
+    /// view *back* (a view ahead of its log) or rewrite it at the same version.
+    async fn replace(
+        &self,
+        record: &OrderStatusRecord,
+        expected: Version,
+    ) -> Result<Upserted, StoreError>;
+}
+
+/// A work message that was received too often and set aside (the local `dead_letters` table,
+/// the SQS work DLQ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterMessage {
+    pub message_id: String,
+    /// The raw body: an order id, or whatever was sent.
+    pub body: String,
+    pub receive_count: u32,
+    /// RFC 3339: when it was dead-lettered (locally) or first sent (SQS `SentTimestamp`).
+    pub at: String,
+}
+
+/// Which dead letters [`DeadLetters::redrive`] sends back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedriveFilter {
+    All,
+    /// Only the messages whose body is this order's id.
+    Order(OrderId),
+}
+
+/// The dead letters of the work queue: look at them, and send them back to be processed
+/// (safe at any time: the processor is idempotent).
+#[async_trait]
+pub trait DeadLetters: Send + Sync + 'static {
+    /// Every dead letter, oldest first where the backend knows the order. Nothing is removed.
+    async fn list(&self) -> Result<Vec<DeadLetterMessage>, StoreError>;
+
+    /// Sends the matching dead letters back to the work queue (a fresh receive count) and
+    /// removes them from the dead letters; returns the messages redriven. Each message is re-sent before it
+    /// is removed, so an interruption can duplicate a message but never lose one.
+    async fn redrive(&self, filter: &RedriveFilter) -> Result<Vec<DeadLetterMessage>, StoreError>;
+}

@@ -1,4 +1,4 @@
-//! `orders serve --backend aws`: where the AWS resources are, and the adapters on them.
+//! `--backend aws` (every command): where the AWS resources are.
 //!
 //! Names come from flags / environment variables (the same variables the Lambdas read) and,
 //! for whatever those leave out, from the outputs of a CloudFormation stack (`--stack`). The
@@ -37,6 +37,9 @@ pub struct AwsArgs {
     /// The work queue's URL (stack output WorkQueueUrl).
     #[arg(long, env = "WORK_QUEUE_URL", value_name = "URL")]
     pub work_queue_url: Option<String>,
+    /// The work queue's dead-letter queue, for `orders dlq` (stack output WorkDlqUrl).
+    #[arg(long, env = "WORK_DLQ_URL", value_name = "URL")]
+    pub work_dlq_url: Option<String>,
     /// The SNS topic completions are published to (stack output TopicArn).
     #[arg(long, env = "TOPIC_ARN", value_name = "ARN")]
     pub topic_arn: Option<String>,
@@ -63,47 +66,69 @@ pub struct AwsResources {
     pub events_stream_arn: String,
 }
 
-/// Resolves the names: flags/env first, then the stack's outputs; an error names every missing
-/// one with its flag and variable.
-pub async fn resolve(
+/// A resource a command needs: its flag, variable and stack output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Name {
+    EventsTable,
+    StatusTable,
+    WorkQueueUrl,
+    TopicArn,
+    WorkDlqUrl,
+}
+
+impl Name {
+    fn flag_env_output(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Name::EventsTable => ("events-table", "EVENTS_TABLE", "EventsTableName"),
+            Name::StatusTable => ("status-table", "STATUS_TABLE", "StatusTableName"),
+            Name::WorkQueueUrl => ("work-queue-url", "WORK_QUEUE_URL", "WorkQueueUrl"),
+            Name::TopicArn => ("topic-arn", "TOPIC_ARN", "TopicArn"),
+            Name::WorkDlqUrl => ("work-dlq-url", "WORK_DLQ_URL", "WorkDlqUrl"),
+        }
+    }
+
+    fn given(self, args: &AwsArgs) -> &Option<String> {
+        match self {
+            Name::EventsTable => &args.events_table,
+            Name::StatusTable => &args.status_table,
+            Name::WorkQueueUrl => &args.work_queue_url,
+            Name::TopicArn => &args.topic_arn,
+            Name::WorkDlqUrl => &args.work_dlq_url,
+        }
+    }
+
+    /// How the user names it: `--events-table (env EVENTS_TABLE, stack output EventsTableName)`.
+    pub fn describe(self) -> String {
+        let (flag, env, output) = self.flag_env_output();
+        format!("--{flag} (env {env}, stack output {output})")
+    }
+}
+
+/// The values of `names`, in that order: flags/env first, then the stack's outputs; an error
+/// names every missing one with its flag and variable (and an unknown stack is an error).
+pub async fn resolve_names(
     args: &AwsArgs,
     config: &SdkConfig,
-    dynamodb: &aws_sdk_dynamodb::Client,
-) -> Result<AwsResources, CliError> {
+    names: &[Name],
+) -> Result<(Vec<String>, HashMap<String, String>), CliError> {
     let outputs = match &args.stack {
         Some(stack) => stack_outputs(config, stack).await?,
         None => HashMap::new(),
     };
     let mut missing = Vec::new();
-    let mut pick = |given: &Option<String>, flag: &str, env: &str, output: &str| {
-        let value = given
+    let mut values = Vec::with_capacity(names.len());
+    for name in names {
+        let (_, _, output) = name.flag_env_output();
+        let value = name
+            .given(args)
             .clone()
             .filter(|v| !v.trim().is_empty())
             .or_else(|| outputs.get(output).cloned());
-        if value.is_none() {
-            missing.push(format!("--{flag} (env {env}, stack output {output})"));
+        match value {
+            Some(v) => values.push(v),
+            None => missing.push(name.describe()),
         }
-        value.unwrap_or_default()
-    };
-    let events_table = pick(
-        &args.events_table,
-        "events-table",
-        "EVENTS_TABLE",
-        "EventsTableName",
-    );
-    let status_table = pick(
-        &args.status_table,
-        "status-table",
-        "STATUS_TABLE",
-        "StatusTableName",
-    );
-    let work_queue_url = pick(
-        &args.work_queue_url,
-        "work-queue-url",
-        "WORK_QUEUE_URL",
-        "WorkQueueUrl",
-    );
-    let topic_arn = pick(&args.topic_arn, "topic-arn", "TOPIC_ARN", "TopicArn");
+    }
     if !missing.is_empty() {
         let hint = if args.stack.is_some() {
             ""
@@ -115,6 +140,30 @@ pub async fn resolve(
             missing.join(", ")
         )));
     }
+    Ok((values, outputs))
+}
+
+/// Resolves what `serve` needs: the four names, then the stream ARN (`--events-stream-arn`,
+/// else the stack output, else `DescribeTable`).
+pub async fn resolve(
+    args: &AwsArgs,
+    config: &SdkConfig,
+    dynamodb: &aws_sdk_dynamodb::Client,
+) -> Result<AwsResources, CliError> {
+    let (values, outputs) = resolve_names(
+        args,
+        config,
+        &[
+            Name::EventsTable,
+            Name::StatusTable,
+            Name::WorkQueueUrl,
+            Name::TopicArn,
+        ],
+    )
+    .await?;
+    let [events_table, status_table, work_queue_url, topic_arn]: [String; 4] = values
+        .try_into()
+        .map_err(|_| CliError::Config("internal: resolved the wrong number of names".into()))?;
     let events_stream_arn = match args
         .events_stream_arn
         .clone()
@@ -131,6 +180,39 @@ pub async fn resolve(
         topic_arn,
         events_stream_arn,
     })
+}
+
+/// Fails with one line naming the table and its flag unless `table` exists (for the tools,
+/// which would otherwise fail on their first read with the SDK's error).
+pub async fn check_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    name: Name,
+) -> Result<(), CliError> {
+    dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            CliError::Config(format!(
+                "table {table} ({}): {}",
+                name.describe(),
+                brief(&e)
+            ))
+        })
+}
+
+/// Fails with one line naming the queue and its flag unless the queue `url` exists.
+pub async fn check_queue(sqs: &aws_sdk_sqs::Client, url: &str, name: Name) -> Result<(), CliError> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| CliError::Config(format!("queue {url} ({}): {}", name.describe(), brief(&e))))
 }
 
 async fn stack_outputs(

@@ -1,8 +1,13 @@
 //! The `orders` command line.
 
 mod aws_backend;
+mod backend;
+mod dlq;
 mod notifications;
+mod rebuild;
 mod serve;
+mod verify;
+mod walk;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +34,16 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Show the notifications published so far (the local stand-in for the SNS topic).
     Notifications(notifications::NotificationsArgs),
+    /// Check every order: versions gapless from 1, only legal transitions, the view equal to
+    /// the fold of the log, nothing pending for too long, (locally) every completion notified
+    /// once, and no event a consumer could not decode. One line per problem; exit code 1 if
+    /// there is any.
+    Verify(verify::VerifyArgs),
+    /// Recompute the status view from the log (every order, or one): forward-only writes, so
+    /// a projector running meanwhile is never overwritten by older state.
+    Rebuild(rebuild::RebuildArgs),
+    /// The work queue's dead letters: list them, send them back to be processed.
+    Dlq(dlq::DlqArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -54,6 +69,11 @@ pub enum CliError {
     /// Missing or unusable configuration (the message names the flag / variable).
     #[error("{0}")]
     Config(String),
+    #[error("order {order_id}: {source}")]
+    Order {
+        order_id: events_schema::OrderId,
+        source: order_ports::StoreError,
+    },
     #[error(transparent)]
     Store(#[from] order_ports::StoreError),
     #[error(transparent)]
@@ -63,11 +83,14 @@ pub enum CliError {
 pub async fn run(cli: Cli) -> ExitCode {
     init_tracing();
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(args).await,
-        Command::Notifications(args) => notifications::show(args).await,
+        Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Notifications(args) => notifications::show(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => verify::verify(args).await,
+        Command::Rebuild(args) => rebuild::rebuild(args).await,
+        Command::Dlq(args) => dlq::dlq(args).await,
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

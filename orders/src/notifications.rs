@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use order_ports::sqlite::SqliteDb;
-
-use crate::{CliError, DataArgs};
+use crate::backend::{open_existing_sqlite, Backend, BackendArgs};
+use crate::CliError;
 
 #[derive(Debug, clap::Args)]
 pub struct NotificationsArgs {
     #[command(flatten)]
-    data: DataArgs,
+    backend: BackendArgs,
     /// Keep running and print new notifications as they are published.
     #[arg(long, short)]
     follow: bool,
@@ -17,10 +16,14 @@ pub struct NotificationsArgs {
 
 /// Prints one JSON object per line: `{seq, eventId, publishedAt, attributes, message}`.
 pub async fn show(args: NotificationsArgs) -> Result<(), CliError> {
-    let db = SqliteDb::open(&args.data.data).map_err(|source| CliError::Open {
-        path: args.data.data.clone(),
-        source,
-    })?;
+    if args.backend.backend == Backend::Aws {
+        return Err(CliError::Config(
+            "notifications: on AWS completions go to the SNS topic; subscribe to it (this \
+             command shows the local publisher's table)"
+                .into(),
+        ));
+    }
+    let db = open_existing_sqlite(&args.backend.data.data, "notifications")?;
     let publisher = db.publisher();
     let mut after = 0;
     loop {

@@ -10,37 +10,22 @@
 //!   the event table's DynamoDB stream with checkpoints in memory ([`StreamFeed`]).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
-use order_ports::aws::{
-    DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue, StartAt, StreamFeed,
-};
-use order_ports::sqlite::{SqliteDb, SqliteFeed};
-use order_ports::{
-    AppendThenEnqueue, EventStore, Feed, OrderIntake, Publisher, StatusStore, WorkQueue,
-};
+use order_ports::aws::{StartAt, StreamFeed};
+use order_ports::sqlite::SqliteFeed;
+use order_ports::Feed;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::aws_backend::{self, AwsArgs};
-use crate::{CliError, DataArgs};
+use crate::backend::{self, BackendArgs, Opened, Ports};
+use crate::CliError;
 
 /// The subscribers' names: in logs, and the SQLite checkpoints' keys.
 const PROJECTOR: &str = "projector";
 const NOTIFIER: &str = "notifier";
-
-/// Where the events, queue, view and notifications live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// One SQLite file (`--data`): durable, checkpoints included; no AWS needed.
-    Sqlite,
-    /// DynamoDB, SQS and SNS (AWS or an emulator, see the AWS backend options). The processor
-    /// polls the work queue; the projector and notifier poll the event table's DynamoDB stream.
-    Aws,
-}
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "\
@@ -56,11 +41,8 @@ pub struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:3000")]
     listen: String,
-    /// Where everything lives: `sqlite` (the file given by --data) or `aws`.
-    #[arg(long, value_enum, env = "ORDERS_BACKEND", default_value_t = Backend::Sqlite)]
-    backend: Backend,
     #[command(flatten)]
-    data: DataArgs,
+    backend: BackendArgs,
     /// Concurrent queue receivers in the processor.
     #[arg(long, env = "ORDERS_WORKERS", default_value_t = 4)]
     workers: usize,
@@ -70,17 +52,6 @@ pub struct ServeArgs {
     /// Orders above this total (minor units) fail the credit check.
     #[arg(long, env = "CREDIT_LIMIT", default_value_t = ProcessingPolicy::default().credit_limit)]
     credit_limit: i64,
-    #[command(flatten)]
-    aws: Box<AwsArgs>,
-}
-
-/// The four ports the API and the workers share, and the API's intake over two of them.
-struct Ports {
-    intake: Arc<dyn OrderIntake>,
-    events: Arc<dyn EventStore>,
-    queue: Arc<dyn WorkQueue>,
-    status: Arc<dyn StatusStore>,
-    publisher: Arc<dyn Publisher>,
 }
 
 /// The projector's and the notifier's feeds.
@@ -90,9 +61,9 @@ enum Feeds {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let (ports, feeds, where_) = match args.backend {
-        Backend::Sqlite => open_sqlite(&args)?,
-        Backend::Aws => open_aws(&args).await?,
+    let (ports, feeds, where_) = match backend::open_ports(&args.backend).await? {
+        (ports, Opened::Sqlite(db)) => open_sqlite(&args, ports, &db),
+        (ports, Opened::Aws { config, names }) => open_aws(&args, ports, &config, &names).await?,
     };
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -104,7 +75,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let local: SocketAddr = listener.local_addr()?;
     // Printed on stdout so scripts (and the end-to-end tests) can find an ephemeral port.
     println!("listening on http://{local}");
-    tracing::info!(%local, backend = ?args.backend, %where_, "orders serve started");
+    tracing::info!(%local, backend = ?args.backend.backend, %where_, "orders serve started");
 
     let (stop, shutdown) = watch::channel(false);
     let policy = ProcessingPolicy {
@@ -170,54 +141,23 @@ fn spawn_subscribers<F: Feed + 'static>(
     ));
 }
 
-fn open_sqlite(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> {
-    let db = SqliteDb::open(&args.data.data).map_err(|source| CliError::Open {
-        path: args.data.data.clone(),
-        source,
-    })?;
-    let ports = Ports {
-        intake: Arc::new(db.intake()),
-        events: Arc::new(db.event_store()),
-        queue: Arc::new(db.work_queue_default()),
-        status: Arc::new(db.status_store()),
-        publisher: Arc::new(db.publisher()),
-    };
+fn open_sqlite(
+    args: &ServeArgs,
+    ports: Ports,
+    db: &order_ports::sqlite::SqliteDb,
+) -> (Ports, Feeds, String) {
     let feeds = Feeds::Sqlite(db.feed(PROJECTOR), db.feed(NOTIFIER));
-    Ok((ports, feeds, args.data.data.display().to_string()))
+    (ports, feeds, args.backend.data.data.display().to_string())
 }
 
 /// Resolves the resources and opens both stream feeds before the API accepts anything, so a
 /// notifier starting at LATEST sees every completion of an order accepted from then on.
-async fn open_aws(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> {
-    let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
-    let clients = order_ports::aws::AwsClients::from_config(&config);
-    let names = aws_backend::resolve(&args.aws, &config, &clients.dynamodb).await?;
-    let ports = Ports {
-        // Not atomic: DynamoDB and SQS share no transaction (see AppendThenEnqueue).
-        intake: Arc::new(AppendThenEnqueue {
-            events: Arc::new(DynamoEventStore::new(
-                clients.dynamodb.clone(),
-                &names.events_table,
-            )),
-            queue: Arc::new(SqsWorkQueue::new(
-                clients.sqs.clone(),
-                &names.work_queue_url,
-            )),
-        }),
-        events: Arc::new(DynamoEventStore::new(
-            clients.dynamodb.clone(),
-            &names.events_table,
-        )),
-        queue: Arc::new(SqsWorkQueue::new(
-            clients.sqs.clone(),
-            &names.work_queue_url,
-        )),
-        status: Arc::new(DynamoStatusStore::new(
-            clients.dynamodb.clone(),
-            &names.status_table,
-        )),
-        publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
-    };
+async fn open_aws(
+    args: &ServeArgs,
+    ports: Ports,
+    config: &aws_config::SdkConfig,
+    names: &crate::aws_backend::AwsResources,
+) -> Result<(Ports, Feeds, String), CliError> {
     let stream_error = |e: order_ports::StoreError| {
         CliError::Config(format!(
             "cannot read the stream {}: {e}",
@@ -225,20 +165,20 @@ async fn open_aws(args: &ServeArgs) -> Result<(Ports, Feeds, String), CliError> 
         ))
     };
     let projector_feed = StreamFeed::open(
-        &config,
+        config,
         &names.events_stream_arn,
         PROJECTOR,
         StartAt::TrimHorizon,
     )
     .await
     .map_err(stream_error)?;
-    let notifier_start = if args.aws.replay_notifications {
+    let notifier_start = if args.backend.aws.replay_notifications {
         StartAt::TrimHorizon
     } else {
         StartAt::Latest
     };
     let notifier_feed =
-        StreamFeed::open(&config, &names.events_stream_arn, NOTIFIER, notifier_start)
+        StreamFeed::open(config, &names.events_stream_arn, NOTIFIER, notifier_start)
             .await
             .map_err(stream_error)?;
     let where_ = format!(

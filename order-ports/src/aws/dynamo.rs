@@ -13,7 +13,8 @@ use events_schema::{EventEnvelope, OrderId, OrderStatusRecord, Version};
 use super::classify;
 use crate::ports::{
     check_append_batch, check_customer_orders_query, into_status_page, AppendError,
-    CustomerOrdersQuery, EventPage, EventStore, StatusPage, StatusStore, StoreError, Upserted,
+    CustomerOrdersQuery, EventPage, EventStore, OrderIdPage, OrderScan, ScanSegment, StatusPage,
+    StatusRepair, StatusStore, StoreError, Upserted,
 };
 use crate::ports::{
     check_pending_limit, pending_order, PendingOrder, PendingPage, PendingPosition,
@@ -373,20 +374,7 @@ impl StatusStore for DynamoStatusStore {
     }
 
     async fn upsert(&self, record: &OrderStatusRecord) -> Result<Upserted, StoreError> {
-        let item = record.to_item().map_err(|e| {
-            StoreError::Rejected(format!(
-                "status of {} cannot be encoded: {e}",
-                record.order_id
-            ))
-        })?;
-        let mut item: HashMap<String, AttributeValue> = item.into();
-        // A put replaces the whole item: a terminal record drops the key of the sparse index.
-        if !record.status.is_terminal() {
-            item.insert(
-                PENDING_SHARD.to_owned(),
-                AttributeValue::S(pending_shard(record.order_id).to_string()),
-            );
-        }
+        let item = status_item(record)?;
         let result = self
             .client
             .put_item()
@@ -478,6 +466,26 @@ impl StatusStore for DynamoStatusStore {
     ) -> Result<PendingPage, StoreError> {
         self.pending_page(before, cursor, limit).await
     }
+}
+
+/// The item of a status record as both writes store it: the record's codec, plus
+/// [`PENDING_SHARD`] while it is not terminal. A put replaces the whole item, so a terminal
+/// record drops the key of the sparse index.
+fn status_item(record: &OrderStatusRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let item = record.to_item().map_err(|e| {
+        StoreError::Rejected(format!(
+            "status of {} cannot be encoded: {e}",
+            record.order_id
+        ))
+    })?;
+    let mut item: HashMap<String, AttributeValue> = item.into();
+    if !record.status.is_terminal() {
+        item.insert(
+            PENDING_SHARD.to_owned(),
+            AttributeValue::S(pending_shard(record.order_id).to_string()),
+        );
+    }
+    Ok(item)
 }
 
 /// The sparse GSI of the `OrderStatus` table holding only the non-terminal orders: partition
@@ -588,6 +596,132 @@ impl DynamoStatusStore {
             orders: found.into_iter().map(|(_, order, _)| order).collect(),
             next,
         })
+    }
+}
+
+/// Parallel `Scan` segments the operator tools walk the event table in.
+const TOOL_SEGMENTS: u32 = 4;
+
+/// Key-only `Scan`s (projection `orderId`), one per segment. A Scan returns the items of one
+/// partition key (an order's versions) one after the other, so an order is emitted when its
+/// first item is seen, and a page skips the leading items of the order the cursor (the previous
+/// page's `LastEvaluatedKey`, as `orderId|version`) ended in. An order whose version 1 is
+/// missing is found like any other. A page may hold no id yet have a cursor: keep going until
+/// `next` is `None`.
+#[async_trait]
+impl OrderScan for DynamoEventStore {
+    fn segments(&self) -> u32 {
+        TOOL_SEGMENTS
+    }
+
+    async fn list_orders(
+        &self,
+        segment: ScanSegment,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<OrderIdPage, StoreError> {
+        segment.check(1_000_000)?;
+        let limit = i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
+        let start = cursor.as_deref().map(parse_cursor).transpose()?;
+        let mut last = start.as_ref().and_then(|key| match key.get("orderId") {
+            Some(AttributeValue::S(id)) => Some(id.clone()),
+            _ => None,
+        });
+        let mut request = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .projection_expression("orderId, #v")
+            .expression_attribute_names("#v", "version")
+            .limit(limit)
+            .set_exclusive_start_key(start);
+        if segment.total > 1 {
+            request = request
+                .segment(i32::try_from(segment.index).unwrap_or(0))
+                .total_segments(i32::try_from(segment.total).unwrap_or(1));
+        }
+        let out = request.send().await.map_err(|e| classify("Scan", &e))?;
+        let next = out.last_evaluated_key().map(format_cursor).transpose()?;
+        let mut order_ids = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let Some(AttributeValue::S(id)) = item.get("orderId") else {
+                return Err(StoreError::Corrupt(format!(
+                    "event {}: no orderId",
+                    describe_key(&item)
+                )));
+            };
+            if last.as_deref() == Some(id.as_str()) {
+                continue;
+            }
+            let order_id = OrderId::parse(id)
+                .map_err(|_| StoreError::Corrupt(format!("event table: bad orderId {id:?}")))?;
+            order_ids.push(order_id);
+            last = Some(id.clone());
+        }
+        Ok(OrderIdPage { order_ids, next })
+    }
+
+    /// `Scan` with `Select=COUNT`, [`TOOL_SEGMENTS`] segments in parallel.
+    async fn count_events(&self) -> Result<u64, StoreError> {
+        let total = i32::try_from(TOOL_SEGMENTS).unwrap_or(1);
+        let counts = (0..total).map(|segment| async move {
+            let mut count = 0u64;
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .segment(segment)
+                    .total_segments(total)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| classify("Scan", &e))?;
+                count += u64::try_from(out.count).unwrap_or(0);
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    return Ok::<u64, StoreError>(count);
+                }
+            }
+        });
+        Ok(futures::future::try_join_all(counts)
+            .await?
+            .into_iter()
+            .sum())
+    }
+}
+
+/// A `PutItem` conditional on the stored version being `expected`.
+#[async_trait]
+impl StatusRepair for DynamoStatusStore {
+    async fn replace(
+        &self,
+        record: &OrderStatusRecord,
+        expected: Version,
+    ) -> Result<Upserted, StoreError> {
+        let item = status_item(record)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#v = :expected")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Upserted::Written),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Upserted::Stale)
+            }
+            Err(e) => Err(classify("PutItem", &e)),
+        }
     }
 }
 

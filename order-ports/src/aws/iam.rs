@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue};
+use super::{DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters, SqsWorkQueue};
 
 /// A deployed resource a function may be granted actions on (`template.yaml` logical ids in
 /// the docs of each variant).
@@ -36,6 +36,9 @@ pub enum Resource {
     StatusTableIndex,
     /// The work queue (`!GetAtt WorkQueue.Arn`).
     WorkQueue,
+    /// The work queue's dead-letter queue (`!GetAtt WorkDlq.Arn`); only the operator tools
+    /// (`orders dlq`) touch it.
+    WorkDlq,
     /// The on-failure destination of the stream mappings (`!GetAtt StreamFailureQueue.Arn`).
     StreamFailureQueue,
     /// The completion topic (`!Ref OrderTopic`).
@@ -102,6 +105,49 @@ impl DynamoStatusStore {
     pub const PENDING_BEFORE: Permission = Permission {
         resource: Resource::StatusTableIndex,
         actions: &["dynamodb:Query"],
+    };
+}
+
+impl DynamoEventStore {
+    /// [`OrderScan::list_orders`](crate::OrderScan::list_orders) and
+    /// [`OrderScan::count_events`](crate::OrderScan::count_events): key-only and `COUNT` `Scan`s
+    /// (operator tools only).
+    pub const LIST_ORDERS: Permission = Permission {
+        resource: Resource::EventsTable,
+        actions: &["dynamodb:Scan"],
+    };
+}
+
+impl DynamoStatusStore {
+    /// [`StatusRepair::replace`](crate::StatusRepair::replace): a conditional `PutItem`
+    /// (`orders rebuild --force`).
+    pub const REPLACE: Permission = Permission {
+        resource: Resource::StatusTable,
+        actions: &["dynamodb:PutItem"],
+    };
+}
+
+impl SqsDeadLetters {
+    /// [`DeadLetters::list`](crate::DeadLetters::list): `ReceiveMessage`, then
+    /// `ChangeMessageVisibility` to make each message visible again.
+    pub const LIST: Permission = Permission {
+        resource: Resource::WorkDlq,
+        actions: &["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
+    };
+    /// [`DeadLetters::redrive`](crate::DeadLetters::redrive) on the DLQ: receive, delete what
+    /// was redriven, release the rest.
+    pub const REDRIVE: Permission = Permission {
+        resource: Resource::WorkDlq,
+        actions: &[
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+        ],
+    };
+    /// [`DeadLetters::redrive`](crate::DeadLetters::redrive) on the work queue: `SendMessage`.
+    pub const REDRIVE_SEND: Permission = Permission {
+        resource: Resource::WorkQueue,
+        actions: &["sqs:SendMessage"],
     };
 }
 
@@ -210,6 +256,8 @@ mod tests {
                     DynamoStatusStore::UPSERT,
                     DynamoStatusStore::LIST_BY_CUSTOMER,
                     DynamoStatusStore::PENDING_BEFORE,
+                    DynamoEventStore::LIST_ORDERS,
+                    DynamoStatusStore::REPLACE,
                 ],
             ),
             (
@@ -221,6 +269,9 @@ mod tests {
                     SqsWorkQueue::RECEIVE,
                     SqsWorkQueue::ACK,
                     SqsWorkQueue::FAIL,
+                    SqsDeadLetters::LIST,
+                    SqsDeadLetters::REDRIVE,
+                    SqsDeadLetters::REDRIVE_SEND,
                 ],
             ),
             (

@@ -33,7 +33,7 @@ pub mod stream_feed;
 
 pub use dynamo::{DynamoEventStore, DynamoStatusStore};
 pub use sns::SnsPublisher;
-pub use sqs::SqsWorkQueue;
+pub use sqs::{SqsDeadLetters, SqsWorkQueue};
 #[cfg(feature = "stream-feed")]
 pub use stream_feed::{StartAt, StreamFeed};
 

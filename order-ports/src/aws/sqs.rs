@@ -206,3 +206,175 @@ impl WorkQueue for SqsWorkQueue {
         }
     }
 }
+
+/// How long a message received from the DLQ by [`SqsDeadLetters`] stays hidden while the
+/// command walks the queue; every message not deleted is made visible again at the end.
+const DLQ_WALK_VISIBILITY_SECONDS: i32 = 60;
+
+/// The work queue's dead-letter queue (stack output `WorkDlqUrl`), with the work queue its
+/// messages are redriven to. SQS has no "peek": listing receives every message (hidden for
+/// [`DLQ_WALK_VISIBILITY_SECONDS`] while the walk goes on, so none is seen twice) and then
+/// makes each visible again; receiving raises a message's `ApproximateReceiveCount`, nothing
+/// else. A message received by someone else meanwhile is missed by that walk.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    dlq_url: String,
+    work_queue_url: String,
+}
+
+/// A message received from the DLQ: what the tools show, and its receipt.
+struct Received {
+    message: crate::ports::DeadLetterMessage,
+    receipt: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(
+        client: Client,
+        dlq_url: impl Into<String>,
+        work_queue_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            dlq_url: dlq_url.into(),
+            work_queue_url: work_queue_url.into(),
+        }
+    }
+
+    /// One `ReceiveMessage` of up to 10 messages (waiting up to a second); empty when the
+    /// queue holds nothing visible.
+    async fn receive_batch(&self) -> Result<Vec<Received>, StoreError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.dlq_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(DLQ_WALK_VISIBILITY_SECONDS)
+            .wait_time_seconds(WAIT_SECONDS)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .send()
+            .await
+            .map_err(|e| classify("ReceiveMessage", &e))?;
+        let mut received = Vec::new();
+        for m in out.messages.unwrap_or_default() {
+            let (Some(message_id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
+                continue;
+            };
+            let attribute = |name: &MessageSystemAttributeName| {
+                m.attributes().and_then(|a| a.get(name)).cloned()
+            };
+            let at = attribute(&MessageSystemAttributeName::SentTimestamp)
+                .and_then(|ms| ms.parse::<i64>().ok())
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default();
+            received.push(Received {
+                message: crate::ports::DeadLetterMessage {
+                    message_id: message_id.to_owned(),
+                    body: m.body().unwrap_or_default().to_owned(),
+                    receive_count: attribute(&MessageSystemAttributeName::ApproximateReceiveCount)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                    at,
+                },
+                receipt: receipt.to_owned(),
+            });
+        }
+        Ok(received)
+    }
+
+    /// Makes received messages visible again (best effort: if this fails they come back after
+    /// [`DLQ_WALK_VISIBILITY_SECONDS`] anyway).
+    async fn release(&self, receipts: &[String]) {
+        for receipt in receipts {
+            let released = self
+                .client
+                .change_message_visibility()
+                .queue_url(&self.dlq_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await;
+            if let Err(e) = released {
+                tracing::warn!(error = %classify("ChangeMessageVisibility", &e), "dead letter stays hidden until its visibility timeout");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::DeadLetters for SqsDeadLetters {
+    async fn list(&self) -> Result<Vec<crate::ports::DeadLetterMessage>, StoreError> {
+        let mut seen = Vec::new();
+        let mut receipts = Vec::new();
+        let outcome = loop {
+            match self.receive_batch().await {
+                Ok(batch) if batch.is_empty() => break Ok(()),
+                Ok(batch) => {
+                    for r in batch {
+                        receipts.push(r.receipt);
+                        seen.push(r.message);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.release(&receipts).await;
+        outcome?;
+        seen.sort_by(|a, b| a.at.cmp(&b.at));
+        Ok(seen)
+    }
+
+    /// Per matching message: `SendMessage` of its body to the work queue, then `DeleteMessage`
+    /// from the DLQ. Messages of other orders are made visible again at the end.
+    async fn redrive(
+        &self,
+        filter: &crate::ports::RedriveFilter,
+    ) -> Result<Vec<crate::ports::DeadLetterMessage>, StoreError> {
+        let wanted = match filter {
+            crate::ports::RedriveFilter::All => None,
+            crate::ports::RedriveFilter::Order(id) => Some(id.to_string()),
+        };
+        let mut redriven = Vec::new();
+        let mut kept = Vec::new();
+        let outcome: Result<(), StoreError> = async {
+            loop {
+                let batch = self.receive_batch().await?;
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                for r in batch {
+                    if wanted.as_ref().is_some_and(|w| *w != r.message.body) {
+                        kept.push(r.receipt);
+                        continue;
+                    }
+                    self.client
+                        .send_message()
+                        .queue_url(&self.work_queue_url)
+                        .message_body(&r.message.body)
+                        .send()
+                        .await
+                        .map_err(|e| classify("SendMessage", &e))?;
+                    match self
+                        .client
+                        .delete_message()
+                        .queue_url(&self.dlq_url)
+                        .receipt_handle(&r.receipt)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if is_stale_receipt(&e) => {}
+                        Err(e) => return Err(classify("DeleteMessage", &e)),
+                    }
+                    redriven.push(r.message);
+                }
+            }
+        }
+        .await;
+        self.release(&kept).await;
+        outcome.map(|()| redriven)
+    }
+}

@@ -5,7 +5,10 @@ use events_schema::{EventEnvelope, EventId, OrderId, StoredEvent, Version};
 use rusqlite::{params, Connection, Row};
 
 use super::{is_unique_violation, map_err, to_i64, to_u64, SqliteDb};
-use crate::ports::{check_append_batch, AppendError, EventPage, EventStore, StoreError};
+use crate::ports::{
+    check_append_batch, AppendError, EventPage, EventStore, OrderIdPage, OrderScan, ScanSegment,
+    StoreError,
+};
 
 const COLUMNS: &str =
     "seq, order_id, version, event_id, event_type, schema_version, occurred_at, correlation_id, payload";
@@ -44,6 +47,51 @@ impl SqliteEventStore {
                     Ok((seq, decode(stored)?))
                 })
                 .collect()
+            })
+            .await
+    }
+
+    /// Like [`read_feed`](Self::read_feed), but a row that cannot be decoded is returned as
+    /// `Err(why)` in its place instead of failing the page: what the feed delivers, so one bad
+    /// row (an older binary on a newer file) does not stop a consumer.
+    pub async fn read_feed_records(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Result<EventEnvelope, UndecodableRow>)>, StoreError> {
+        let after = to_i64(after_seq)?;
+        let limit = clamp_limit(limit);
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                    ))
+                    .map_err(map_err)?;
+                let mut rows = stmt.query(params![after, limit]).map_err(map_err)?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(map_err)? {
+                    let seq = to_u64(row.get::<_, i64>(0).map_err(map_err)?);
+                    let raw = |column: usize| {
+                        row.get_ref(column)
+                            .ok()
+                            .and_then(|v| v.as_str().ok().map(str::to_owned))
+                    };
+                    let undecodable = |reason: String| UndecodableRow {
+                        order_id: raw(1),
+                        event_id: raw(3),
+                        reason,
+                    };
+                    let record = match read_row(row) {
+                        Ok(Ok((_, stored))) => {
+                            decode(stored).map_err(|e| undecodable(e.to_string()))
+                        }
+                        Ok(Err(e)) => Err(undecodable(e.to_string())),
+                        Err(e) => Err(undecodable(map_err(e).to_string())),
+                    };
+                    out.push((seq, record));
+                }
+                Ok(out)
             })
             .await
     }
@@ -132,6 +180,77 @@ impl AppendRows {
     /// id), on the writer connection inside the caller's write job.
     pub(super) fn append_in(&self, tx: &Connection) -> Result<(), AppendError> {
         append_in(tx, self.order_id, self.first, &self.rows)
+    }
+}
+
+/// An `events` row that does not decode into an event, as far as it can be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndecodableRow {
+    pub order_id: Option<String>,
+    pub event_id: Option<String>,
+    pub reason: String,
+}
+
+/// Keyset pagination on the `(order_id, version)` unique index: `SELECT DISTINCT order_id`
+/// walks the index, so an order whose version 1 is missing is listed too. One segment only.
+#[async_trait]
+impl OrderScan for SqliteEventStore {
+    fn segments(&self) -> u32 {
+        1
+    }
+
+    async fn list_orders(
+        &self,
+        segment: ScanSegment,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<OrderIdPage, StoreError> {
+        segment.check(1)?;
+        let after = match cursor {
+            None => String::new(),
+            Some(c) => OrderId::parse(&c)
+                .map_err(|_| StoreError::Rejected(format!("{c:?} is not a list_orders cursor")))?
+                .to_string(),
+        };
+        let limit = limit.max(1);
+        let sql_limit = clamp_limit(limit);
+        let raw: Vec<String> = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT DISTINCT order_id FROM events WHERE order_id > ?1
+                         ORDER BY order_id LIMIT ?2",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt
+                    .query_map(params![after, sql_limit], |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
+                rows.map(|r| r.map_err(map_err)).collect::<Result<_, _>>()
+            })
+            .await?;
+        let next = match raw.last() {
+            Some(last) if raw.len() >= limit => Some(last.clone()),
+            _ => None,
+        };
+        let order_ids = raw
+            .iter()
+            .map(|id| {
+                OrderId::parse(id)
+                    .map_err(|_| StoreError::Corrupt(format!("events: bad order_id {id:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(OrderIdPage { order_ids, next })
+    }
+
+    async fn count_events(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
+                    .map(to_u64)
+                    .map_err(map_err)
+            })
+            .await
     }
 }
 

@@ -40,6 +40,7 @@ mod feed;
 mod intake;
 mod publisher;
 mod queue;
+mod repair;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -50,8 +51,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::ports::StoreError;
 
-pub use event_store::SqliteEventStore;
-pub use feed::SqliteFeed;
+pub use event_store::{SqliteEventStore, UndecodableRow};
+pub use feed::{FailedEvent, SqliteFeed};
 pub use intake::SqliteIntake;
 pub use publisher::{SqlitePublisher, StoredNotification};
 pub use queue::{DeadLetter, SqliteWorkQueue, DEFAULT_MAX_RECEIVES};
@@ -121,6 +122,19 @@ CREATE INDEX IF NOT EXISTS order_status_pending ON order_status (updated_at, ord
 CREATE TABLE IF NOT EXISTS checkpoints (
     consumer TEXT    PRIMARY KEY NOT NULL,
     position INTEGER NOT NULL
+);
+
+-- Events a feed consumer could not decode and skipped (see sqlite/feed.rs), listed by
+-- `orders verify`. Once per consumer and event.
+CREATE TABLE IF NOT EXISTS failed_events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    consumer  TEXT    NOT NULL,
+    seq       INTEGER NOT NULL,
+    order_id  TEXT,
+    event_id  TEXT,
+    reason    TEXT    NOT NULL,
+    failed_at TEXT    NOT NULL,
+    UNIQUE (consumer, seq)
 );
 
 CREATE TABLE IF NOT EXISTS notifications (
@@ -254,6 +268,7 @@ impl SqliteDb {
             db: self.clone(),
             events: self.event_store(),
             consumer,
+            undecodable: Vec::new(),
         }
     }
 

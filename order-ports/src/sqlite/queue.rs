@@ -9,7 +9,9 @@ use events_schema::OrderId;
 use rusqlite::{params, Connection};
 
 use super::{map_err, now_ms, SqliteDb};
-use crate::ports::{Delivery, StoreError, WorkQueue};
+use crate::ports::{
+    DeadLetterMessage, DeadLetters, Delivery, RedriveFilter, StoreError, WorkQueue,
+};
 
 /// Receives before a message is dead-lettered, unless [`SqliteDb::work_queue`] says otherwise.
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;
@@ -228,6 +230,75 @@ impl WorkQueue for SqliteWorkQueue {
         }
         Ok(())
     }
+}
+
+/// The `dead_letters` table. A redrive moves the messages back into `queue` (same message id,
+/// receive count 0, visible at once) and deletes them from `dead_letters` in one transaction.
+#[async_trait]
+impl DeadLetters for SqliteWorkQueue {
+    async fn list(&self) -> Result<Vec<DeadLetterMessage>, StoreError> {
+        self.db
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT message_id, body, receive_count, failed_at FROM dead_letters
+                         ORDER BY id",
+                    )
+                    .map_err(map_err)?;
+                let rows = stmt.query_map([], dead_letter_row).map_err(map_err)?;
+                rows.map(|r| r.map_err(map_err)).collect()
+            })
+            .await
+    }
+
+    async fn redrive(&self, filter: &RedriveFilter) -> Result<Vec<DeadLetterMessage>, StoreError> {
+        let body = match filter {
+            RedriveFilter::All => None,
+            RedriveFilter::Order(order_id) => Some(order_id.to_string()),
+        };
+        let moved = self
+            .db
+            .write(move |tx| {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "DELETE FROM dead_letters WHERE ?1 IS NULL OR body = ?1
+                         RETURNING message_id, body, receive_count, failed_at",
+                    )
+                    .map_err(map_err)?;
+                let moved = stmt
+                    .query_map(params![body], dead_letter_row)
+                    .map_err(map_err)?
+                    .map(|r| r.map_err(map_err))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO queue (message_id, body, visible_at, receive_count)
+                         VALUES (?1, ?2, ?3, 0)",
+                    )
+                    .map_err(map_err)?;
+                let now = now_ms();
+                for m in &moved {
+                    insert
+                        .execute(params![m.message_id, m.body, now])
+                        .map_err(map_err)?;
+                }
+                Ok(moved)
+            })
+            .await?;
+        if !moved.is_empty() {
+            self.db.queue_signal().notify_waiters();
+        }
+        Ok(moved)
+    }
+}
+
+fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetterMessage> {
+    Ok(DeadLetterMessage {
+        message_id: r.get(0)?,
+        body: r.get(1)?,
+        receive_count: r.get(2)?,
+        at: r.get(3)?,
+    })
 }
 
 /// Inserts a message, visible at once, on the writer connection inside the caller's write job.

@@ -8,3 +8,5 @@ mod readme;
 mod restart;
 mod serve_aws;
 mod support;
+mod tools;
+mod tools_aws;

@@ -1,0 +1,205 @@
+//! The backend flags every command takes (`--backend`, `--data`, the AWS options), and the one
+//! place the ports are opened on either backend.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use order_ports::aws::{
+    AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters, SqsWorkQueue,
+};
+use order_ports::sqlite::SqliteDb;
+use order_ports::{
+    AppendThenEnqueue, DeadLetters, EventStore, OrderIntake, OrderScan, Publisher, StatusRepair,
+    StatusStore, WorkQueue,
+};
+
+use crate::aws_backend::{self, AwsArgs, AwsResources, Name};
+use crate::{CliError, DataArgs};
+
+/// Where the events, queue, view and notifications live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// One SQLite file (`--data`): durable, checkpoints included; no AWS needed.
+    Sqlite,
+    /// DynamoDB, SQS and SNS (AWS or an emulator, see the AWS backend options). The processor
+    /// polls the work queue; the projector and notifier poll the event table's DynamoDB stream.
+    Aws,
+}
+
+/// `--backend`, `--data` and the AWS options: flattened into every command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackendArgs {
+    /// Where everything lives: `sqlite` (the file given by --data) or `aws`.
+    #[arg(long, value_enum, env = "ORDERS_BACKEND", default_value_t = Backend::Sqlite)]
+    pub backend: Backend,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub aws: Box<AwsArgs>,
+}
+
+/// The four ports the API and the workers share, and the API's intake over two of them.
+pub struct Ports {
+    pub intake: Arc<dyn OrderIntake>,
+    pub events: Arc<dyn EventStore>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub status: Arc<dyn StatusStore>,
+    pub publisher: Arc<dyn Publisher>,
+}
+
+/// What else a caller of [`open_ports`] may build on: the file, or the AWS configuration and
+/// resolved names.
+pub enum Opened {
+    Sqlite(SqliteDb),
+    Aws {
+        config: Box<SdkConfig>,
+        names: AwsResources,
+    },
+}
+
+/// Opens the four ports (for `serve`): on SQLite the `--data` file, created if missing; on AWS
+/// the resources named by flags, environment or `--stack`.
+pub async fn open_ports(args: &BackendArgs) -> Result<(Ports, Opened), CliError> {
+    match args.backend {
+        Backend::Sqlite => {
+            let db = open_sqlite(&args.data.data)?;
+            let ports = Ports {
+                intake: Arc::new(db.intake()),
+                events: Arc::new(db.event_store()),
+                queue: Arc::new(db.work_queue_default()),
+                status: Arc::new(db.status_store()),
+                publisher: Arc::new(db.publisher()),
+            };
+            Ok((ports, Opened::Sqlite(db)))
+        }
+        Backend::Aws => {
+            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let clients = AwsClients::from_config(&config);
+            let names = aws_backend::resolve(&args.aws, &config, &clients.dynamodb).await?;
+            let events: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(
+                clients.dynamodb.clone(),
+                &names.events_table,
+            ));
+            let queue: Arc<dyn WorkQueue> = Arc::new(SqsWorkQueue::new(
+                clients.sqs.clone(),
+                &names.work_queue_url,
+            ));
+            let ports = Ports {
+                // Not atomic: DynamoDB and SQS share no transaction (see AppendThenEnqueue).
+                intake: Arc::new(AppendThenEnqueue {
+                    events: events.clone(),
+                    queue: queue.clone(),
+                }),
+                events,
+                queue,
+                status: Arc::new(DynamoStatusStore::new(
+                    clients.dynamodb.clone(),
+                    &names.status_table,
+                )),
+                publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
+            };
+            Ok((
+                ports,
+                Opened::Aws {
+                    config: Box::new(config),
+                    names,
+                },
+            ))
+        }
+    }
+}
+
+/// The log and the view, for the tools that read the log back (`verify`, `rebuild`).
+pub struct LogAndView {
+    pub events: Arc<dyn EventStore>,
+    pub scan: Arc<dyn OrderScan>,
+    pub status: Arc<dyn StatusStore>,
+    pub repair: Arc<dyn StatusRepair>,
+    /// The SQLite file, for what only it holds (notifications, failed_events).
+    pub local: Option<SqliteDb>,
+}
+
+/// Opens an existing log and its view: the `--data` file must exist; the AWS tables must exist.
+pub async fn open_log_and_view(args: &BackendArgs, command: &str) -> Result<LogAndView, CliError> {
+    match args.backend {
+        Backend::Sqlite => {
+            let db = open_existing_sqlite(&args.data.data, command)?;
+            let events = Arc::new(db.event_store());
+            let status = Arc::new(db.status_store());
+            Ok(LogAndView {
+                events: events.clone(),
+                scan: events,
+                status: status.clone(),
+                repair: status,
+                local: Some(db),
+            })
+        }
+        Backend::Aws => {
+            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let clients = AwsClients::from_config(&config);
+            let names = [Name::EventsTable, Name::StatusTable];
+            let (values, _) = aws_backend::resolve_names(&args.aws, &config, &names).await?;
+            for (table, name) in values.iter().zip(names) {
+                aws_backend::check_table(&clients.dynamodb, table, name).await?;
+            }
+            let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &values[0]));
+            let status = Arc::new(DynamoStatusStore::new(clients.dynamodb.clone(), &values[1]));
+            Ok(LogAndView {
+                events: events.clone(),
+                scan: events,
+                status: status.clone(),
+                repair: status,
+                local: None,
+            })
+        }
+    }
+}
+
+/// The work queue's dead letters (`orders dlq`): the `dead_letters` table of an existing
+/// `--data` file, or the SQS work DLQ with the work queue it redrives to.
+pub async fn open_dead_letters(
+    args: &BackendArgs,
+    command: &str,
+) -> Result<Arc<dyn DeadLetters>, CliError> {
+    match args.backend {
+        Backend::Sqlite => {
+            let db = open_existing_sqlite(&args.data.data, command)?;
+            Ok(Arc::new(db.work_queue_default()))
+        }
+        Backend::Aws => {
+            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let clients = AwsClients::from_config(&config);
+            let names = [Name::WorkDlqUrl, Name::WorkQueueUrl];
+            let (values, _) = aws_backend::resolve_names(&args.aws, &config, &names).await?;
+            for (url, name) in values.iter().zip(names) {
+                aws_backend::check_queue(&clients.sqs, url, name).await?;
+            }
+            Ok(Arc::new(SqsDeadLetters::new(
+                clients.sqs.clone(),
+                &values[0],
+                &values[1],
+            )))
+        }
+    }
+}
+
+fn open_sqlite(path: &Path) -> Result<SqliteDb, CliError> {
+    SqliteDb::open(path).map_err(|source| CliError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Opens a file that must already exist: a read-back command never creates an empty database
+/// in place of a mistyped path.
+pub fn open_existing_sqlite(path: &Path, command: &str) -> Result<SqliteDb, CliError> {
+    if !path.is_file() {
+        return Err(CliError::Config(format!(
+            "{command}: no database at {} (give the file `orders serve` uses with --data FILE \
+             or ORDERS_DATA, or use --backend aws)",
+            path.display()
+        )));
+    }
+    open_sqlite(path)
+}

@@ -1,0 +1,181 @@
+//! `orders rebuild`: recomputes the status view from the log.
+//!
+//! Each order's history is folded and written with the projector's own forward-only upsert,
+//! so a projector running at the same time is never overwritten by older state, and a rebuild
+//! interrupted and run again ends in the same table. What a forward-only write cannot fix — a
+//! view *ahead* of its log, or one that disagrees with it at the same version — is reported and
+//! left alone unless `--force`, which replaces it with a compare-and-set on the version it
+//! read (so a projector that moves the order on meanwhile still wins).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use events_schema::{OrderId, OrderStatusRecord, OrderView};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use order_ports::{StoreError, Upserted};
+
+use crate::backend::{open_log_and_view, BackendArgs, LogAndView};
+use crate::dlq::parse_order_id;
+use crate::walk::all_orders;
+use crate::CliError;
+
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Output: one line per order that could not be rebuilt (`order <id>: <why>`), then the summary \
+`rebuilt N orders: W written, F forced, U unchanged, K problems`; exit code 1 if K > 0. A \
+progress bar (events/s, ETA) is drawn on stderr when it is a terminal.
+
+Forward-only: a view behind its log (or missing) is written; a view ahead of its log or \
+disagreeing with it at the same version is a problem that only --force repairs.")]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Only this order.
+    #[arg(long, value_parser = parse_order_id)]
+    order: Option<OrderId>,
+    /// Also replace a view that is ahead of its log or disagrees with it at the same version
+    /// (conditional on the version read, so concurrent projection still wins).
+    #[arg(long)]
+    force: bool,
+    /// Orders rebuilt at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+/// What happened to one order.
+enum Outcome {
+    Written,
+    Forced,
+    Unchanged,
+    Problem(String),
+}
+
+pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode, CliError> {
+    let log = open_log_and_view(&args.backend, "rebuild").await?;
+    let log = &log;
+    let force = args.force;
+    let (mut written, mut forced, mut unchanged, mut problems, mut orders) = (0, 0, 0, 0, 0u64);
+    let mut tally = |id: OrderId, outcome: Outcome| {
+        orders += 1;
+        match outcome {
+            Outcome::Written => written += 1,
+            Outcome::Forced => forced += 1,
+            Outcome::Unchanged => unchanged += 1,
+            Outcome::Problem(why) => {
+                problems += 1;
+                println!("order {id}: {why}");
+            }
+        }
+    };
+    if let Some(id) = args.order {
+        let (outcome, events) = rebuild_order(log, id, force).await?;
+        if events == 0 {
+            return Err(CliError::Config(format!("order {id} has no events")));
+        }
+        tally(id, outcome);
+    } else {
+        let total = log.scan.count_events().await?;
+        let bar = progress(total);
+        let mut results = all_orders(log.scan.clone())
+            .map(|id| async move {
+                let id = id?;
+                let (outcome, events) = rebuild_order(log, id, force).await?;
+                Ok::<_, CliError>((id, outcome, events))
+            })
+            .buffer_unordered(args.concurrency.max(1));
+        while let Some(result) = results.next().await {
+            let (id, outcome, events) = result?;
+            bar.inc(events);
+            tally(id, outcome);
+        }
+        bar.finish_and_clear();
+    }
+    println!(
+        "rebuilt {orders} orders: {written} written, {forced} forced, {unchanged} unchanged, \
+         {problems} problems"
+    );
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A bar of `total` events on stderr, drawn only when stderr is a terminal.
+fn progress(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{wide_bar} {human_pos}/{human_len} events  {per_sec}  ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Rebuilds one order's view; returns what happened and how many events it has.
+async fn rebuild_order(
+    log: &LogAndView,
+    id: OrderId,
+    force: bool,
+) -> Result<(Outcome, u64), CliError> {
+    let order_error = |source| CliError::Order {
+        order_id: id,
+        source,
+    };
+    let events = match log.events.load(id).await {
+        Ok(events) => events,
+        Err(StoreError::Corrupt(reason)) => {
+            return Ok((Outcome::Problem(format!("log unreadable: {reason}")), 1))
+        }
+        Err(e) => return Err(order_error(e)),
+    };
+    let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
+    let view = match OrderView::fold(&events) {
+        Ok(Some(view)) => view,
+        Ok(None) => return Ok((Outcome::Unchanged, 0)),
+        Err(e) => {
+            return Ok((
+                Outcome::Problem(format!("log does not fold, view left alone: {e}")),
+                count,
+            ))
+        }
+    };
+    let record = OrderStatusRecord::from(&view);
+    let stored = log.status.get(id).await.map_err(order_error)?;
+    let outcome = match stored {
+        Some(s) if s == record => Outcome::Unchanged,
+        Some(s) if s.version >= record.version => {
+            if !force {
+                Outcome::Problem(format!(
+                    "view at version {} {} vs log at version {} {}: not changed (forward-only); \
+                     --force replaces it",
+                    s.version,
+                    s.status.as_str(),
+                    record.version,
+                    record.status.as_str()
+                ))
+            } else {
+                match log
+                    .repair
+                    .replace(&record, s.version)
+                    .await
+                    .map_err(order_error)?
+                {
+                    Upserted::Written => Outcome::Forced,
+                    Upserted::Stale => Outcome::Problem(
+                        "the view changed while it was being replaced: run again".into(),
+                    ),
+                }
+            }
+        }
+        // Missing or behind: the projector's own write. Stale means someone (the projector)
+        // wrote the same or a later version meanwhile: nothing left to do.
+        _ => match log.status.upsert(&record).await.map_err(order_error)? {
+            Upserted::Written => Outcome::Written,
+            Upserted::Stale => Outcome::Unchanged,
+        },
+    };
+    Ok((outcome, count))
+}
