@@ -104,6 +104,8 @@ struct Ports {
 }
 
 /// The projector's and the notifier's feeds.
+// Built once and moved into the subscribers at start: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Feeds {
     Sqlite(SqliteFeed, SqliteFeed),
     Aws(StreamFeed, StreamFeed),
