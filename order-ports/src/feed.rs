@@ -73,6 +73,13 @@ pub trait Feed: Send {
 
     /// How long to wait after a poll that brought nothing.
     fn idle_pause(&self) -> Duration;
+
+    /// How long a record may take to show up in the feed after it was written: a draining
+    /// subscriber ([`run_subscriber_draining`]) stops only once its polls have brought nothing
+    /// for this long. Zero (the default): one empty poll means caught up.
+    fn settle_time(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Follows `feed` until shutdown, handing every event to `consumer` (called `name` in logs).
@@ -80,10 +87,19 @@ pub async fn run_subscriber<F: Feed, C: EventConsumer>(
     mut feed: F,
     name: &'static str,
     consumer: C,
+    shutdown: watch::Receiver<bool>,
+) {
+    follow(&mut feed, name, &consumer, shutdown).await;
+}
+
+async fn follow<F: Feed, C: EventConsumer>(
+    feed: &mut F,
+    name: &'static str,
+    consumer: &C,
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
-        let pause = match catch_up_once(&mut feed, name, &consumer).await {
+        let pause = match catch_up_once(feed, name, consumer).await {
             Ok(0) => feed.idle_pause(),
             Ok(_) => continue,
             Err(e) => {
@@ -95,6 +111,60 @@ pub async fn run_subscriber<F: Feed, C: EventConsumer>(
             _ = tokio::time::sleep(pause) => {}
             _ = stopped(&mut shutdown) => {}
         }
+    }
+}
+
+/// Like [`run_subscriber`], but once shutdown is requested it goes on until it has caught up
+/// with everything written so far — its polls brought nothing for the feed's
+/// [`settle_time`](Feed::settle_time) — or `deadline` has passed, whichever comes first. For a
+/// shutdown that stops the writers first: what they wrote is still handled (a completion
+/// notified) before the process exits. The checkpoint is committed after every batch, so there
+/// is nothing more to save when it returns.
+pub async fn run_subscriber_draining<F: Feed, C: EventConsumer>(
+    mut feed: F,
+    name: &'static str,
+    consumer: C,
+    mut shutdown: watch::Receiver<bool>,
+    deadline: Duration,
+) {
+    follow(&mut feed, name, &consumer, shutdown.clone()).await;
+    if !*shutdown.borrow_and_update() {
+        // The sender is gone without asking for a drain.
+        return;
+    }
+    let until = tokio::time::Instant::now() + deadline;
+    let mut quiet_since = tokio::time::Instant::now();
+    let mut handled = 0;
+    loop {
+        let pause = match catch_up_once(&mut feed, name, &consumer).await {
+            Ok(0) => {
+                if quiet_since.elapsed() >= feed.settle_time() {
+                    tracing::info!(consumer = name, handled, "caught up; stopped");
+                    return;
+                }
+                feed.idle_pause()
+            }
+            Ok(n) => {
+                handled += n;
+                quiet_since = tokio::time::Instant::now();
+                Duration::ZERO
+            }
+            Err(e) => {
+                tracing::warn!(consumer = name, error = %e, "subscriber paused while draining");
+                quiet_since = tokio::time::Instant::now();
+                ERROR_BACKOFF
+            }
+        };
+        if tokio::time::Instant::now() + pause >= until {
+            tracing::warn!(
+                consumer = name,
+                handled,
+                ?deadline,
+                "stopped before catching up: the rest is handled after the next start"
+            );
+            return;
+        }
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -137,7 +207,7 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use events_schema::{CorrelationId, OrderEvent, OrderId, Version};
 
@@ -247,5 +317,94 @@ mod tests {
         assert_eq!(*handler.seen.lock().unwrap(), [1, 3, 4]);
 
         assert_eq!(catch_up_once(&mut feed, "test", &handler).await, Ok(0));
+    }
+
+    /// Every poll brings one new record, for ever: a writer that never stops.
+    struct EndlessFeed {
+        next: u32,
+    }
+
+    impl Feed for EndlessFeed {
+        type Position = u32;
+
+        async fn poll(&mut self) -> Result<Vec<FeedRecord<u32>>, StoreError> {
+            self.next += 1;
+            Ok(vec![FeedRecord {
+                position: self.next,
+                event: Ok(event(self.next)),
+            }])
+        }
+
+        async fn commit(&mut self, _position: &u32) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        fn retry_from(&mut self, _position: &u32) {}
+
+        fn idle_pause(&self) -> Duration {
+            Duration::from_millis(10)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_draining_subscriber_handles_everything_already_written_before_it_stops() {
+        let feed = ListFeed {
+            records: (1..=5).map(|v| Ok(event(v))).collect(),
+            cursor: 0,
+            committed: Vec::new(),
+        };
+        let handler = Flaky {
+            fail_version: 4,
+            failures: Mutex::new(1),
+            seen: Mutex::new(Vec::new()),
+        };
+        let handler = Arc::new(handler);
+        let consumer = Shared(handler.clone(), Duration::ZERO);
+        // Shutdown is requested before the subscriber even starts.
+        let (_stop, shutdown) = watch::channel(true);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            run_subscriber_draining(feed, "test", consumer, shutdown, Duration::from_secs(5)),
+        )
+        .await
+        .expect("a drain ends once caught up");
+        assert_eq!(*handler.seen.lock().unwrap(), [1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_draining_subscriber_gives_up_at_its_deadline() {
+        let handler = Flaky {
+            fail_version: 0,
+            failures: Mutex::new(0),
+            seen: Mutex::new(Vec::new()),
+        };
+        let (_stop, shutdown) = watch::channel(true);
+        let started = tokio::time::Instant::now();
+        let handler = Arc::new(handler);
+        let slow = Shared(handler.clone(), Duration::from_millis(100));
+        run_subscriber_draining(
+            EndlessFeed { next: 0 },
+            "test",
+            slow,
+            shutdown,
+            Duration::from_secs(2),
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert!(!handler.seen.lock().unwrap().is_empty());
+    }
+
+    /// A handler the test keeps a handle on, taking the given time per event.
+    struct Shared(Arc<Flaky>, Duration);
+
+    impl EventConsumer for Shared {
+        async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
+            tokio::time::sleep(self.1).await;
+            self.0.consume(event).await
+        }
     }
 }

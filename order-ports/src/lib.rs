@@ -23,5 +23,5 @@ pub mod sqlite;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
-pub use feed::{catch_up_once, run_subscriber, stopped, Feed, FeedRecord};
+pub use feed::{catch_up_once, run_subscriber, run_subscriber_draining, stopped, Feed, FeedRecord};
 pub use ports::*;

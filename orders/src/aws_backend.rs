@@ -6,6 +6,7 @@
 //! `EventsStreamArn`, else `DescribeTable` on the event table.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -47,13 +48,23 @@ pub struct AwsArgs {
     /// DescribeTable).
     #[arg(long, env = "EVENTS_STREAM_ARN", value_name = "ARN")]
     pub events_stream_arn: Option<String>,
-    /// Publish again the completions already in the stream. The stream position is kept in
-    /// memory only, so every start of `serve --backend aws` reads the stream from its oldest
-    /// record (TRIM_HORIZON, up to 24 h): harmless for the projector (its version guard skips
-    /// what it already applied), but the notifier would re-publish every completion. So by
-    /// default the notifier starts at LATEST: only events written after startup are notified.
+    /// Reset the notifier: forget its saved stream positions and publish again every completion
+    /// still in the stream (TRIM_HORIZON, up to 24 h; subscribers deduplicate on eventId).
+    /// Without it the notifier resumes after the last completion it handled (see --checkpoints),
+    /// and on its very first run on a stream it starts at LATEST: only events written after
+    /// startup are notified.
     #[arg(long)]
     pub replay_notifications: bool,
+    /// The local SQLite file holding the projector's and the notifier's stream positions (per
+    /// stream and shard, saved at every commit), so a restart resumes after the last record each
+    /// handled. Deleting it makes the next start a first start.
+    #[arg(
+        long,
+        env = "ORDERS_AWS_CHECKPOINTS",
+        value_name = "FILE",
+        default_value = order_ports::aws::DEFAULT_CHECKPOINTS_FILE
+    )]
+    pub checkpoints: PathBuf,
 }
 
 /// Everything the aws backend needs, resolved.

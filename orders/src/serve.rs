@@ -5,16 +5,26 @@
 //!
 //! * the processor drains the work queue with several concurrent receivers
 //!   ([`processor::run_worker`]) — the SQLite queue or SQS;
-//! * the projector and the notifier are subscribers ([`order_ports::run_subscriber`]) over a
-//!   [`Feed`]: the SQLite log's global sequence with durable checkpoints ([`SqliteFeed`]), or
-//!   the event table's DynamoDB stream with checkpoints in memory ([`StreamFeed`]).
+//! * the projector and the notifier are subscribers ([`order_ports::run_subscriber_draining`])
+//!   over a [`Feed`]: the SQLite log's global sequence with durable checkpoints
+//!   ([`SqliteFeed`]), or the event table's DynamoDB stream with durable checkpoints in a local
+//!   file ([`StreamFeed`], [`StreamCheckpoints`]).
+//!
+//! Shutdown (SIGTERM, Ctrl-C) goes in stages, writers before readers, so every completion the
+//! process caused is projected and published before it exits: the API stops accepting requests
+//! and finishes the ones in flight; then the processor's workers stop receiving and finish
+//! their batch; then the projector and the notifier catch up with everything written so far
+//! (until their feed brings nothing new, at most [`FEED_DRAIN`]) and stop. Each stage has its
+//! own signal. Whatever a stage leaves unfinished at its deadline is picked up after the next
+//! start (the queue's visibility timeout, the feeds' checkpoints).
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
-use order_ports::aws::{StartAt, StreamFeed};
+use order_ports::aws::{StartAt, StreamCheckpoints, StreamFeed};
 use order_ports::sqlite::SqliteFeed;
 use order_ports::Feed;
 use tokio::sync::watch;
@@ -27,16 +37,28 @@ use crate::CliError;
 const PROJECTOR: &str = "projector";
 const NOTIFIER: &str = "notifier";
 
+/// How long in-flight HTTP requests may take to finish once shutdown begins.
+const HTTP_GRACE: Duration = Duration::from_secs(10);
+/// How long the projector and the notifier may take to catch up once the processor stopped.
+const FEED_DRAIN: Duration = Duration::from_secs(10);
+
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = "\
 With --backend aws the same handler libraries run as in the Lambdas, but in this process: the \
 processor long-polls the SQS work queue, and the projector and the notifier each poll the event \
-table's DynamoDB stream (shards in parent-before-child order). Stream positions are kept in \
-memory only: after a restart the projector replays the stream from TRIM_HORIZON (harmless, its \
-version guard skips events already applied) and the notifier starts at LATEST, so completions \
-written while serve was down are not notified unless --replay-notifications is given (which \
-re-publishes every completion still in the stream; subscribers deduplicate on eventId). Do not \
-run this next to the deployed stream Lambdas unless you want two consumers.")]
+table's DynamoDB stream (shards in parent-before-child order). Their stream positions are saved \
+at every commit in a local SQLite file (--checkpoints, per stream, consumer and shard): a restart \
+resumes each consumer after the last record it handled, so completions written while serve was \
+down are notified once it is back, and nothing is replayed. On its very first run on a stream the \
+projector starts at TRIM_HORIZON and the notifier at LATEST; --replay-notifications resets the \
+notifier to TRIM_HORIZON (re-publishing every completion still in the stream; subscribers \
+deduplicate on eventId). A checkpoint older than the stream's 24 hours is logged as an error and \
+that shard resumes at TRIM_HORIZON.
+
+On SIGTERM or Ctrl-C, serve stops accepting requests and finishes those in flight, then the \
+processor finishes its batch, then the projector and notifier catch up with what was written \
+(at most 10 s) before it exits: every completion it caused is published. Do not run this next to \
+the deployed stream Lambdas unless you want two consumers.")]
 pub struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:3000")]
@@ -55,6 +77,8 @@ pub struct ServeArgs {
 }
 
 /// The projector's and the notifier's feeds.
+// Built once and moved into the subscribers at start: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Feeds {
     Sqlite(SqliteFeed, SqliteFeed),
     Aws(StreamFeed, StreamFeed),
@@ -77,7 +101,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     println!("listening on http://{local}");
     tracing::info!(%local, backend = ?args.backend.backend, %where_, "orders serve started");
 
-    let (stop, shutdown) = watch::channel(false);
+    // One signal per stage, sent in this order (see the module docs).
+    let (stop_http, http_shutdown) = watch::channel(false);
+    let (stop_workers, workers_shutdown) = watch::channel(false);
+    let (drain_feeds, feeds_shutdown) = watch::channel(false);
     let policy = ProcessingPolicy {
         credit_limit: args.credit_limit,
     };
@@ -89,15 +116,28 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
             ports.queue.clone(),
             10,
             Duration::from_secs(args.visibility_timeout),
-            shutdown.clone(),
+            workers_shutdown.clone(),
         ));
     }
+    let mut subscribers = JoinSet::new();
     match feeds {
         Feeds::Sqlite(projector, notifier) => {
-            spawn_subscribers(&mut workers, &ports, projector, notifier, &shutdown);
+            spawn_subscribers(
+                &mut subscribers,
+                &ports,
+                projector,
+                notifier,
+                &feeds_shutdown,
+            );
         }
         Feeds::Aws(projector, notifier) => {
-            spawn_subscribers(&mut workers, &ports, projector, notifier, &shutdown);
+            spawn_subscribers(
+                &mut subscribers,
+                &ports,
+                projector,
+                notifier,
+                &feeds_shutdown,
+            );
         }
     }
 
@@ -106,16 +146,41 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         events: ports.events,
         status: ports.status,
     });
-    let mut http_shutdown = shutdown.clone();
+    let mut graceful = http_shutdown.clone();
     let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { order_ports::stopped(&mut http_shutdown).await });
+        .with_graceful_shutdown(async move { order_ports::stopped(&mut graceful).await });
     tokio::spawn(async move {
         termination().await;
-        tracing::info!("shutting down: finishing in-flight work");
-        let _ = stop.send(true);
+        tracing::info!("shutting down: no new requests, finishing those in flight");
+        let _ = stop_http.send(true);
     });
-    server.await?;
+    let mut http_stopping = http_shutdown;
+    tokio::select! {
+        served = server.into_future() => served?,
+        () = async {
+            order_ports::stopped(&mut http_stopping).await;
+            tokio::time::sleep(HTTP_GRACE).await;
+        } => {
+            tracing::warn!(grace = ?HTTP_GRACE, "requests still in flight after the grace period: closing their connections");
+        }
+    }
+
+    tracing::info!("API stopped; the processor finishes its in-flight batch");
+    let _ = stop_workers.send(true);
     while workers.join_next().await.is_some() {}
+
+    tracing::info!(deadline = ?FEED_DRAIN, "processor stopped; the projector and the notifier catch up");
+    let _ = drain_feeds.send(true);
+    // The subscribers stop at FEED_DRAIN by themselves, between two batches; this bounds a batch
+    // that hangs (its records come again after the next start, from the checkpoint).
+    let joined = tokio::time::timeout(FEED_DRAIN + Duration::from_secs(5), async {
+        while subscribers.join_next().await.is_some() {}
+    })
+    .await;
+    if joined.is_err() {
+        tracing::warn!("a subscriber did not stop in time: aborted");
+        subscribers.abort_all();
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -127,17 +192,19 @@ fn spawn_subscribers<F: Feed + 'static>(
     notifier_feed: F,
     shutdown: &watch::Receiver<bool>,
 ) {
-    workers.spawn(order_ports::run_subscriber(
+    workers.spawn(order_ports::run_subscriber_draining(
         projector_feed,
         PROJECTOR,
         projector::Projector::new(ports.events.clone(), ports.status.clone()),
         shutdown.clone(),
+        FEED_DRAIN,
     ));
-    workers.spawn(order_ports::run_subscriber(
+    workers.spawn(order_ports::run_subscriber_draining(
         notifier_feed,
         NOTIFIER,
         notifier::Notifier::new(ports.events.clone(), ports.publisher.clone()),
         shutdown.clone(),
+        FEED_DRAIN,
     ));
 }
 
@@ -151,7 +218,8 @@ fn open_sqlite(
 }
 
 /// Resolves the resources and opens both stream feeds before the API accepts anything, so a
-/// notifier starting at LATEST sees every completion of an order accepted from then on.
+/// notifier starting at LATEST (its first run) sees every completion of an order accepted from
+/// then on. Both resume from their checkpoints in `--checkpoints`.
 async fn open_aws(
     args: &ServeArgs,
     ports: Ports,
@@ -164,23 +232,40 @@ async fn open_aws(
             names.events_stream_arn
         ))
     };
+    let checkpoints_error = |source| CliError::Open {
+        path: args.backend.aws.checkpoints.clone(),
+        source,
+    };
+    let checkpoints =
+        StreamCheckpoints::open(&args.backend.aws.checkpoints).map_err(checkpoints_error)?;
+    let notifier_start = if args.backend.aws.replay_notifications {
+        // A deliberate reset: the notifier's next start is a first start, at the trim horizon.
+        checkpoints
+            .reset(&names.events_stream_arn, NOTIFIER)
+            .await
+            .map_err(checkpoints_error)?;
+        StartAt::TrimHorizon
+    } else {
+        StartAt::Latest
+    };
     let projector_feed = StreamFeed::open(
         config,
         &names.events_stream_arn,
         PROJECTOR,
         StartAt::TrimHorizon,
+        checkpoints.clone(),
     )
     .await
     .map_err(stream_error)?;
-    let notifier_start = if args.backend.aws.replay_notifications {
-        StartAt::TrimHorizon
-    } else {
-        StartAt::Latest
-    };
-    let notifier_feed =
-        StreamFeed::open(config, &names.events_stream_arn, NOTIFIER, notifier_start)
-            .await
-            .map_err(stream_error)?;
+    let notifier_feed = StreamFeed::open(
+        config,
+        &names.events_stream_arn,
+        NOTIFIER,
+        notifier_start,
+        checkpoints,
+    )
+    .await
+    .map_err(stream_error)?;
     let where_ = format!(
         "events={} status={} queue={} topic={} stream={}",
         names.events_table,

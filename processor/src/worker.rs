@@ -12,7 +12,9 @@ use crate::{work_once, Processor};
 const ERROR_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Receives and processes up to `batch` messages at a time until shutdown is requested on
-/// `shutdown`; the messages in flight are finished (acked or failed) first. Run several for
+/// `shutdown`: from then on it receives nothing new, and the messages in flight are finished
+/// (acked or failed) before it returns — so a caller that stops the workers before the feeds
+/// (`orders serve`) has every resulting event written when this returns. Run several for
 /// concurrent receivers.
 pub async fn run_worker(
     processor: Processor,

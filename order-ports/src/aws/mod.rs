@@ -29,11 +29,15 @@ pub mod provision;
 mod sns;
 mod sqs;
 #[cfg(feature = "stream-feed")]
+pub mod stream_checkpoints;
+#[cfg(feature = "stream-feed")]
 pub mod stream_feed;
 
 pub use dynamo::{DynamoEventStore, DynamoStatusStore};
 pub use sns::SnsPublisher;
 pub use sqs::{SqsDeadLetters, SqsWorkQueue};
+#[cfg(feature = "stream-feed")]
+pub use stream_checkpoints::{StreamCheckpoints, DEFAULT_CHECKPOINTS_FILE};
 #[cfg(feature = "stream-feed")]
 pub use stream_feed::{StartAt, StreamFeed};
 

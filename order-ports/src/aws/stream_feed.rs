@@ -10,20 +10,31 @@
 //!   description, i.e. trimmed), so the records of one partition keep their order across a
 //!   shard split. Ready shards are read round-robin, one `GetRecords` (up to 1000 records) per
 //!   poll.
-//! * `GetShardIterator`: `TRIM_HORIZON` (or `LATEST`, see below) the first time,
-//!   `AFTER_SEQUENCE_NUMBER` of the in-memory checkpoint when an iterator has to be acquired
-//!   again (expired, or after an error), and `AT_SEQUENCE_NUMBER` of a record whose handling
+//! * `GetShardIterator`: from the durable checkpoint (`AFTER_SEQUENCE_NUMBER`), else
+//!   `TRIM_HORIZON` (or `LATEST`, see below); `AT_SEQUENCE_NUMBER` of a record whose handling
 //!   failed transiently, so it is delivered again. `GetRecords` returning no
 //!   `NextShardIterator` means the shard is closed and fully read.
 //! * Only `INSERT` records are events (the log is append-only); their `NewImage` is decoded with
 //!   [`EventEnvelope::from_item`], exactly as the Lambdas do.
 //!
-//! Checkpoints live in memory only: a restart of `serve --backend aws` starts again from
-//! `TRIM_HORIZON` (up to 24 hours of stream). For the projector that replay is harmless — its
-//! version guard turns every event it already applied into a no-op. The notifier would publish
-//! every completion in the stream again, so `serve` starts it at `LATEST` unless asked to replay
-//! (`--replay-notifications`). The `LATEST` positions are taken when the feed is opened, before
-//! the API accepts requests; shards that appear later are read from their start.
+//! Positions are durable ([`StreamCheckpoints`], a local SQLite file): every
+//! [`commit`](Feed::commit) saves the shard's last handled sequence number, and [`open`]
+//! resumes each shard after it, so a restart neither replays the stream nor skips a record.
+//! A consumer that has never run on the stream starts where `open` is told (`serve`: the
+//! projector at `TRIM_HORIZON`, the notifier at `LATEST` — taken before the API accepts
+//! requests); from its second start on, a shard without a checkpoint (new, or where nothing was
+//! handled yet) is read from `TRIM_HORIZON`. For a consumer that first started at `LATEST`, that
+//! read skips the records created before its first start (minus [`CLOCK_MARGIN`]), so it never
+//! delivers what it was told to ignore, and never loses what came after.
+//!
+//! Read errors keep the place. A `GetRecords` that fails on throttling, a 5xx or the network
+//! keeps the shard iterator (a failed read does not consume it) and the next poll of that shard
+//! tries it again. `ExpiredIteratorException` acquires a new one from the checkpoint.
+//! `TrimmedDataAccessException` (from either call: the checkpoint is older than the stream's 24
+//! hours) is logged at error level — records were lost to this consumer — and the shard resumes
+//! at `TRIM_HORIZON`.
+//!
+//! [`open`]: StreamFeed::open
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,6 +46,7 @@ use aws_sdk_dynamodbstreams::Client;
 use events_schema::EventEnvelope;
 
 use super::service_code;
+use super::stream_checkpoints::{Registration, StreamCheckpoints};
 use crate::feed::{Feed, FeedRecord};
 use crate::ports::StoreError;
 
@@ -45,6 +57,13 @@ const RECORDS_PER_CALL: i32 = 1000;
 /// Pause after an empty `GetRecords`: DynamoDB allows about 5 reads per second per shard, shared
 /// by every reader (here the projector and the notifier).
 const IDLE_POLL: Duration = Duration::from_millis(400);
+/// How far this host's clock may be ahead of DynamoDB's when a consumer first started at
+/// `LATEST` skips the records created before it: records of this margin before the first start
+/// may be delivered (at least once), none after it is lost.
+pub const CLOCK_MARGIN: Duration = Duration::from_secs(60);
+/// How long a write may take to show up in the stream: a draining consumer stops only after
+/// its polls have brought nothing for this long.
+const STREAM_SETTLE: Duration = Duration::from_secs(2);
 
 /// Where a consumer starts reading the shards that exist when it opens the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +87,9 @@ impl std::fmt::Display for StreamPosition {
     }
 }
 
-/// Where to (re)acquire a shard iterator.
+/// Where to (re)acquire a shard iterator. `Latest` is only used when a consumer first opens the
+/// stream: once that iterator is taken, the shard's resume point is `TrimHorizon` (filtered by
+/// `skip_before`) until a record is committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Resume {
     TrimHorizon,
@@ -86,7 +107,54 @@ struct Shard {
     exhausted: bool,
 }
 
-/// One consumer's reader of a DynamoDB stream. Checkpoints are in memory (see the module docs).
+/// What a poll does after a failed `GetRecords` (see [`Shard::after_read_error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterReadError {
+    /// The iterator expired: a new one is taken from the resume point on the next poll.
+    Reacquire,
+    /// The resume point is older than the stream: resume at the trim horizon (records lost).
+    Trimmed,
+    /// The shard is gone: the next poll's `GetShardIterator` finds out and retires it.
+    Gone,
+    /// Throttling, a 5xx, the network: the same iterator is tried again on the next poll.
+    Retry,
+}
+
+/// What `GetShardIterator` found.
+#[derive(Debug, PartialEq, Eq)]
+enum Acquired {
+    Iterator(String),
+    /// The shard no longer exists.
+    Gone,
+    /// The requested sequence number is older than the stream's retention.
+    Trimmed,
+}
+
+impl Shard {
+    /// The state transition after a failed `GetRecords`, by the service's error code (`None`
+    /// for errors that never reached the service: timeouts, connection failures).
+    fn after_read_error(&mut self, code: Option<&str>) -> AfterReadError {
+        match code {
+            Some("ExpiredIteratorException") => {
+                self.iterator = None;
+                AfterReadError::Reacquire
+            }
+            Some("TrimmedDataAccessException") => {
+                self.iterator = None;
+                self.resume = Resume::TrimHorizon;
+                AfterReadError::Trimmed
+            }
+            Some("ResourceNotFoundException") => {
+                self.iterator = None;
+                AfterReadError::Gone
+            }
+            // A failed read does not consume the iterator: keep it, and with it the place.
+            _ => AfterReadError::Retry,
+        }
+    }
+}
+
+/// One consumer's reader of a DynamoDB stream, with durable positions (see the module docs).
 pub struct StreamFeed {
     client: Client,
     stream_arn: String,
@@ -95,29 +163,54 @@ pub struct StreamFeed {
     next_describe: Instant,
     /// The shard id read last, for round-robin.
     last_read: Option<String>,
+    checkpoints: StreamCheckpoints,
+    /// Records created before this (Unix seconds) are not delivered: set when the consumer first
+    /// started at `LATEST`.
+    skip_before: Option<i64>,
 }
 
 impl StreamFeed {
-    /// Lists the shards and, for [`StartAt::Latest`], takes the `LATEST` iterator of every open
-    /// shard now, so that every record written after this returns is delivered. `config` is the
-    /// process's SDK configuration ([`sdk_config`](super::sdk_config)).
+    /// Lists the shards and resumes each after `consumer`'s checkpoint in `checkpoints`. A
+    /// consumer that has never run on this stream starts at `first_start` and is registered; for
+    /// [`StartAt::Latest`] the `LATEST` iterator of every open shard is taken now, so that every
+    /// record written after this returns is delivered. `config` is the process's SDK
+    /// configuration ([`sdk_config`](super::sdk_config)).
     ///
-    /// Errors: `Unavailable` if the stream cannot be described (missing, access denied, down).
+    /// Errors: `Unavailable` if the stream cannot be described (missing, access denied, down) or
+    /// the checkpoint file cannot be read or written; `Corrupt` if it is not a checkpoint file.
     pub async fn open(
         config: &SdkConfig,
         stream_arn: impl Into<String>,
         consumer: &'static str,
-        start: StartAt,
+        first_start: StartAt,
+        checkpoints: StreamCheckpoints,
     ) -> Result<Self, StoreError> {
+        let stream_arn = stream_arn.into();
+        let registration = checkpoints.registration(&stream_arn, consumer).await?;
+        let saved = checkpoints.load(&stream_arn, consumer).await?;
+        let now = chrono::Utc::now().timestamp();
+        let (start, registered) = match registration {
+            Some(registration) => (StartAt::TrimHorizon, registration),
+            None => (
+                first_start,
+                Registration {
+                    first_start,
+                    registered_at: now,
+                },
+            ),
+        };
         let mut feed = StreamFeed {
             client: Client::new(config),
-            stream_arn: stream_arn.into(),
+            stream_arn,
             consumer,
             shards: BTreeMap::new(),
             next_describe: Instant::now(),
             last_read: None,
+            checkpoints,
+            skip_before: skip_before(registered),
         };
         feed.describe(start).await?;
+        let resumed = feed.resume_from(&saved);
         let ids: Vec<String> = feed.shards.keys().cloned().collect();
         for id in ids {
             let wanted = feed
@@ -125,14 +218,38 @@ impl StreamFeed {
                 .get(&id)
                 .is_some_and(|s| s.resume == Resume::Latest && !s.exhausted);
             if wanted {
-                let iterator = feed.shard_iterator(&id, &Resume::Latest).await?;
+                let acquired = feed.shard_iterator(&id, &Resume::Latest).await?;
                 if let Some(shard) = feed.shards.get_mut(&id) {
-                    shard.iterator = iterator;
+                    shard.iterator = match acquired {
+                        Acquired::Iterator(iterator) => Some(iterator),
+                        Acquired::Gone | Acquired::Trimmed => None,
+                    };
+                    shard.resume = Resume::TrimHorizon;
                 }
             }
         }
-        tracing::info!(consumer, stream = %feed.stream_arn, shards = feed.shards.len(), ?start, "stream feed opened");
+        if registration.is_none() {
+            feed.checkpoints
+                .register(&feed.stream_arn, consumer, registered)
+                .await?;
+        }
+        tracing::info!(consumer, stream = %feed.stream_arn, shards = feed.shards.len(), resumed,
+            first_run = registration.is_none(), ?start, checkpoints = %feed.checkpoints.path().display(),
+            "stream feed opened");
         Ok(feed)
+    }
+
+    /// Points every known shard with a saved position after it; returns how many.
+    fn resume_from(&mut self, saved: &BTreeMap<String, String>) -> usize {
+        let mut resumed = 0;
+        for (id, sequence_number) in saved {
+            if let Some(shard) = self.shards.get_mut(id) {
+                shard.resume = Resume::After(sequence_number.clone());
+                shard.exhausted = false;
+                resumed += 1;
+            }
+        }
+        resumed
     }
 
     /// Refreshes the shard list. Shards seen for the first time start at `start`, except that a
@@ -216,12 +333,11 @@ impl StreamFeed {
             .map(|id| (*id).clone())
     }
 
-    /// `Ok(None)` when the shard no longer exists.
     async fn shard_iterator(
         &self,
         shard_id: &str,
         resume: &Resume,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Acquired, StoreError> {
         let request = self
             .client
             .get_shard_iterator()
@@ -238,32 +354,43 @@ impl StreamFeed {
                 .sequence_number(seq),
         };
         match request.send().await {
-            Ok(out) => Ok(out.shard_iterator),
-            Err(e) if service_code(&e) == Some("ResourceNotFoundException") => Ok(None),
-            Err(e) => Err(unavailable("GetShardIterator", &e)),
+            Ok(out) => Ok(out
+                .shard_iterator
+                .map_or(Acquired::Gone, Acquired::Iterator)),
+            Err(e) => match service_code(&e) {
+                Some("ResourceNotFoundException") => Ok(Acquired::Gone),
+                Some("TrimmedDataAccessException") => Ok(Acquired::Trimmed),
+                _ => Err(unavailable("GetShardIterator", &e)),
+            },
         }
     }
 
-    fn decode(shard_id: &str, record: Record) -> Option<FeedRecord<StreamPosition>> {
+    /// The record as a feed record, with its approximate creation time (Unix seconds) when the
+    /// stream gives one; `None` for records that are not events.
+    fn decode(shard_id: &str, record: Record) -> Option<(FeedRecord<StreamPosition>, Option<i64>)> {
         if record.event_name != Some(OperationType::Insert) {
             // The log is append-only; anything else is not an event of ours.
             return None;
         }
         let change = record.dynamodb?;
         let sequence_number = change.sequence_number?;
+        let created = change.approximate_creation_date_time.map(|t| t.secs());
         let event = match change.new_image {
             Some(image) => {
                 EventEnvelope::from_item(serde_dynamo::Item::from(image)).map_err(|e| e.to_string())
             }
             None => Err("INSERT record without a NewImage (stream view type?)".to_owned()),
         };
-        Some(FeedRecord {
-            position: StreamPosition {
-                shard_id: shard_id.to_owned(),
-                sequence_number,
+        Some((
+            FeedRecord {
+                position: StreamPosition {
+                    shard_id: shard_id.to_owned(),
+                    sequence_number,
+                },
+                event,
             },
-            event,
-        })
+            created,
+        ))
     }
 }
 
@@ -284,16 +411,26 @@ impl Feed for StreamFeed {
             None => return Ok(Vec::new()),
         };
         let iterator = match iterator {
-            Some(iterator) => Some(iterator),
-            None => self.shard_iterator(&shard_id, &resume).await?,
-        };
-        let Some(iterator) = iterator else {
-            tracing::warn!(consumer = self.consumer, shard = %shard_id, "shard no longer exists");
-            if let Some(shard) = self.shards.get_mut(&shard_id) {
-                shard.exhausted = true;
-            }
-            self.next_describe = Instant::now();
-            return Ok(Vec::new());
+            Some(iterator) => iterator,
+            None => match self.shard_iterator(&shard_id, &resume).await? {
+                Acquired::Iterator(iterator) => iterator,
+                Acquired::Gone => {
+                    tracing::warn!(consumer = self.consumer, shard = %shard_id, "shard no longer exists");
+                    if let Some(shard) = self.shards.get_mut(&shard_id) {
+                        shard.exhausted = true;
+                    }
+                    self.next_describe = Instant::now();
+                    return Ok(Vec::new());
+                }
+                Acquired::Trimmed => {
+                    tracing::error!(consumer = self.consumer, shard = %shard_id, ?resume,
+                        "the checkpoint is older than the stream (24 h): the records between were lost to this consumer; resuming at the trim horizon");
+                    if let Some(shard) = self.shards.get_mut(&shard_id) {
+                        shard.resume = Resume::TrimHorizon;
+                    }
+                    return Ok(Vec::new());
+                }
+            },
         };
 
         let result = self
@@ -309,17 +446,15 @@ impl Feed for StreamFeed {
         let out = match result {
             Ok(out) => out,
             Err(e) => {
-                // Whatever went wrong, acquire a fresh iterator from the checkpoint next time.
-                shard.iterator = None;
-                return match service_code(&e) {
-                    Some("ExpiredIteratorException") => Ok(Vec::new()),
-                    Some("TrimmedDataAccessException") => {
-                        tracing::error!(consumer = self.consumer, shard = %shard_id, resume = ?shard.resume,
+                let code = service_code(&e);
+                return match shard.after_read_error(code) {
+                    AfterReadError::Reacquire | AfterReadError::Gone => Ok(Vec::new()),
+                    AfterReadError::Trimmed => {
+                        tracing::error!(consumer = self.consumer, shard = %shard_id, ?resume,
                             "records past the checkpoint were trimmed from the stream (older than 24 h); resuming at the trim horizon");
-                        shard.resume = Resume::TrimHorizon;
                         Ok(Vec::new())
                     }
-                    _ => Err(unavailable("GetRecords", &e)),
+                    AfterReadError::Retry => Err(unavailable("GetRecords", &e)),
                 };
             }
         };
@@ -329,19 +464,47 @@ impl Feed for StreamFeed {
             // Its children may be ready now.
             self.next_describe = Instant::now();
         }
-        Ok(out
-            .records
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|record| Self::decode(&shard_id, record))
-            .collect())
+        let mut delivered = Vec::new();
+        let mut last_skipped = None;
+        for record in out.records.unwrap_or_default() {
+            let Some((record, created)) = Self::decode(&shard_id, record) else {
+                continue;
+            };
+            let before_start =
+                matches!((self.skip_before, created), (Some(cut), Some(at)) if at < cut);
+            if before_start {
+                last_skipped = Some(record.position);
+            } else {
+                delivered.push(record);
+            }
+        }
+        if let (true, Some(position)) = (delivered.is_empty(), last_skipped) {
+            // Nothing to handle before it: move the checkpoint past the skipped records, so a
+            // restart does not read them again.
+            self.commit(&position).await?;
+        }
+        Ok(delivered)
     }
 
+    /// Saves the position durably, then moves the resume point. If the save fails the shard is
+    /// read again from its previous checkpoint, so what was polled since comes back.
     async fn commit(&mut self, position: &StreamPosition) -> Result<(), StoreError> {
+        let saved = self
+            .checkpoints
+            .save(
+                &self.stream_arn,
+                self.consumer,
+                &position.shard_id,
+                &position.sequence_number,
+            )
+            .await;
         if let Some(shard) = self.shards.get_mut(&position.shard_id) {
-            shard.resume = Resume::After(position.sequence_number.clone());
+            match saved {
+                Ok(()) => shard.resume = Resume::After(position.sequence_number.clone()),
+                Err(_) => shard.iterator = None,
+            }
         }
-        Ok(())
+        saved
     }
 
     fn retry_from(&mut self, position: &StreamPosition) {
@@ -355,6 +518,20 @@ impl Feed for StreamFeed {
     fn idle_pause(&self) -> Duration {
         IDLE_POLL
     }
+
+    /// Long enough for a write to reach the stream and for a round of polls over every ready
+    /// shard.
+    fn settle_time(&self) -> Duration {
+        let ready = self.shards.keys().filter(|id| self.is_ready(id)).count();
+        STREAM_SETTLE.max(IDLE_POLL * u32::try_from(ready).unwrap_or(u32::MAX))
+    }
+}
+
+/// The cut-off of a consumer first started at `LATEST` (see [`CLOCK_MARGIN`]).
+fn skip_before(registration: Registration) -> Option<i64> {
+    let margin = i64::try_from(CLOCK_MARGIN.as_secs()).unwrap_or(i64::MAX);
+    (registration.first_start == StartAt::Latest)
+        .then(|| registration.registered_at.saturating_sub(margin))
 }
 
 /// Stream errors after the SDK's retries: all are worth retrying later (throttling, a stream
@@ -402,6 +579,8 @@ mod tests {
                 .collect(),
             next_describe: Instant::now() + DESCRIBE_EVERY,
             last_read: None,
+            checkpoints: StreamCheckpoints::in_memory().unwrap(),
+            skip_before: None,
         }
     }
 
@@ -471,6 +650,167 @@ mod tests {
         );
     }
 
+    fn at(seq: &str) -> StreamPosition {
+        StreamPosition {
+            shard_id: "a".to_owned(),
+            sequence_number: seq.to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_is_saved_durably_and_a_reopened_feed_resumes_after_it() {
+        let mut f = feed(&[("a", None), ("b", Some("a"))]);
+        f.commit(&at("100")).await.unwrap();
+        f.commit(&at("250")).await.unwrap();
+        let saved = f.checkpoints.load(&f.stream_arn, "test").await.unwrap();
+        assert_eq!(saved, BTreeMap::from([("a".to_owned(), "250".to_owned())]));
+
+        // What `open` does with the saved positions after describing the stream again.
+        let mut restarted = feed(&[("a", None), ("b", Some("a")), ("gone", None)]);
+        exhaust(&mut restarted, "a");
+        let mut with_trimmed = saved.clone();
+        with_trimmed.insert("trimmed-away".to_owned(), "1".to_owned());
+        assert_eq!(restarted.resume_from(&with_trimmed), 1);
+        let a = &restarted.shards["a"];
+        assert_eq!(a.resume, Resume::After("250".to_owned()));
+        assert!(!a.exhausted, "a shard with a checkpoint is read on from it");
+        assert_eq!(
+            restarted.shards["b"].resume,
+            Resume::TrimHorizon,
+            "a shard without a checkpoint is read from its start"
+        );
+        assert!(!restarted.shards.contains_key("trimmed-away"));
+    }
+
+    #[tokio::test]
+    async fn a_commit_that_cannot_be_saved_rewinds_to_the_previous_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("checkpoints.db");
+        let mut f = feed(&[("a", None)]);
+        f.checkpoints = StreamCheckpoints::open(&file).unwrap();
+        f.commit(&at("100")).await.unwrap();
+        f.shards.get_mut("a").unwrap().iterator = Some("past-200".to_owned());
+        // Another process holds the write lock longer than the busy timeout allows? Simpler and
+        // certain: make the table unwritable.
+        {
+            let other = rusqlite::Connection::open(&file).unwrap();
+            other
+                .execute_batch("DROP TABLE stream_checkpoints")
+                .unwrap();
+        }
+        let failed = f.commit(&at("200")).await;
+        assert!(
+            matches!(failed, Err(StoreError::Unavailable(_))),
+            "{failed:?}"
+        );
+        let shard = &f.shards["a"];
+        assert_eq!(shard.resume, Resume::After("100".to_owned()));
+        assert_eq!(
+            shard.iterator, None,
+            "records polled after the last saved checkpoint are read again"
+        );
+    }
+
+    #[test]
+    fn a_transient_read_error_keeps_the_iterator_and_the_place() {
+        let mut f = feed(&[("a", None)]);
+        let shard = f.shards.get_mut("a").unwrap();
+        shard.resume = Resume::After("100".to_owned());
+        for code in [
+            None,
+            Some("LimitExceededException"),
+            Some("ProvisionedThroughputExceededException"),
+            Some("InternalServerError"),
+            Some("ThrottlingException"),
+        ] {
+            shard.iterator = Some("it-after-150".to_owned());
+            assert_eq!(
+                shard.after_read_error(code),
+                AfterReadError::Retry,
+                "{code:?}"
+            );
+            assert_eq!(
+                shard.iterator.as_deref(),
+                Some("it-after-150"),
+                "{code:?}: the same iterator is tried again, records polled since the checkpoint are not read twice"
+            );
+            assert_eq!(shard.resume, Resume::After("100".to_owned()));
+        }
+    }
+
+    #[test]
+    fn an_expired_iterator_is_reacquired_from_the_checkpoint() {
+        let mut f = feed(&[("a", None)]);
+        let shard = f.shards.get_mut("a").unwrap();
+        shard.resume = Resume::After("100".to_owned());
+        shard.iterator = Some("old".to_owned());
+        assert_eq!(
+            shard.after_read_error(Some("ExpiredIteratorException")),
+            AfterReadError::Reacquire
+        );
+        assert_eq!(shard.iterator, None);
+        assert_eq!(shard.resume, Resume::After("100".to_owned()));
+
+        // A failed record's retry point survives an expiry too.
+        shard.resume = Resume::At("120".to_owned());
+        shard.iterator = Some("old".to_owned());
+        shard.after_read_error(Some("ExpiredIteratorException"));
+        assert_eq!(shard.resume, Resume::At("120".to_owned()));
+    }
+
+    #[test]
+    fn a_trimmed_checkpoint_resumes_at_the_trim_horizon_and_a_gone_shard_is_looked_up_again() {
+        let mut f = feed(&[("a", None)]);
+        let shard = f.shards.get_mut("a").unwrap();
+        shard.resume = Resume::After("100".to_owned());
+        shard.iterator = Some("old".to_owned());
+        assert_eq!(
+            shard.after_read_error(Some("TrimmedDataAccessException")),
+            AfterReadError::Trimmed
+        );
+        assert_eq!(shard.iterator, None);
+        assert_eq!(shard.resume, Resume::TrimHorizon);
+
+        shard.resume = Resume::After("100".to_owned());
+        shard.iterator = Some("old".to_owned());
+        assert_eq!(
+            shard.after_read_error(Some("ResourceNotFoundException")),
+            AfterReadError::Gone
+        );
+        assert_eq!(shard.iterator, None);
+        assert_eq!(shard.resume, Resume::After("100".to_owned()));
+    }
+
+    #[test]
+    fn only_a_consumer_first_started_at_latest_skips_older_records() {
+        let latest = Registration {
+            first_start: StartAt::Latest,
+            registered_at: 1_000_000,
+        };
+        let margin = i64::try_from(CLOCK_MARGIN.as_secs()).unwrap();
+        assert_eq!(skip_before(latest), Some(1_000_000 - margin));
+        let horizon = Registration {
+            first_start: StartAt::TrimHorizon,
+            ..latest
+        };
+        assert_eq!(skip_before(horizon), None);
+    }
+
+    #[test]
+    fn a_draining_stream_consumer_waits_for_writes_to_reach_the_stream() {
+        let f = feed(&[("a", None), ("b", None), ("c", Some("a"))]);
+        assert_eq!(f.settle_time(), STREAM_SETTLE);
+        let many: Vec<(String, Option<&str>)> =
+            (0..20).map(|i| (format!("s{i:02}"), None)).collect();
+        let many: Vec<(&str, Option<&str>)> =
+            many.iter().map(|(id, p)| (id.as_str(), *p)).collect();
+        assert_eq!(
+            feed(&many).settle_time(),
+            IDLE_POLL * 20,
+            "one poll per ready shard"
+        );
+    }
+
     fn record(name: OperationType, image: Option<HashMap<String, AttributeValue>>) -> Record {
         let mut change = StreamRecord::builder().sequence_number("42");
         if let Some(image) = image {
@@ -492,8 +832,9 @@ mod tests {
         );
         let image: HashMap<String, AttributeValue> = envelope.to_item().unwrap().into();
 
-        let decoded = StreamFeed::decode("a", record(OperationType::Insert, Some(image.clone())))
-            .expect("an INSERT is a record");
+        let (decoded, _) =
+            StreamFeed::decode("a", record(OperationType::Insert, Some(image.clone())))
+                .expect("an INSERT is a record");
         assert_eq!(decoded.position.to_string(), "a/42");
         assert_eq!(decoded.event.unwrap(), envelope);
 
@@ -502,12 +843,13 @@ mod tests {
 
         let mut broken = HashMap::new();
         broken.insert("orderId".to_owned(), AttributeValue::N("1".to_owned()));
-        let bad = StreamFeed::decode("a", record(OperationType::Insert, Some(broken))).unwrap();
+        let (bad, _) =
+            StreamFeed::decode("a", record(OperationType::Insert, Some(broken))).unwrap();
         assert!(
             bad.event.is_err(),
             "an undecodable image is reported, not dropped"
         );
-        let missing = StreamFeed::decode("a", record(OperationType::Insert, None)).unwrap();
+        let (missing, _) = StreamFeed::decode("a", record(OperationType::Insert, None)).unwrap();
         assert!(missing.event.is_err());
     }
 }

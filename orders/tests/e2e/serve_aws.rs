@@ -3,10 +3,12 @@
 //! table's DynamoDB stream. Needs `ORDERS_TEST_AWS_ENDPOINT` (scripts/test.sh sets it).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use events_schema::{OrderId, OrderStatus};
+use events_schema::{CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderStatus, Version};
 use futures::future::join_all;
 use order_ports::aws::{provision, AwsClients, DynamoEventStore, DynamoStatusStore};
 use order_ports::{EventStore, StatusStore};
@@ -95,8 +97,12 @@ async fn provision_stack(endpoint: &str) -> Stack {
     }
 }
 
-fn start_serve(endpoint: &str, stack: &Stack) -> Server {
+/// `orders serve --backend aws` on the stack, its stream positions in `checkpoints`.
+fn start_serve(endpoint: &str, stack: &Stack, checkpoints: &Path) -> Server {
+    let checkpoints = checkpoints.to_str().expect("a UTF-8 temp path");
     Server::start_with_args(&[
+        "--checkpoints",
+        checkpoints,
         "--backend",
         "aws",
         "--endpoint-url",
@@ -224,7 +230,9 @@ async fn assert_completed(
 async fn serve_on_aws_completes_every_order_and_notifies_each_once_across_a_restart() {
     let endpoint = endpoint();
     let stack = provision_stack(&endpoint).await;
-    let server = start_serve(&endpoint, &stack);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = dir.path().join("checkpoints.db");
+    let server = start_serve(&endpoint, &stack, &checkpoints);
     let client = client();
     let base = server.base.clone();
 
@@ -278,10 +286,10 @@ async fn serve_on_aws_completes_every_order_and_notifies_each_once_across_a_rest
         "no message for an unknown order: {counts:?}"
     );
 
-    // A restart replays the stream from TRIM_HORIZON for the projector (harmless) while the
-    // notifier starts at LATEST: the 20 are not notified again, a new order is, once.
+    // A restart resumes both consumers after their durable checkpoints: the 20 are not
+    // notified again, a new order is, once.
     server.terminate();
-    let server = start_serve(&endpoint, &stack);
+    let server = start_serve(&endpoint, &stack, &checkpoints);
     let base = server.base.clone();
     let (status, body) = post_order(&client, &base, &order_body("aws-cust-late", 99), None)
         .await
@@ -297,6 +305,135 @@ async fn serve_on_aws_completes_every_order_and_notifies_each_once_across_a_rest
     assert_eq!(
         after_restart, expected,
         "after the restart only the new order is notified"
+    );
+    server.terminate();
+}
+
+/// An order completed by another writer (the deployed Lambdas, say) while serve was down:
+/// OrderReceived, OrderProcessingStarted and OrderCompleted appended straight to the event table.
+async fn complete_an_order_behind_serves_back(stack: &Stack) -> String {
+    let received = order_ports::test_util::order_received(2, 750);
+    let order_id = received.order_id;
+    let correlation = CorrelationId::generate();
+    let next = |version: u32, event: OrderEvent| {
+        EventEnvelope::new(
+            order_id,
+            Version::new(version).expect("version"),
+            correlation.clone(),
+            event,
+        )
+    };
+    let history = [
+        received,
+        next(2, OrderEvent::OrderProcessingStarted),
+        next(3, OrderEvent::OrderCompleted { total: 1500 }),
+    ];
+    DynamoEventStore::new(stack.clients.dynamodb.clone(), &stack.events_table)
+        .append(&history)
+        .await
+        .expect("append a completed order");
+    order_id.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sigterm_mid_load_on_aws_publishes_every_completion_and_a_restart_resumes_from_the_checkpoint(
+) {
+    let endpoint = endpoint();
+    let stack = provision_stack(&endpoint).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = dir.path().join("checkpoints.db");
+    let server = start_serve(&endpoint, &stack, &checkpoints);
+    let client = client();
+    let accepted = Arc::new(Mutex::new(HashSet::new()));
+
+    let load = {
+        let (client, base, accepted) = (client.clone(), server.base.clone(), accepted.clone());
+        tokio::spawn(async move {
+            let senders = (0..6u32).map(|s| {
+                let (client, base, accepted) = (client.clone(), base.clone(), accepted.clone());
+                tokio::spawn(async move {
+                    for i in 0..100u32 {
+                        let body = order_body(&format!("aws-term-{s}"), s * 1000 + i);
+                        // Connection errors after the stop are expected: never accepted.
+                        match post_order(&client, &base, &body, None).await {
+                            Ok((202, body)) => {
+                                let id = body["orderId"].as_str().expect("orderId").to_owned();
+                                accepted.lock().expect("lock").insert(id);
+                            }
+                            Ok((status, body)) => panic!("unexpected {status}: {body}"),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            });
+            futures::future::join_all(senders).await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while accepted.lock().expect("lock").len() < 40 {
+        assert!(Instant::now() < deadline, "load never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SIGTERM while orders are being accepted, queued and processed; exits 0.
+    server.terminate();
+    for sender in load.await.expect("load task") {
+        sender.expect("sender task");
+    }
+    let accepted = accepted.lock().expect("lock").clone();
+
+    // Before any restart: every order completed by then was published, once — the API and the
+    // processor stopped before the notifier, which caught up before the process exited.
+    let events = DynamoEventStore::new(stack.clients.dynamodb.clone(), &stack.events_table);
+    let mut completed_before = HashSet::new();
+    for id in &accepted {
+        let history = events
+            .load(OrderId::parse(id).expect("order id"))
+            .await
+            .expect("event table");
+        if history
+            .iter()
+            .any(|e| matches!(e.event, OrderEvent::OrderCompleted { .. }))
+        {
+            completed_before.insert(id.clone());
+        }
+    }
+    assert!(
+        !completed_before.is_empty(),
+        "nothing completed before the stop: the test proved nothing"
+    );
+    eprintln!(
+        "SIGTERM with {} accepted, {} completed",
+        accepted.len(),
+        completed_before.len()
+    );
+    let mut counts = BTreeMap::new();
+    drain_notifications(&stack, &completed_before, &mut counts).await;
+    for id in &completed_before {
+        assert_eq!(counts.get(id), Some(&1), "{id}: completed before the stop");
+    }
+
+    // Completed while serve was down: only a notifier that resumes from its checkpoint (not
+    // from LATEST) publishes it.
+    let behind_its_back = complete_an_order_behind_serves_back(&stack).await;
+
+    let server = start_serve(&endpoint, &stack, &checkpoints);
+    let base = server.base.clone();
+    assert_completed(&client, &base, &stack, &accepted).await;
+    let mut everything = accepted.clone();
+    everything.insert(behind_its_back.clone());
+    drain_notifications(&stack, &everything, &mut counts).await;
+
+    // Delivery to subscribers is at least once: a duplicate is allowed when the process dies
+    // between a publish and the commit of its checkpoint (SIGKILL, power loss). A SIGTERM
+    // commits everything it published and the restart resumes right after it, so here every
+    // order is published exactly once, the one completed behind serve's back included.
+    for id in &everything {
+        assert_eq!(counts.get(id), Some(&1), "SNS messages for {id}");
+    }
+    // An order whose 202 was lost to the stop may have been notified too: once, like any other.
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "an order was notified more than once: {counts:?}"
     );
     server.terminate();
 }
