@@ -2,6 +2,7 @@
 
 mod aws_stack;
 mod bad_input;
+mod faults;
 mod pipeline;
 mod readme;
 mod restart;
