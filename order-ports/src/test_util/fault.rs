@@ -739,7 +739,7 @@ mod tests {
             .append(std::slice::from_ref(&received))
             .await
             .unwrap();
-        assert_eq!(p.events.load(id).await.unwrap(), [received.clone()]);
+        assert_eq!(p.events.load(id).await.unwrap(), std::slice::from_ref(&received));
         assert_eq!(p.events.read_all(None, 10).await.unwrap().events.len(), 1);
         p.queue.send(id).await.unwrap();
         let got = p.queue.receive(10, VISIBILITY).await.unwrap();
@@ -788,11 +788,6 @@ mod tests {
                 .unwrap_err(),
         );
         assert_eq!(faults.total(), 10, "{}", faults.report());
-        // Half the failed writes happened anyway: those were lost responses.
-        assert_eq!(
-            faults.count(FaultKind::LostResponse) + faults.count(FaultKind::Unavailable),
-            10
-        );
     }
 
     #[tokio::test]

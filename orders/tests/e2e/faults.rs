@@ -7,8 +7,12 @@
 //! order must have reached its end exactly once.
 //!
 //! On SQLite (300 orders) and on the AWS adapters against the emulator (60 orders: DynamoDB,
-//! SQS, SNS, the events table's DynamoDB stream as the feed). The fault seed is printed with the
-//! report; `ORDERS_FAULT_SEED` replays its fault pattern (not the exact run: the pipeline is
+//! SQS, SNS, the events table's DynamoDB stream as the feed). On the stream, commits are not
+//! failed: the stream feed's commit cannot fail (its checkpoint is in memory) and it does not
+//! rewind after a failed one, so a failed commit would lose records rather than test anything
+//! (see `FaultyFeed::without_commit_faults`). SNS cannot be read back here, so on the emulator
+//! "notified" means accepted by SNS, at least once. The fault seed is printed with the report;
+//! `ORDERS_FAULT_SEED` replays its fault pattern (not the exact run: the pipeline is
 //! concurrent).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -47,9 +51,12 @@ const VISIBILITY: Duration = Duration::from_secs(2);
 const WORKERS: usize = 4;
 /// Clients sending at once.
 const CLIENTS: usize = 16;
-/// From the first request to an idle pipeline. A few seconds are expected; the margin covers a
-/// slow machine and the work queue's backoff on failed messages.
-const DEADLINE: Duration = Duration::from_secs(60);
+/// From the first request to an idle pipeline. On SQLite this takes about 50 s, nearly all of
+/// it the subscribers' fixed 200 ms pause after each transient handler error
+/// (`order_ports::feed`'s `ERROR_BACKOFF`): at 10% per call a projector batch fails every ~5
+/// events. (With a 20 ms pause the same run takes about 12 s.) The margin covers a slow machine
+/// and the work queue's backoff on failed messages.
+const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The ports without faults: what the pipeline is built on, and what the checks read.
 struct Inner {
@@ -432,11 +439,11 @@ fn report(figures: &Figures<'_>, outcome: &Outcome, faults: &Faults) {
     );
 }
 
-/// Checks that faults of every kind were injected: a run without faults proves nothing.
-fn assert_every_kind_injected(faults: &Faults) {
-    for kind in FaultKind::ALL {
+/// Checks that faults of these kinds were injected: a run without faults proves nothing.
+fn assert_injected(faults: &Faults, kinds: &[FaultKind]) {
+    for kind in kinds {
         assert!(
-            faults.count(kind) > 0,
+            faults.count(*kind) > 0,
             "no fault of kind {kind:?}: {}",
             faults.report()
         );
@@ -514,7 +521,7 @@ mod sqlite {
             &outcome,
             &faults,
         );
-        assert_every_kind_injected(&faults);
+        assert_injected(&faults, &FaultKind::ALL);
     }
 }
 
@@ -651,6 +658,16 @@ mod aws {
             &outcome,
             &faults,
         );
-        assert_every_kind_injected(&faults);
+        // 60 orders make only a handful of queue redeliveries (they may be none); the other
+        // kinds come by the dozen.
+        assert_injected(
+            &faults,
+            &[
+                FaultKind::Unavailable,
+                FaultKind::LostResponse,
+                FaultKind::Duplicated,
+                FaultKind::Reordered,
+            ],
+        );
     }
 }
