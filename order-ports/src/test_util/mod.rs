@@ -1,6 +1,8 @@
 //! Fixtures for the tests of the crates built on the ports (feature `test-util`, enabled only in
 //! `[dev-dependencies]`, so no function binary compiles this module).
 
+pub mod fault;
+
 #[cfg(feature = "sqlite")]
 pub use self::temp_sqlite::TempSqlite;
 
