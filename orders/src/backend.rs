@@ -184,6 +184,35 @@ pub async fn open_dead_letters(
     }
 }
 
+/// The view's pending orders and the work queue (`orders reconcile`): an existing `--data`
+/// file, or the status table and the work queue on AWS.
+pub async fn open_status_and_queue(
+    args: &BackendArgs,
+    command: &str,
+) -> Result<(Arc<dyn StatusStore>, Arc<dyn WorkQueue>), CliError> {
+    match args.backend {
+        Backend::Sqlite => {
+            let db = open_existing_sqlite(&args.data.data, command)?;
+            Ok((
+                Arc::new(db.status_store()),
+                Arc::new(db.work_queue_default()),
+            ))
+        }
+        Backend::Aws => {
+            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let clients = AwsClients::from_config(&config);
+            let names = [Name::StatusTable, Name::WorkQueueUrl];
+            let (values, _) = aws_backend::resolve_names(&args.aws, &config, &names).await?;
+            aws_backend::check_table(&clients.dynamodb, &values[0], names[0]).await?;
+            aws_backend::check_queue(&clients.sqs, &values[1], names[1]).await?;
+            Ok((
+                Arc::new(DynamoStatusStore::new(clients.dynamodb.clone(), &values[0])),
+                Arc::new(SqsWorkQueue::new(clients.sqs.clone(), &values[1])),
+            ))
+        }
+    }
+}
+
 fn open_sqlite(path: &Path) -> Result<SqliteDb, CliError> {
     SqliteDb::open(path).map_err(|source| CliError::Open {
         path: path.to_owned(),

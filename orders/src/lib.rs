@@ -5,6 +5,7 @@ mod backend;
 mod dlq;
 mod notifications;
 mod rebuild;
+mod reconcile;
 mod serve;
 mod verify;
 mod walk;
@@ -44,6 +45,9 @@ enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// The work queue's dead letters: list them, send them back to be processed.
     Dlq(dlq::DlqArgs),
+    /// Put the orders that have stayed RECEIVED or PROCESSING longer than --older-than back
+    /// on the work queue (safe: the processor is idempotent); --dry-run only lists them.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -88,6 +92,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::verify(args).await,
         Command::Rebuild(args) => rebuild::rebuild(args).await,
         Command::Dlq(args) => dlq::dlq(args).await,
+        Command::Reconcile(args) => reconcile::reconcile(args).await,
     };
     match result {
         Ok(code) => code,
