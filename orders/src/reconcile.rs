@@ -21,8 +21,6 @@ queued twice is processed once. Orders are found through the view's index of pen
 (a partial index on SQLite, the sparse `pending` index on DynamoDB): the cost follows what is \
 pending, not the size of the history.")]
 pub struct ReconcileArgs {
-    #[command(flatten)]
-    backend: BackendArgs,
     /// Re-enqueue the orders whose view has not changed for this long: e.g. 90s, 5m, 2h.
     #[arg(long, value_parser = parse_duration)]
     older_than: Duration,
@@ -32,6 +30,9 @@ pub struct ReconcileArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    // Last: the backend's AWS options set a help heading that would also take the ones above.
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 pub async fn reconcile(args: ReconcileArgs) -> Result<ExitCode, CliError> {

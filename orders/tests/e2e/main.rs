@@ -6,6 +6,7 @@ mod faults;
 mod left_behind;
 mod pipeline;
 mod readme;
+mod reconcile;
 mod restart;
 mod serve_aws;
 mod support;
