@@ -293,8 +293,8 @@ struct Outcome {
 
 /// The rules of `orders verify`, checked from the fault-free ports: the log holds exactly the
 /// accepted orders; each history is Received, ProcessingStarted, then Completed or Failed as
-/// expected (versions 1..=3, no duplicate); each view equals the fold of its history.
-// also: orders verify — run it on the same data once it exists, and expect it clean.
+/// expected (versions 1..=3, no duplicate); each view equals the fold of its history. (On
+/// SQLite the test also runs `orders verify` itself on the file.)
 async fn check_log_and_views(
     inner: &Inner,
     expected: &BTreeMap<OrderId, OrderStatus>,
@@ -513,6 +513,26 @@ mod sqlite {
         let dead = queue.dead_letters().await.expect("dead letters");
         assert!(dead.is_empty(), "dead letters: {dead:?}");
         assert_eq!(outcome.failed, ORDERS / 10);
+        // The operator's check agrees, on the file the pipeline wrote: nothing pending,
+        // nothing notified twice, no record skipped.
+        let data = tmp.dir().join("orders.db");
+        let verify = crate::tools::orders(&[
+            "verify",
+            "--pending-after",
+            "0s",
+            "--data",
+            data.to_str().expect("utf-8 path"),
+        ]);
+        assert!(
+            verify.status.success(),
+            "orders verify: {}{}",
+            crate::tools::stdout(&verify),
+            crate::tools::stderr(&verify)
+        );
+        assert_eq!(
+            crate::tools::stdout(&verify).trim(),
+            format!("verified {ORDERS} orders: 0 problems")
+        );
 
         // (The local table absorbs duplicate publishes: it is idempotent per eventId.)
         report(
