@@ -99,7 +99,7 @@ async fn a_stranded_order_on_sqlite_is_listed_by_a_dry_run_then_re_enqueued_and_
 
     let run = on_file(&data, &["reconcile", "--older-than", "0s", "--json"]);
     let report = json_report(&run);
-    assert_eq!(listed(&report), [id.clone()]);
+    assert_eq!(listed(&report), std::slice::from_ref(&id));
     assert_eq!(report["orders"][0]["status"], "RECEIVED");
     assert_eq!(report["dryRun"], false);
     assert_eq!(report["olderThanSeconds"], 0);
@@ -234,7 +234,7 @@ mod aws {
         };
 
         let dry = json_report(&run(&["--dry-run"]));
-        assert_eq!(listed(&dry), [stuck.clone()]);
+        assert_eq!(listed(&dry), std::slice::from_ref(&stuck));
         assert_eq!(dry["orders"][0]["status"], "RECEIVED");
         assert_eq!(dry["dryRun"], true);
         assert_eq!(dry["reenqueued"], 0);
@@ -244,7 +244,7 @@ mod aws {
         );
 
         let report = json_report(&run(&[]));
-        assert_eq!(listed(&report), [stuck.clone()]);
+        assert_eq!(listed(&report), std::slice::from_ref(&stuck));
         assert_eq!(report["reenqueued"], 1);
         assert_eq!(received_ids(&queue).await, [stuck]);
     }
