@@ -5,7 +5,9 @@ mod backend;
 mod dlq;
 mod notifications;
 mod rebuild;
+mod replay;
 mod serve;
+mod stats;
 mod verify;
 mod walk;
 
@@ -44,6 +46,13 @@ enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// The work queue's dead letters: list them, send them back to be processed.
     Dlq(dlq::DlqArgs),
+    /// Time travel: one order's status record as it was at a moment (or a version), or every
+    /// order's status counts and completed totals as of a moment. Exit code 3 when the order
+    /// did not exist yet.
+    Replay(replay::ReplayArgs),
+    /// Per hour or day of receipt: orders received, completed and failed, completed totals by
+    /// currency, and the time from receipt to completion (p50, p95, p99).
+    Stats(stats::StatsArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -88,6 +97,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::verify(args).await,
         Command::Rebuild(args) => rebuild::rebuild(args).await,
         Command::Dlq(args) => dlq::dlq(args).await,
+        Command::Replay(args) => replay::replay(args).await,
+        Command::Stats(args) => stats::stats(args).await,
     };
     match result {
         Ok(code) => code,
