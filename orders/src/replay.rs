@@ -254,7 +254,11 @@ async fn replay_all(
     } else {
         println!("as of {}: {} orders", show_time(as_of), summary.orders);
         for s in STATUSES {
-            println!("  {:<12}{:>12}", s.as_str(), summary.by_status[status_index(s)]);
+            println!(
+                "  {:<12}{:>12}",
+                s.as_str(),
+                summary.by_status[status_index(s)]
+            );
         }
         println!("completed totals (minor units):");
         if summary.totals.is_empty() {
@@ -411,7 +415,10 @@ mod tests {
     fn a_time_that_is_not_rfc_3339_is_one_clear_error() {
         let e = parse_time("--as-of", "yesterday").expect_err("not a time");
         let msg = e.to_string();
-        assert!(msg.starts_with("--as-of: \"yesterday\" is not an RFC 3339 time"), "{msg}");
+        assert!(
+            msg.starts_with("--as-of: \"yesterday\" is not an RFC 3339 time"),
+            "{msg}"
+        );
         assert_eq!(msg.lines().count(), 1);
     }
 
@@ -419,7 +426,11 @@ mod tests {
     fn the_summary_counts_every_status_and_totals_only_completed_orders() {
         let h = history();
         let mut s = Summary::default();
-        for cut in ["2025-01-01T10:00:00Z", "2025-01-01T10:00:01Z", "2025-01-01T11:00:00Z"] {
+        for cut in [
+            "2025-01-01T10:00:00Z",
+            "2025-01-01T10:00:01Z",
+            "2025-01-01T11:00:00Z",
+        ] {
             let view = OrderView::fold(Cut::AsOf(at(cut)).prefix(&h))
                 .expect("folds")
                 .expect("exists");

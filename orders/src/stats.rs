@@ -438,7 +438,10 @@ mod tests {
         }
         for (q, exact) in [(0.5, 350_000.0), (0.95, 665_000.0), (0.99, 693_000.0)] {
             let got = large.quantile(q).expect("some") as f64;
-            assert!((got - exact).abs() / exact < 1.0 / 64.0, "q{q}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() / exact < 1.0 / 64.0,
+                "q{q}: {got} vs {exact}"
+            );
         }
     }
 
