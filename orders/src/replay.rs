@@ -198,12 +198,22 @@ impl Summary {
     }
 }
 
+/// In the order of the lifecycle (a map would sort them by name).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct ByStatus {
+    received: u64,
+    processing: u64,
+    completed: u64,
+    failed: u64,
+}
+
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SummaryJson<'a> {
     as_of: String,
     orders: u64,
-    by_status: BTreeMap<&'static str, u64>,
+    by_status: ByStatus,
     totals: &'a BTreeMap<String, i128>,
 }
 
@@ -242,10 +252,12 @@ async fn replay_all(
         let out = SummaryJson {
             as_of: show_time(as_of),
             orders: summary.orders,
-            by_status: STATUSES
-                .iter()
-                .map(|s| (s.as_str(), summary.by_status[status_index(*s)]))
-                .collect(),
+            by_status: ByStatus {
+                received: summary.by_status[0],
+                processing: summary.by_status[1],
+                completed: summary.by_status[2],
+                failed: summary.by_status[3],
+            },
             totals: &summary.totals,
         };
         let line = serde_json::to_string(&out)

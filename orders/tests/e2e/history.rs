@@ -251,6 +251,13 @@ async fn replay_as_of_before_between_and_after_the_events_gives_the_states_of_th
         )
     );
 
+    // The statuses in the order of the lifecycle, as documented.
+    let raw = stdout(&run(&data, &["replay", "--as-of", BETWEEN, "--json"]));
+    assert!(
+        raw.contains(r#""byStatus":{"RECEIVED":2,"PROCESSING":1,"COMPLETED":0,"FAILED":0}"#),
+        "{raw}"
+    );
+
     // The readable forms.
     let table = run(&data, &["replay", "--as-of", BETWEEN]);
     assert!(table.status.success());
