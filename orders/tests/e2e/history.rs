@@ -79,9 +79,9 @@ const BEFORE_FIRST: &str = "2025-01-01T09:59:59.999Z";
 const BETWEEN: &str = "2025-01-01T10:00:01.500Z";
 const AFTER_LAST: &str = "2025-01-03T00:00:00Z";
 
-async fn known_history(data: &Path) -> Known {
+fn known() -> Known {
     use OrderEvent::*;
-    let known = Known {
+    Known {
         a: history(
             "EUR",
             5,
@@ -128,13 +128,21 @@ async fn known_history(data: &Path) -> Known {
                 (OrderCompleted { total: 42 }, "2025-01-02T00:30:00.250Z"),
             ],
         ),
-    };
-    let db = SqliteDb::open(data).expect("create the file");
-    let store = db.event_store();
+    }
+}
+
+async fn append_known(store: &dyn EventStore) -> Known {
+    let known = known();
     for h in [&known.a, &known.b, &known.c, &known.d, &known.e] {
         store.append(h).await.expect("append");
     }
     known
+}
+
+/// The known history in a new SQLite file at `data`.
+async fn known_history(data: &Path) -> Known {
+    let db = SqliteDb::open(data).expect("create the file");
+    append_known(&db.event_store()).await
 }
 
 fn id(h: &[EventEnvelope]) -> String {
@@ -475,7 +483,21 @@ async fn replay_and_stats_read_a_history_made_by_the_pipeline_while_it_still_run
     // The pipeline is idle but still running on the file: read beside it.
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let replayed = json_of(&data, &["replay", "--as-of", &now, "--json"]);
-    let (counts, totals) = status_table(&data);
+    // The API answers an unfinished view from the log; the status table itself may still be a
+    // moment behind: wait until the projector has written every order's last state.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (counts, totals) = loop {
+        let (counts, totals) = status_table(&data);
+        let terminal = counts.get("COMPLETED").unwrap_or(&0) + counts.get("FAILED").unwrap_or(&0);
+        if terminal == 15 {
+            break (counts, totals);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the view never caught up: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let count = |s: &str| counts.get(s).copied().unwrap_or(0);
     assert_eq!(replayed["orders"], 15, "{replayed}");
     for status in ["RECEIVED", "PROCESSING", "COMPLETED", "FAILED"] {
@@ -614,4 +636,109 @@ async fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
         assert_eq!(out.status.code(), Some(2), "{command:?}: {}", stderr(&out));
         assert!(stdout(&out).is_empty());
     }
+}
+
+/// The same known history in fresh DynamoDB tables of the emulator (needs
+/// `ORDERS_TEST_AWS_ENDPOINT`, as tests/e2e/tools_aws.rs).
+#[tokio::test]
+async fn replay_and_stats_read_the_known_history_on_dynamodb() {
+    use order_ports::aws::{provision, AwsClients, DynamoEventStore};
+    let endpoint = std::env::var("ORDERS_TEST_AWS_ENDPOINT")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .expect(
+            "ORDERS_TEST_AWS_ENDPOINT is not set: this test needs the AWS emulator \
+             (scripts/test.sh, or EP=$(scripts/emulator-start.sh target/emulator))",
+        );
+    let clients = AwsClients::from_env(Some(&endpoint)).await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let prefix = format!("history-{}-{nanos}", std::process::id());
+    let (events_table, status_table) = (format!("{prefix}-events"), format!("{prefix}-status"));
+    provision::create_tables(&clients, &events_table, &status_table)
+        .await
+        .expect("create tables");
+    let k = append_known(&DynamoEventStore::new(
+        clients.dynamodb.clone(),
+        &events_table,
+    ))
+    .await;
+    let aws = |command: &[&str]| -> Value {
+        let mut args = command.to_vec();
+        args.extend([
+            "--backend",
+            "aws",
+            "--endpoint-url",
+            &endpoint,
+            "--events-table",
+            &events_table,
+            "--status-table",
+            &status_table,
+        ]);
+        let out = orders(&args);
+        assert!(
+            out.status.success(),
+            "{command:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        serde_json::from_str(&stdout(&out)).expect("JSON")
+    };
+    assert_eq!(
+        aws(&["replay", "--as-of", BETWEEN, "--json"]),
+        summary("2025-01-01T10:00:01.500Z", [2, 1, 0, 0], json!({}))
+    );
+    assert_eq!(
+        aws(&["replay", "--as-of", AFTER_LAST, "--json"]),
+        summary(
+            "2025-01-03T00:00:00Z",
+            [1, 0, 3, 1],
+            json!({"EUR": 542, "USD": 1234})
+        )
+    );
+    assert_eq!(
+        aws(&["replay", "--as-of", BETWEEN, "--order", &id(&k.a), "--json"]),
+        record_of(&k.a, 2)
+    );
+    assert_eq!(
+        aws(&[
+            "replay",
+            "--order",
+            &id(&k.d),
+            "--at-version",
+            "3",
+            "--json"
+        ]),
+        record_of(&k.d, 3)
+    );
+    let mut args = vec!["replay", "--as-of", BEFORE_FIRST];
+    let a = id(&k.a);
+    args.extend([
+        "--order",
+        &a,
+        "--backend",
+        "aws",
+        "--endpoint-url",
+        &endpoint,
+    ]);
+    args.extend([
+        "--events-table",
+        &events_table,
+        "--status-table",
+        &status_table,
+    ]);
+    assert_eq!(orders(&args).status.code(), Some(3));
+    let stats = aws(&["stats", "--json"]);
+    assert_eq!(
+        (
+            &stats["all"]["received"],
+            &stats["all"]["completed"],
+            &stats["all"]["failed"],
+            &stats["all"]["pending"]
+        ),
+        (&json!(5), &json!(3), &json!(1), &json!(1)),
+        "{stats}"
+    );
 }
