@@ -6,7 +6,9 @@ mod dlq;
 mod notifications;
 mod rebuild;
 mod reconcile;
+mod replay;
 mod serve;
+mod stats;
 mod verify;
 mod walk;
 
@@ -48,6 +50,13 @@ enum Command {
     /// Put the orders that have stayed RECEIVED or PROCESSING longer than --older-than back
     /// on the work queue (safe: the processor is idempotent); --dry-run only lists them.
     Reconcile(reconcile::ReconcileArgs),
+    /// Time travel: one order's status record as it was at a moment (or a version), or every
+    /// order's status counts and completed totals as of a moment. Exit code 3 when the order
+    /// did not exist yet.
+    Replay(replay::ReplayArgs),
+    /// Per hour or day of receipt: orders received, completed and failed, completed totals by
+    /// currency, and the time from receipt to completion (p50, p95, p99).
+    Stats(stats::StatsArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -93,6 +102,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Rebuild(args) => rebuild::rebuild(args).await,
         Command::Dlq(args) => dlq::dlq(args).await,
         Command::Reconcile(args) => reconcile::reconcile(args).await,
+        Command::Replay(args) => replay::replay(args).await,
+        Command::Stats(args) => stats::stats(args).await,
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 mod aws_stack;
 mod bad_input;
 mod faults;
+mod history;
 mod left_behind;
 mod pipeline;
 mod readme;
