@@ -2,6 +2,7 @@
 
 mod aws_stack;
 mod bad_input;
+mod customer_orders;
 mod faults;
 mod left_behind;
 mod pipeline;
