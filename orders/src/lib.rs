@@ -3,6 +3,7 @@
 mod aws_backend;
 mod backend;
 mod dlq;
+mod events;
 mod notifications;
 mod rebuild;
 mod serve;
@@ -44,6 +45,9 @@ enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// The work queue's dead letters: list them, send them back to be processed.
     Dlq(dlq::DlqArgs),
+    /// Export the event history — filtered by order, customer, type or time — as NDJSON
+    /// (default), CSV or Parquet, ordered by occurredAt, orderId, version.
+    Events(events::EventsArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -88,6 +92,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::verify(args).await,
         Command::Rebuild(args) => rebuild::rebuild(args).await,
         Command::Dlq(args) => dlq::dlq(args).await,
+        Command::Events(args) => events::events(args).await.map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

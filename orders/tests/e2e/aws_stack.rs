@@ -727,7 +727,11 @@ async fn a_customers_orders_are_listed_newest_first_through_the_api(
         .collect();
     expected.sort_by(|a, b| (&b.created_at, b.order_id).cmp(&(&a.created_at, a.order_id)));
     let expected: Vec<String> = expected.iter().map(|r| r.order_id.to_string()).collect();
-    assert!(expected.len() > 4, "{customer} has {} orders", expected.len());
+    assert!(
+        expected.len() > 4,
+        "{customer} has {} orders",
+        expected.len()
+    );
     // The index is eventually consistent: it may trail the table a moment.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

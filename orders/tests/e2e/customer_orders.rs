@@ -65,7 +65,11 @@ async fn a_customers_orders_are_walked_newest_first_exactly_once_through_orders_
     let mut mine = HashSet::new();
     let mut all = HashSet::new();
     for n in 0..15u32 {
-        let customer = if n % 5 == 4 { "cust-other" } else { "cust-list" };
+        let customer = if n % 5 == 4 {
+            "cust-other"
+        } else {
+            "cust-list"
+        };
         let (status, body) = post_order(&client, &base, &order_body(customer, n), None)
             .await
             .expect("POST /orders");
@@ -98,7 +102,11 @@ async fn a_customers_orders_are_walked_newest_first_exactly_once_through_orders_
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [5, 5, 2], "pages of at most the limit, no empty page");
+    assert_eq!(
+        sizes,
+        [5, 5, 2],
+        "pages of at most the limit, no empty page"
+    );
     let listed = pages.concat();
     assert_newest_first(&listed);
     let listed_ids = ids(&listed);
@@ -112,7 +120,11 @@ async fn a_customers_orders_are_walked_newest_first_exactly_once_through_orders_
 
     let completed =
         walk_customer_orders(&client, &base, "customerId=cust-list&status=COMPLETED").await;
-    assert_eq!(ids(&completed.concat()), listed_ids, "one page of 50 by default");
+    assert_eq!(
+        ids(&completed.concat()),
+        listed_ids,
+        "one page of 50 by default"
+    );
     let failed = walk_customer_orders(&client, &base, "customerId=cust-list&status=FAILED").await;
     assert_eq!(failed, [Vec::<Value>::new()]);
 

@@ -3,6 +3,7 @@
 mod aws_stack;
 mod bad_input;
 mod customer_orders;
+mod events_export;
 mod faults;
 mod left_behind;
 mod pipeline;
