@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (idempotently) the project-local tools virtualenv .venv-tools/ with pinned
-# ministack (AWS emulator), cfn-lint, cargo-lambda (+ zig) and boto3.
+# ministack (AWS emulator), cfn-lint, cargo-lambda (+ zig), boto3 and duckdb (reads the
+# Parquet export back in the tests).
 # Prints the venv path on stdout. Fast no-op when the stamp matches the requirement list.
 set -euo pipefail
 
@@ -11,7 +12,8 @@ PYTHON="${PYTHON:-python3}"
 REQUIREMENTS="ministack==1.5.33
 cfn-lint==1.51.0
 cargo-lambda==1.9.2
-boto3==1.43.106"
+boto3==1.43.106
+duckdb==1.5.6"
 
 hash_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 WANT="$(hash_of "$REQUIREMENTS")"

@@ -1,16 +1,20 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use events_schema::{
-    CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderRequest, OrderStatus,
+    CorrelationId, CustomerId, EventEnvelope, OrderEvent, OrderId, OrderRequest, OrderStatus,
     OrderStatusRecord, OrderView, StoredEvent, ValidOrder, Version,
 };
-use order_ports::{AppendError, EventStore, OrderIntake, StatusStore, StoreError};
+use order_ports::{
+    AppendError, CustomerOrdersQuery, EventStore, OrderIntake, StatusStore, StoreError,
+    MAX_CUSTOMER_ORDERS_LIMIT,
+};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
@@ -41,7 +45,7 @@ pub struct AppState {
 /// The API. Served unchanged by the Lambda and by `orders serve`.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/orders", post(create_order))
+        .route("/orders", post(create_order).get(list_orders))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/events", get(get_events))
         .route("/health", get(health))
@@ -292,6 +296,121 @@ async fn get_events(
     }))
 }
 
+/// The page size of `GET /orders` when the client names none.
+pub const DEFAULT_CUSTOMER_ORDERS_LIMIT: usize = 50;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerOrders {
+    orders: Vec<OrderStatusRecord>,
+    next_cursor: Option<String>,
+}
+
+/// Reads the query string of `GET /orders` into a [`CustomerOrdersQuery`]. Strict like the
+/// body of a POST: an unknown or repeated parameter is a 400 too, so a typo such as
+/// `customerID` or `status=completed` is never silently read as "no filter".
+fn customer_orders_query(pairs: Vec<(String, String)>) -> Result<CustomerOrdersQuery, ApiError> {
+    let bad = |field: &str, message: &str| ApiError::BadQuery {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    };
+    let (mut customer, mut status, mut limit, mut cursor) = (None, None, None, None);
+    for (name, value) in pairs {
+        let slot = match name.as_str() {
+            "customerId" => &mut customer,
+            "status" => &mut status,
+            "limit" => &mut limit,
+            "cursor" => &mut cursor,
+            _ => {
+                let field: String = name.chars().take(64).collect();
+                return Err(bad(
+                    &field,
+                    "unknown query parameter (expected customerId, status, limit or cursor)",
+                ));
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(bad(&name, "given more than once"));
+        }
+    }
+    let customer_id = customer
+        .ok_or_else(|| bad("customerId", "required"))
+        .and_then(|c| {
+            CustomerId::parse(c).map_err(|_| {
+                bad(
+                    "customerId",
+                    "must be 1 to 64 characters of [A-Za-z0-9-_.:@]",
+                )
+            })
+        })?;
+    let status = status
+        .map(|s| {
+            [
+                OrderStatus::Received,
+                OrderStatus::Processing,
+                OrderStatus::Completed,
+                OrderStatus::Failed,
+            ]
+            .into_iter()
+            .find(|known| known.as_str() == s)
+            .ok_or_else(|| {
+                bad(
+                    "status",
+                    "must be RECEIVED, PROCESSING, COMPLETED or FAILED",
+                )
+            })
+        })
+        .transpose()?;
+    let limit = match limit {
+        None => DEFAULT_CUSTOMER_ORDERS_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_CUSTOMER_ORDERS_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::BadQuery {
+                field: "limit".to_owned(),
+                message: format!("must be an integer from 1 to {MAX_CUSTOMER_ORDERS_LIMIT}"),
+            })?,
+    };
+    if cursor.as_deref() == Some("") {
+        return Err(bad("cursor", "must be a nextCursor of a previous page"));
+    }
+    Ok(CustomerOrdersQuery {
+        customer_id,
+        status,
+        limit,
+        cursor,
+    })
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_orders(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<CustomerOrders>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::BadQuery {
+        field: "query".to_owned(),
+        message: e.body_text(),
+    })?;
+    let query = customer_orders_query(pairs)?;
+    let page = match state.status.list_by_customer(&query).await {
+        Ok(page) => page,
+        // The query was checked above, so what the store can still refuse is the cursor: one
+        // it did not produce (truncated, edited, or not a cursor at all) is the client's fault.
+        Err(StoreError::Rejected(_)) if query.cursor.is_some() => {
+            return Err(ApiError::BadQuery {
+                field: "cursor".to_owned(),
+                message: "must be a nextCursor of a previous page".to_owned(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(CustomerOrders {
+        orders: page.records,
+        next_cursor: page.next_cursor,
+    }))
+}
+
 async fn health() -> Json<Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -441,6 +560,168 @@ mod tests {
         let (_, _, answer) = call(&api.app, get()).await;
         assert_eq!(answer["status"], "COMPLETED");
         assert_eq!(answer["version"], 3);
+    }
+
+    /// A projected record of `customer`'s order created `minute` minutes past noon.
+    fn record(customer: &str, minute: u32, status: OrderStatus) -> OrderStatusRecord {
+        let at = format!("2024-05-01T12:{minute:02}:00.000Z");
+        OrderStatusRecord {
+            order_id: OrderId::new_random(),
+            status,
+            customer_id: CustomerId::parse(customer).unwrap(),
+            item_count: 1,
+            total: 100,
+            currency: events_schema::Currency::USD,
+            version: Version::FIRST,
+            created_at: at.clone(),
+            updated_at: at,
+            completed_at: None,
+            failure_reason: None,
+        }
+    }
+
+    fn get(uri: &str) -> Request<Body> {
+        Request::get(uri).body(Body::empty()).unwrap()
+    }
+
+    /// Follows `nextCursor` from `first` to the end; returns every page's order ids.
+    async fn walk(app: &Router, first: &str) -> Vec<Vec<String>> {
+        let mut pages = Vec::new();
+        let mut uri = first.to_owned();
+        loop {
+            let (status, _, body) = call(app, get(&uri)).await;
+            assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+            let ids = body["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["orderId"].as_str().unwrap().to_owned())
+                .collect();
+            pages.push(ids);
+            match &body["nextCursor"] {
+                Value::Null => return pages,
+                Value::String(cursor) => uri = format!("{first}&cursor={cursor}"),
+                other => panic!("nextCursor {other}"),
+            }
+            assert!(pages.len() < 100, "the walk does not end");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_customers_orders_are_walked_page_by_page_newest_first_exactly_once() {
+        let api = api();
+        let status = api.db.status_store();
+        // Minutes repeat, so ties on createdAt are broken by orderId (descending).
+        let mut mine = Vec::new();
+        for minute in [5, 1, 9, 5, 3, 7, 5, 2] {
+            let r = record("c-1", minute, OrderStatus::Completed);
+            status.upsert(&r).await.unwrap();
+            mine.push(r);
+        }
+        status
+            .upsert(&record("c-2", 4, OrderStatus::Completed))
+            .await
+            .unwrap();
+        mine.sort_by(|a, b| (&b.created_at, b.order_id).cmp(&(&a.created_at, a.order_id)));
+        let expected: Vec<String> = mine.iter().map(|r| r.order_id.to_string()).collect();
+
+        let pages = walk(&api.app, "/orders?customerId=c-1&limit=3").await;
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 3, 2],
+            "pages of at most the limit, no empty last page"
+        );
+        assert_eq!(pages.concat(), expected, "newest first, each order once");
+
+        // The whole record is the status record GET /orders/{id} answers.
+        let (_, _, body) = call(&api.app, get("/orders?customerId=c-1&limit=1")).await;
+        assert_eq!(body["orders"][0], serde_json::to_value(&mine[0]).unwrap());
+        assert!(body["nextCursor"].is_string());
+    }
+
+    #[tokio::test]
+    async fn the_default_page_is_fifty_orders_and_a_status_filter_keeps_only_that_status() {
+        let api = api();
+        let status = api.db.status_store();
+        for n in 0..55 {
+            let state = if n % 5 == 0 {
+                OrderStatus::Failed
+            } else {
+                OrderStatus::Completed
+            };
+            status.upsert(&record("c-1", n, state)).await.unwrap();
+        }
+        let (code, _, body) = call(&api.app, get("/orders?customerId=c-1")).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body["orders"].as_array().unwrap().len(), 50);
+        assert!(body["nextCursor"].is_string());
+
+        let failed = walk(&api.app, "/orders?customerId=c-1&status=FAILED&limit=4").await;
+        assert_eq!(failed.concat().len(), 11);
+        let (_, _, body) = call(&api.app, get("/orders?customerId=c-1&status=FAILED")).await;
+        let statuses: Vec<&Value> = body["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| &o["status"])
+            .collect();
+        assert!(statuses.iter().all(|s| *s == "FAILED"), "{statuses:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_customer_has_no_orders_and_no_cursor() {
+        let api = api();
+        let (code, _, body) = call(&api.app, get("/orders?customerId=nobody")).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body, serde_json::json!({"orders": [], "nextCursor": null}));
+    }
+
+    #[tokio::test]
+    async fn each_bad_query_parameter_is_a_400_naming_it() {
+        let api = api();
+        let forged = "eyJjcmVhdGVkQXQiOiIiLCJvcmRlcklkIjoieCJ9";
+        for (query, field) in [
+            ("", "customerId"),
+            ("status=FAILED", "customerId"),
+            ("customerId=", "customerId"),
+            ("customerId=a%20b", "customerId"),
+            ("customerId=c&status=done", "status"),
+            ("customerId=c&status=failed", "status"),
+            ("customerId=c&limit=0", "limit"),
+            ("customerId=c&limit=101", "limit"),
+            ("customerId=c&limit=ten", "limit"),
+            ("customerId=c&limit=-1", "limit"),
+            ("customerId=c&cursor=", "cursor"),
+            ("customerId=c&cursor=not-a-cursor", "cursor"),
+            (&format!("customerId=c&cursor={forged}"), "cursor"),
+            ("customerId=c&customerId=d", "customerId"),
+            ("customerID=c", "customerID"),
+        ] {
+            let (code, headers, problem) = call(&api.app, get(&format!("/orders?{query}"))).await;
+            assert_eq!(code, StatusCode::BAD_REQUEST, "{query}: {problem}");
+            assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+            assert_eq!(problem["title"], "Invalid query parameter", "{query}");
+            assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
+            assert_eq!(problem["errors"].as_array().unwrap().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_status_view_leaks_nothing_on_a_customers_orders() {
+        let (_dir, app) = broken_api(|s| s.status = Arc::new(Broken(StoreError::Unavailable)));
+        assert_opaque_problem(
+            &app,
+            get("/orders?customerId=c-1"),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await;
+        let (_dir, app) = broken_api(|s| s.status = Arc::new(Broken(StoreError::Corrupt)));
+        assert_opaque_problem(
+            &app,
+            get("/orders?customerId=c-1&cursor=abc"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        )
+        .await;
     }
 
     /// A port that takes its time (a slow disk, a slow network) before doing its work.

@@ -42,12 +42,14 @@ impl Config {
 
 /// What this function's role must grant, built from the adapters' per-method constants:
 /// the HTTP API appends (`POST /orders`) and loads (`GET`) events, reads the status view
-/// (`GET /orders/{id}`) and enqueues work (`POST`, also on an idempotent retry).
+/// (`GET /orders/{id}`) and its `byCustomer` index (`GET /orders?customerId=`) and enqueues
+/// work (`POST`, also on an idempotent retry).
 /// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoEventStore::APPEND,
     DynamoEventStore::LOAD,
     DynamoStatusStore::GET,
+    DynamoStatusStore::LIST_BY_CUSTOMER,
     SqsWorkQueue::SEND,
     iam::LOGS,
 ];

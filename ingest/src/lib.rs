@@ -4,6 +4,8 @@
 //! Lambda (through `lambda_http`) and `orders serve`. Routes:
 //!
 //! * `POST /orders` — validate, append `OrderReceived` (v1), enqueue → `202 Accepted`;
+//! * `GET /orders?customerId=C[&status=S][&limit=N][&cursor=X]` — a customer's orders, newest
+//!   first, a page at a time;
 //! * `GET /orders/{id}` — the order's status;
 //! * `GET /orders/{id}/events` — its history in version order;
 //! * `GET /health`.

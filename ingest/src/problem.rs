@@ -25,6 +25,8 @@ pub enum ApiError {
     Validation(ValidationErrors),
     #[error("{0:?} is not a valid order id (expected a UUID)")]
     BadOrderId(String),
+    #[error("query parameter {field}: {message}")]
+    BadQuery { field: String, message: String },
     #[error("header {header}: {message}")]
     BadHeader {
         header: &'static str,
@@ -105,6 +107,7 @@ impl ApiError {
             ApiError::MalformedJson(_)
             | ApiError::BadOrderId(_)
             | ApiError::BadHeader { .. }
+            | ApiError::BadQuery { .. }
             | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -124,6 +127,7 @@ impl ApiError {
             ApiError::Validation(_) => "Invalid order",
             ApiError::BadOrderId(_) => "Invalid order id",
             ApiError::BadHeader { .. } => "Invalid header",
+            ApiError::BadQuery { .. } => "Invalid query parameter",
             ApiError::IdempotencyKeyReused => "Idempotency-Key reused",
             ApiError::OrderNotFound(_) => "Order not found",
             ApiError::RouteNotFound => "Not found",
@@ -160,7 +164,7 @@ impl ApiError {
     }
 
     /// The fields the problem is about: every field error of a validation failure, or the one
-    /// thing (header, path segment, body) at fault.
+    /// thing (header, query parameter, path segment, body) at fault.
     fn field_errors(&self) -> Vec<FieldError> {
         let one = |field: &str, message: String| {
             vec![FieldError {
@@ -177,6 +181,7 @@ impl ApiError {
             }
             ApiError::BadOrderId(_) => one("id", "must be a UUID".to_owned()),
             ApiError::BadHeader { header, message } => one(header, message.clone()),
+            ApiError::BadQuery { field, message } => one(field, message.clone()),
             ApiError::UnsupportedMediaType => {
                 one("Content-Type", "must be application/json".to_owned())
             }

@@ -3,6 +3,7 @@
 mod aws_backend;
 mod backend;
 mod dlq;
+mod events;
 mod notifications;
 mod rebuild;
 mod reconcile;
@@ -57,6 +58,9 @@ enum Command {
     /// Per hour or day of receipt: orders received, completed and failed, completed totals by
     /// currency, and the time from receipt to completion (p50, p95, p99).
     Stats(stats::StatsArgs),
+    /// Export the event history — filtered by order, customer, type or time — as NDJSON
+    /// (default), CSV or Parquet, ordered by occurredAt, orderId, version.
+    Events(events::EventsArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -104,6 +108,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Reconcile(args) => reconcile::reconcile(args).await,
         Command::Replay(args) => replay::replay(args).await,
         Command::Stats(args) => stats::stats(args).await,
+        Command::Events(args) => events::events(args).await.map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

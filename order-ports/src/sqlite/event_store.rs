@@ -10,7 +10,7 @@ use crate::ports::{
     StoreError,
 };
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "seq, order_id, version, event_id, event_type, schema_version, occurred_at, correlation_id, payload";
 
 /// [`EventStore`] on the `events` table. Beyond the port it offers the local change feed
@@ -319,7 +319,7 @@ fn append_in(
 
 /// A row as `(seq, stored event)`; a malformed column is `Err(Corrupt)` inside `Ok`, so that
 /// rusqlite's own errors and decode errors stay apart.
-fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<(u64, StoredEvent), StoreError>> {
+pub(super) fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<(u64, StoredEvent), StoreError>> {
     let seq: i64 = row.get(0)?;
     let order_id: String = row.get(1)?;
     let version: i64 = row.get(2)?;
@@ -350,7 +350,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<(u64, StoredEvent), StoreE
     })())
 }
 
-fn decode(stored: StoredEvent) -> Result<EventEnvelope, StoreError> {
+pub(super) fn decode(stored: StoredEvent) -> Result<EventEnvelope, StoreError> {
     let what = format!("event {} of order {}", stored.event_id, stored.order_id);
     stored
         .decode()

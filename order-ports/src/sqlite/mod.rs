@@ -36,6 +36,7 @@
 //! not decode, or a corrupt file, is [`StoreError::Corrupt`].
 
 mod event_store;
+mod export;
 mod feed;
 mod intake;
 mod publisher;
@@ -81,6 +82,12 @@ CREATE TABLE IF NOT EXISTS events (
     payload        TEXT    NOT NULL,
     UNIQUE (order_id, version)
 );
+
+-- `orders events`: the log in export order (occurredAt, orderId, version), and each order's
+-- customer from its OrderReceived, so neither a time window nor a customer scans the log.
+CREATE INDEX IF NOT EXISTS events_by_time ON events (occurred_at, order_id, version);
+CREATE INDEX IF NOT EXISTS events_by_customer
+    ON events (json_extract(payload, '$.customerId'), order_id) WHERE version = 1;
 
 CREATE TABLE IF NOT EXISTS queue (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,

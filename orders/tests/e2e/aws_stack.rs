@@ -465,6 +465,7 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
     .await;
     a_late_retry_gets_the_same_order_and_a_reused_key_gets_422(&http, &api, &accepted).await;
     the_read_routes_answer_through_the_api(&http, &api, &accepted).await;
+    a_customers_orders_are_listed_newest_first_through_the_api(&http, &api, &records).await;
     bad_requests_get_problem_documents_and_write_nothing(&stack, &http, &api).await;
     eprintln!(
         "aws_stack: pipeline test done in {:.1}s after deploy",
@@ -709,6 +710,53 @@ async fn the_read_routes_answer_through_the_api(
             .filter_map(|e| e["version"].as_u64())
             .collect();
         assert_eq!(versions, [1, 2, 3], "GET /orders/{id}/events: {history}");
+    }
+}
+
+/// `GET /orders?customerId=` through API Gateway and the `byCustomer` index: a customer with
+/// more orders than the page size is walked completely, newest first, each order once.
+async fn a_customers_orders_are_listed_newest_first_through_the_api(
+    http: &reqwest::Client,
+    api: &str,
+    records: &[OrderStatusRecord],
+) {
+    let customer = "cust-3";
+    let mut expected: Vec<&OrderStatusRecord> = records
+        .iter()
+        .filter(|r| r.customer_id.as_str() == customer)
+        .collect();
+    expected.sort_by(|a, b| (&b.created_at, b.order_id).cmp(&(&a.created_at, a.order_id)));
+    let expected: Vec<String> = expected.iter().map(|r| r.order_id.to_string()).collect();
+    assert!(
+        expected.len() > 4,
+        "{customer} has {} orders",
+        expected.len()
+    );
+    // The index is eventually consistent: it may trail the table a moment.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pages = crate::customer_orders::walk_customer_orders(
+            http,
+            api,
+            &format!("customerId={customer}&limit=4"),
+        )
+        .await;
+        assert!(pages.iter().all(|p| p.len() <= 4), "pages over the limit");
+        let listed = pages.concat();
+        let ids: Vec<String> = listed
+            .iter()
+            .map(|o| o["orderId"].as_str().expect("orderId").to_owned())
+            .collect();
+        if ids == expected {
+            crate::customer_orders::assert_newest_first(&listed);
+            assert!(listed.iter().all(|o| o["status"] == "COMPLETED"));
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET /orders?customerId={customer} walked {ids:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -2,6 +2,8 @@
 
 mod aws_stack;
 mod bad_input;
+mod customer_orders;
+mod events_export;
 mod faults;
 mod history;
 mod left_behind;
