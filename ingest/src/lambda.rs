@@ -85,31 +85,15 @@ mod tests {
     use std::cell::RefCell;
     use std::collections::BTreeSet;
 
-    /// Answers from `vars` and records every name asked for.
-    fn lookup<'a>(
-        vars: &'a [(&'a str, &'a str)],
-        asked: &'a RefCell<BTreeSet<String>>,
-    ) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            asked.borrow_mut().insert(name.to_owned());
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use order_ports::test_util::env_lookup as lookup;
 
     #[test]
     fn an_empty_environment_names_exactly_the_required_variables_and_reads_only_declared_ones() {
-        let asked = RefCell::default();
-        let err = Config::from_lookup(lookup(&[], &asked)).unwrap_err();
-        let missing: Vec<&str> = err.0.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(missing, REQUIRED_ENV);
-        let declared: BTreeSet<String> = REQUIRED_ENV
-            .iter()
-            .chain(&OPTIONAL_ENV)
-            .map(|n| (*n).to_owned())
-            .collect();
-        assert_eq!(asked.into_inner(), declared);
+        order_ports::test_util::assert_config_reads_exactly(
+            |lookup| Config::from_lookup(lookup),
+            &REQUIRED_ENV,
+            &OPTIONAL_ENV,
+        );
     }
 
     #[test]

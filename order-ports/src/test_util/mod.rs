@@ -32,6 +32,43 @@ pub fn order_received(quantity: u32, unit_price: MinorUnits) -> EventEnvelope {
     )
 }
 
+/// A variable lookup for `Config::from_lookup` tests of the functions: answers from `vars` and
+/// records in `asked` every name looked up.
+pub fn env_lookup<'a>(
+    vars: &'a [(&'a str, &'a str)],
+    asked: &'a std::cell::RefCell<std::collections::BTreeSet<String>>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        asked.borrow_mut().insert(name.to_owned());
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+/// Asserts what every function's `Config` must do: read from an empty environment, it fails
+/// naming exactly `required` (in that order), and it looks up no variable beyond `required` and
+/// `optional` — so the `REQUIRED_ENV`/`OPTIONAL_ENV` a function declares (and the template test
+/// checks) cannot drift from what its code reads.
+#[cfg(feature = "lambda")]
+pub fn assert_config_reads_exactly<T: std::fmt::Debug>(
+    read: impl FnOnce(&dyn Fn(&str) -> Option<String>) -> Result<T, crate::lambda::ConfigError>,
+    required: &[&str],
+    optional: &[&str],
+) {
+    let asked = std::cell::RefCell::default();
+    let lookup = env_lookup(&[], &asked);
+    let err = read(&lookup).expect_err("an empty environment must not be a valid configuration");
+    let missing: Vec<&str> = err.0.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(missing, required);
+    let declared: std::collections::BTreeSet<String> = required
+        .iter()
+        .chain(optional)
+        .map(|n| (*n).to_owned())
+        .collect();
+    assert_eq!(asked.into_inner(), declared);
+}
+
 #[cfg(feature = "sqlite")]
 mod temp_sqlite {
     use std::sync::Arc;
