@@ -57,8 +57,10 @@ pub fn assert_config_reads_exactly<T: std::fmt::Debug>(
     optional: &[&str],
 ) {
     let asked = std::cell::RefCell::default();
-    let lookup = env_lookup(&[], &asked);
-    let err = read(&lookup).expect_err("an empty environment must not be a valid configuration");
+    let err = {
+        let lookup = env_lookup(&[], &asked);
+        read(&lookup).expect_err("an empty environment must not be a valid configuration")
+    };
     let missing: Vec<&str> = err.0.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(missing, required);
     let declared: std::collections::BTreeSet<String> = required
