@@ -83,7 +83,6 @@ pub async fn run() -> Result<(), lambda_http::Error> {
 mod tests {
     use super::*;
     use std::cell::RefCell;
-    use std::collections::BTreeSet;
 
     use order_ports::test_util::env_lookup as lookup;
 
