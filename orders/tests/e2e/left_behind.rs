@@ -218,7 +218,7 @@ async fn a_server_killed_three_times_at_random_moments_completes_every_accepted_
             })
             .collect();
         if round < CRASHES {
-            let wait = dice.between(200, 1_500);
+            let wait = dice.between(150, 700);
             tokio::time::sleep(Duration::from_millis(wait)).await;
             down.store(true, Ordering::SeqCst);
             server.kill();
