@@ -3,6 +3,7 @@
 mod aws_backend;
 mod backend;
 mod dlq;
+mod loadtest;
 mod notifications;
 mod rebuild;
 mod serve;
@@ -44,6 +45,9 @@ enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// The work queue's dead letters: list them, send them back to be processed.
     Dlq(dlq::DlqArgs),
+    /// Load the HTTP API (loopback, or with --allow-remote a deployment you own): accepted/s,
+    /// accept latency, errors, and with --wait the time from 202 to COMPLETED per order.
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -88,6 +92,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::verify(args).await,
         Command::Rebuild(args) => rebuild::rebuild(args).await,
         Command::Dlq(args) => dlq::dlq(args).await,
+        Command::Loadtest(args) => loadtest::loadtest(args).await,
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@ mod aws_stack;
 mod bad_input;
 mod faults;
 mod left_behind;
+mod loadtest;
 mod pipeline;
 mod readme;
 mod restart;
