@@ -893,6 +893,18 @@ mod tests {
         async fn upsert(&self, _: &OrderStatusRecord) -> Result<order_ports::Upserted, StoreError> {
             Err(self.error())
         }
+        async fn get_many(
+            &self,
+            _: &[OrderId],
+        ) -> Result<std::collections::HashMap<OrderId, OrderStatusRecord>, StoreError> {
+            Err(self.error())
+        }
+        async fn upsert_many(
+            &self,
+            records: &[OrderStatusRecord],
+        ) -> Vec<Result<order_ports::Upserted, StoreError>> {
+            records.iter().map(|_| Err(self.error())).collect()
+        }
         async fn list_by_customer(
             &self,
             _: &order_ports::CustomerOrdersQuery,

@@ -17,7 +17,9 @@ use std::time::Duration;
 use events_schema::EventEnvelope;
 use tokio::sync::watch;
 
-use crate::ports::{ConsumeError, EventConsumer, StoreError};
+#[cfg(test)]
+use crate::ports::ConsumeError;
+use crate::ports::{BatchOutcome, EventConsumer, StoreError};
 
 /// Pause after a poll or a commit failed (the backend is unavailable) before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_millis(200);
@@ -168,41 +170,66 @@ pub async fn run_subscriber_draining<F: Feed, C: EventConsumer>(
     }
 }
 
-/// Handles one polled batch; returns how many records moved the checkpoint on.
+/// Handles one polled batch, as one [`EventConsumer::consume_batch`] call; returns how many
+/// records moved the checkpoint on.
 pub async fn catch_up_once<F: Feed, C: EventConsumer>(
     feed: &mut F,
     name: &'static str,
     consumer: &C,
 ) -> Result<usize, StoreError> {
     let batch = feed.poll().await?;
-    let mut done: Option<&F::Position> = None;
-    for record in &batch {
-        let outcome = match &record.event {
-            Ok(event) => consumer.consume(event).await,
-            Err(reason) => Err(ConsumeError::Permanent(format!(
-                "undecodable record: {reason}"
-            ))),
-        };
-        match outcome {
-            Ok(()) => {}
-            Err(ConsumeError::Permanent(reason)) => {
-                let order_id = record.event.as_ref().map(|e| e.order_id.to_string()).ok();
-                tracing::error!(consumer = name, position = %record.position, order_id, reason, "event skipped");
+    let len = batch.len();
+    let mut positions = Vec::with_capacity(len);
+    let mut events = Vec::with_capacity(len);
+    // The batch index of each event handed to the consumer.
+    let mut at = Vec::with_capacity(len);
+    // Every record that is skipped: (batch index, order id, reason).
+    let mut skipped: Vec<(usize, Option<String>, String)> = Vec::new();
+    for (index, record) in batch.into_iter().enumerate() {
+        positions.push(record.position);
+        match record.event {
+            Ok(event) => {
+                events.push(event);
+                at.push(index);
             }
-            Err(ConsumeError::Transient(reason)) => {
-                if let Some(position) = done {
-                    feed.commit(position).await?;
-                }
-                feed.retry_from(&record.position);
-                return Err(StoreError::Unavailable(reason));
-            }
+            Err(reason) => skipped.push((index, None, format!("undecodable record: {reason}"))),
         }
-        done = Some(&record.position);
     }
-    if let Some(position) = done {
-        feed.commit(position).await?;
+    let outcome = if events.is_empty() {
+        BatchOutcome::default()
+    } else {
+        consumer.consume_batch(&events).await
+    };
+    // An index the consumer made up (out of range) stops the batch at its end.
+    let batch_index = |i: usize| at.get(i).copied().unwrap_or(len);
+    let stop = outcome
+        .transient
+        .map(|(i, reason)| (batch_index(i).min(len), reason));
+    let limit = stop.as_ref().map_or(len, |(i, _)| *i);
+    for (i, reason) in outcome.permanent {
+        if let Some(event) = events.get(i) {
+            skipped.push((batch_index(i), Some(event.order_id.to_string()), reason));
+        }
     }
-    Ok(batch.len())
+    skipped.sort_by_key(|(index, _, _)| *index);
+    for (index, order_id, reason) in skipped.into_iter().filter(|(i, _, _)| *i < limit) {
+        tracing::error!(consumer = name, position = %positions[index], order_id, reason, "event skipped");
+    }
+    match stop {
+        Some((index, reason)) if index < len => {
+            if let Some(done) = index.checked_sub(1) {
+                feed.commit(&positions[done]).await?;
+            }
+            feed.retry_from(&positions[index]);
+            Err(StoreError::Unavailable(reason))
+        }
+        _ => {
+            if let Some(last) = positions.last() {
+                feed.commit(last).await?;
+            }
+            Ok(len)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -112,38 +112,68 @@ pub fn init_logging() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
-/// Handles a stream batch in order and stops at the first record that fails: the response names
-/// that record, and Lambda resumes the batch from it, so every record after it may come again —
+/// Handles a stream batch (one [`EventConsumer::consume_batch`] call) and reports its first
+/// failed record: Lambda resumes the batch from it, so every record after it may come again —
 /// the consumers are idempotent, which makes that harmless. A record that can never succeed (not
 /// decodable, [`ConsumeError::Permanent`]) is reported too, so that after the mapping's bounded
-/// retries it lands in the on-failure destination rather than vanishing.
+/// retries it lands in the on-failure destination rather than vanishing. Nothing after an
+/// undecodable record is handed to the consumer.
 pub async fn handle_stream_batch<C: EventConsumer>(
     consumer: &C,
     event: DynamoDbEvent,
 ) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
+    let mut sequence_numbers = Vec::with_capacity(event.records.len());
+    let mut events = Vec::with_capacity(event.records.len());
+    let mut undecodable = None;
     for record in event.records {
-        let sequence_number = record.change.sequence_number.clone();
-        let outcome = if record.event_name != "INSERT" {
-            // The log is append-only; anything else is not an event of ours.
-            Ok(())
-        } else {
-            match EventEnvelope::from_item(record.change.new_image) {
-                Ok(envelope) => consumer.consume(&envelope).await,
-                Err(e) => Err(ConsumeError::Permanent(e.to_string())),
-            }
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(
-                sequence_number = sequence_number.as_deref().unwrap_or("?"),
-                error = %e,
-                "stream record failed; the batch resumes from it"
-            );
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = sequence_number;
-            response.batch_item_failures.push(failure);
-            break;
+        // The log is append-only; anything else is not an event of ours.
+        if record.event_name != "INSERT" {
+            continue;
         }
+        let sequence_number = record.change.sequence_number.clone();
+        match EventEnvelope::from_item(record.change.new_image) {
+            Ok(envelope) => {
+                sequence_numbers.push(sequence_number);
+                events.push(envelope);
+            }
+            Err(e) => {
+                undecodable = Some((sequence_number, ConsumeError::Permanent(e.to_string())));
+                break;
+            }
+        }
+    }
+    let outcome = if events.is_empty() {
+        crate::ports::BatchOutcome::default()
+    } else {
+        consumer.consume_batch(&events).await
+    };
+    let failed = match outcome.first_failure() {
+        Some((index, reason)) => {
+            let error = if outcome.transient.as_ref().is_some_and(|(i, _)| *i == index) {
+                ConsumeError::Transient(reason.to_owned())
+            } else {
+                ConsumeError::Permanent(reason.to_owned())
+            };
+            // An index the consumer made up (out of range) reports the batch's last record.
+            let sequence_number = sequence_numbers
+                .get(index)
+                .or(sequence_numbers.last())
+                .cloned()
+                .flatten();
+            Some((sequence_number, error))
+        }
+        None => undecodable,
+    };
+    let mut response = DynamoDbEventResponse::default();
+    if let Some((sequence_number, e)) = failed {
+        tracing::warn!(
+            sequence_number = sequence_number.as_deref().unwrap_or("?"),
+            error = %e,
+            "stream record failed; the batch resumes from it"
+        );
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = sequence_number;
+        response.batch_item_failures.push(failure);
     }
     response
 }

@@ -8,7 +8,7 @@
 //! Async traits: native `async fn` where a trait is used generically ([`EventConsumer`],
 //! [`Feed`](crate::Feed)); `#[async_trait]` only for the four held as `Arc<dyn …>`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -174,6 +174,39 @@ pub trait StatusStore: Send + Sync + 'static {
     /// Writes `record` only if no record exists or the stored one has a lower `version`, so the
     /// view only ever moves forward. A stale write is [`Upserted::Stale`], not an error.
     async fn upsert(&self, record: &OrderStatusRecord) -> Result<Upserted, StoreError>;
+
+    /// The records of several orders at once, read like [`get`](Self::get); an order that has
+    /// not been projected is absent from the map. Adapters read in bulk (SQLite: `IN (…)`;
+    /// DynamoDB: `BatchGetItem`, consistent, in chunks of 100); the default calls `get` per
+    /// order. Errors: as `get` — one failure fails the whole call.
+    async fn get_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<HashMap<OrderId, OrderStatusRecord>, StoreError> {
+        let mut found = HashMap::with_capacity(order_ids.len());
+        for id in order_ids {
+            if let Some(record) = self.get(*id).await? {
+                found.insert(*id, record);
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`upsert`](Self::upsert) of each record (each of a different order): one outcome per
+    /// record, in the same order. Whether one record's failure fails others is the adapter's:
+    /// SQLite writes them in one transaction (all or none); DynamoDB has no conditional batch
+    /// write, so it sends the conditional `PutItem`s concurrently and each succeeds or fails on
+    /// its own. The default upserts one after another.
+    async fn upsert_many(
+        &self,
+        records: &[OrderStatusRecord],
+    ) -> Vec<Result<Upserted, StoreError>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            outcomes.push(self.upsert(record).await);
+        }
+        outcomes
+    }
 
     /// A page of one customer's orders (only those in `query.status`, when given), newest
     /// first: by `createdAt` descending, ties by `orderId` descending — the same order on every
@@ -372,6 +405,74 @@ pub trait EventConsumer: Send + Sync {
         &self,
         event: &EventEnvelope,
     ) -> impl std::future::Future<Output = Result<(), ConsumeError>> + Send;
+
+    /// Handles a batch of the feed (a page of the local log, a stream batch), in order. The
+    /// outcome's contract is the one of calling [`consume`](Self::consume) on each event in
+    /// turn and stopping at the first transient failure: everything before
+    /// [`BatchOutcome::transient`] is done (handled, or set aside as a permanent failure), it and
+    /// everything after it will be delivered again. Events after it may have been handled
+    /// already: the consumer is idempotent. The default does exactly that loop; a consumer
+    /// overrides it to share work across the batch (the projector reads and writes each order's
+    /// view once per batch).
+    fn consume_batch(
+        &self,
+        events: &[EventEnvelope],
+    ) -> impl std::future::Future<Output = BatchOutcome> + Send {
+        async move {
+            let mut outcome = BatchOutcome::default();
+            for (index, event) in events.iter().enumerate() {
+                match self.consume(event).await {
+                    Ok(()) => {}
+                    Err(ConsumeError::Permanent(reason)) => outcome.permanent.push((index, reason)),
+                    Err(ConsumeError::Transient(reason)) => {
+                        outcome.transient = Some((index, reason));
+                        break;
+                    }
+                }
+            }
+            outcome
+        }
+    }
+}
+
+/// What [`EventConsumer::consume_batch`] made of a batch (indexes into the batch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// The events that can never be handled, in index order, each with its reason; all before
+    /// `transient` (when there is one).
+    pub permanent: Vec<(usize, String)>,
+    /// The first event that failed transiently, with the reason: it and everything after it
+    /// must be delivered again; everything before it is done.
+    pub transient: Option<(usize, String)>,
+}
+
+impl BatchOutcome {
+    /// An outcome from failures in any order: the lowest transient index wins, and only
+    /// permanent failures before it are kept, sorted.
+    pub fn from_failures(
+        mut permanent: Vec<(usize, String)>,
+        transient: impl IntoIterator<Item = (usize, String)>,
+    ) -> Self {
+        let transient = transient.into_iter().min_by_key(|(index, _)| *index);
+        if let Some((stop, _)) = &transient {
+            permanent.retain(|(index, _)| index < stop);
+        }
+        permanent.sort_by_key(|(index, _)| *index);
+        BatchOutcome {
+            permanent,
+            transient,
+        }
+    }
+
+    /// The first failure of any kind: its index and reason.
+    pub fn first_failure(&self) -> Option<(usize, &str)> {
+        let permanent = self.permanent.first().map(|(i, r)| (*i, r.as_str()));
+        let transient = self.transient.as_ref().map(|(i, r)| (*i, r.as_str()));
+        match (permanent, transient) {
+            (Some(p), Some(t)) => Some(if p.0 < t.0 { p } else { t }),
+            (p, t) => p.or(t),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

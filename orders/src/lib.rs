@@ -4,6 +4,7 @@ mod aws_backend;
 mod backend;
 mod dlq;
 mod events;
+mod loadtest;
 mod notifications;
 mod rebuild;
 mod reconcile;
@@ -61,6 +62,9 @@ enum Command {
     /// Export the event history — filtered by order, customer, type or time — as NDJSON
     /// (default), CSV or Parquet, ordered by occurredAt, orderId, version.
     Events(events::EventsArgs),
+    /// Load the HTTP API (loopback, or with --allow-remote a deployment you own): accepted/s,
+    /// accept latency, errors, and with --wait the time from 202 to COMPLETED per order.
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -109,6 +113,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Replay(args) => replay::replay(args).await,
         Command::Stats(args) => stats::stats(args).await,
         Command::Events(args) => events::events(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Loadtest(args) => loadtest::loadtest(args).await,
     };
     match result {
         Ok(code) => code,

@@ -38,12 +38,14 @@ impl Config {
 }
 
 /// What this function's role must grant, built from the adapters' per-method constants:
-/// [`Projector::project`](crate::Projector::project) reads and upserts the status view and, on a
-/// gap, loads the order's history; the stream mapping reads the stream and sends failed batches
+/// [`Projector::project_batch`](crate::Projector::project_batch) reads the batch's views at once
+/// and upserts them (and [`Projector::project`](crate::Projector::project) reads one when a
+/// view does not decode) and, on a gap, loads the order's history; the stream mapping reads the stream and sends failed batches
 /// to its on-failure queue.
 /// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoStatusStore::GET,
+    DynamoStatusStore::GET_MANY,
     DynamoStatusStore::UPSERT,
     DynamoEventStore::LOAD,
     iam::STREAM_EVENT_SOURCE,

@@ -7,10 +7,11 @@
 
 pub mod lambda;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use events_schema::{EventEnvelope, OrderView, Version};
-use order_ports::{ConsumeError, EventConsumer, EventStore, StatusStore, Upserted};
+use events_schema::{EventEnvelope, OrderId, OrderStatusRecord, OrderView, Version};
+use order_ports::{BatchOutcome, ConsumeError, EventConsumer, EventStore, StatusStore, Upserted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Projected {
@@ -74,9 +75,197 @@ impl Projector {
     }
 }
 
+/// One order's share of a batch: the indexes of its events, and what the batch makes of them.
+struct OrderPlan {
+    order_id: OrderId,
+    /// Indexes into the batch, in batch order.
+    events: Vec<usize>,
+    /// The view to write once for the whole batch, when it moved forward.
+    write: Option<OrderView>,
+    /// Events that cannot be handled (permanent), with the reason.
+    permanent: Vec<(usize, String)>,
+    /// Why the order failed transiently (then nothing of it was written).
+    transient: Option<String>,
+}
+
+impl Projector {
+    /// Projects a batch: the views of its orders read at once ([`StatusStore::get_many`]), each
+    /// order's events folded in memory (a gap loads the order's history, as in
+    /// [`project`](Self::project)), and each changed view written once
+    /// ([`StatusStore::upsert_many`]). The outcome names the first event of the first order
+    /// (in batch order) that was not written: every event before it is done, since each order
+    /// that failed has all its events at or after its first one.
+    pub async fn project_batch(&self, events: &[EventEnvelope]) -> BatchOutcome {
+        let mut plans: Vec<OrderPlan> = Vec::new();
+        let mut by_order: HashMap<OrderId, usize> = HashMap::new();
+        for (index, event) in events.iter().enumerate() {
+            let plan = *by_order.entry(event.order_id).or_insert_with(|| {
+                plans.push(OrderPlan {
+                    order_id: event.order_id,
+                    events: Vec::new(),
+                    write: None,
+                    permanent: Vec::new(),
+                    transient: None,
+                });
+                plans.len() - 1
+            });
+            plans[plan].events.push(index);
+        }
+        let ids: Vec<OrderId> = plans.iter().map(|p| p.order_id).collect();
+        let mut current = match self.status.get_many(&ids).await {
+            Ok(current) => current,
+            Err(e) if e.is_transient() => {
+                return BatchOutcome::from_failures(Vec::new(), [(0, e.to_string())]);
+            }
+            // A record that does not decode: only its order's events may fail, so go one by one.
+            Err(_) => return self.project_one_by_one(events).await,
+        };
+        for plan in &mut plans {
+            let stored = current.remove(&plan.order_id);
+            self.plan_order(plan, stored, events).await;
+        }
+
+        let writing: Vec<usize> = (0..plans.len())
+            .filter(|&i| plans[i].write.is_some())
+            .collect();
+        let records: Vec<OrderStatusRecord> = writing
+            .iter()
+            .filter_map(|&i| plans[i].write.as_ref().map(OrderStatusRecord::from))
+            .collect();
+        let outcomes = if records.is_empty() {
+            Vec::new()
+        } else {
+            self.status.upsert_many(&records).await
+        };
+        for (n, &i) in writing.iter().enumerate() {
+            let plan = &mut plans[i];
+            match outcomes.get(n) {
+                // Stale: another projector instance got there first; the view is as new.
+                Some(Ok(Upserted::Written | Upserted::Stale)) => {}
+                Some(Err(e)) if !e.is_transient() => {
+                    let reason = e.to_string();
+                    let failed: Vec<usize> = plan.events.clone();
+                    plan.permanent
+                        .extend(failed.into_iter().map(|index| (index, reason.clone())));
+                }
+                Some(Err(e)) => plan.transient = Some(e.to_string()),
+                None => plan.transient = Some("the status store lost a write".to_owned()),
+            }
+        }
+
+        let mut permanent = Vec::new();
+        let mut transient = Vec::new();
+        for plan in plans {
+            match plan.transient {
+                Some(reason) => transient.push((plan.events[0], reason)),
+                None => permanent.extend(plan.permanent),
+            }
+        }
+        permanent.sort_by_key(|(index, _)| *index);
+        permanent.dedup_by_key(|(index, _)| *index);
+        BatchOutcome::from_failures(permanent, transient)
+    }
+
+    /// Folds one order's events of the batch onto its stored view, in memory.
+    async fn plan_order(
+        &self,
+        plan: &mut OrderPlan,
+        stored: Option<OrderStatusRecord>,
+        events: &[EventEnvelope],
+    ) {
+        let stored_version = stored.as_ref().map(|r| r.version);
+        // `None` with a stored record: it does not parse, so any new event needs a repair.
+        let mut view = stored.as_ref().and_then(|r| OrderView::try_from(r).ok());
+        let mut changed = false;
+        for (n, &index) in plan.events.iter().enumerate() {
+            let event = &events[index];
+            let known = view.as_ref().map(|v| v.version).or(stored_version);
+            if known.is_some_and(|v| v >= event.version) {
+                continue;
+            }
+            let applied = match (&mut view, stored_version) {
+                (Some(v), _) => v.apply(event).is_ok(),
+                (None, None) => match OrderView::start(event) {
+                    Ok(started) => {
+                        view = Some(started);
+                        true
+                    }
+                    Err(_) => false,
+                },
+                (None, Some(_)) => false,
+            };
+            if applied {
+                changed = true;
+                continue;
+            }
+            // A gap, or a stored record that does not parse: the log covers this event and
+            // every later one of the batch.
+            match self.repaired_view(event).await {
+                Ok(repaired) => {
+                    tracing::info!(order_id = %plan.order_id, to = %repaired.version, "view repaired from the log");
+                    view = Some(repaired);
+                    changed = true;
+                }
+                Err(ConsumeError::Transient(reason)) => {
+                    plan.transient = Some(reason);
+                    return;
+                }
+                Err(ConsumeError::Permanent(reason)) => {
+                    // As one by one: each later event would hit the same wall.
+                    plan.permanent.extend(
+                        plan.events[n..]
+                            .iter()
+                            .filter(|&&later| {
+                                stored_version.is_none_or(|v| events[later].version > v)
+                            })
+                            .map(|&later| (later, reason.clone())),
+                    );
+                    break;
+                }
+            }
+            break;
+        }
+        if changed {
+            plan.write = view;
+        }
+    }
+
+    /// The order's view folded from the log; `Permanent` when the history does not fold or
+    /// does not reach `event`'s order at all.
+    async fn repaired_view(&self, event: &EventEnvelope) -> Result<OrderView, ConsumeError> {
+        let history = self.events.load(event.order_id).await?;
+        OrderView::fold(&history)
+            .map_err(|e| ConsumeError::Permanent(e.to_string()))?
+            .ok_or_else(|| {
+                ConsumeError::Permanent(format!(
+                    "event {} of order {} is not in the log",
+                    event.event_id, event.order_id
+                ))
+            })
+    }
+
+    async fn project_one_by_one(&self, events: &[EventEnvelope]) -> BatchOutcome {
+        let mut permanent = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            match self.project(event).await {
+                Ok(_) => {}
+                Err(ConsumeError::Permanent(reason)) => permanent.push((index, reason)),
+                Err(ConsumeError::Transient(reason)) => {
+                    return BatchOutcome::from_failures(permanent, [(index, reason)]);
+                }
+            }
+        }
+        BatchOutcome::from_failures(permanent, [])
+    }
+}
+
 impl EventConsumer for Projector {
     async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
         self.project(event).await.map(|_| ())
+    }
+
+    async fn consume_batch(&self, events: &[EventEnvelope]) -> BatchOutcome {
+        self.project_batch(events).await
     }
 }
 
@@ -96,6 +285,17 @@ mod tests {
     /// A completed order in the log, nothing projected yet.
     async fn given_a_completed_order_in_the_log() -> World {
         let db = TempSqlite::new();
+        let history = a_completed_order(&db).await;
+        World {
+            events: db.events(),
+            status: Arc::new(db.db().status_store()),
+            history,
+            _db: db,
+        }
+    }
+
+    /// Appends a completed order (versions 1, 2, 3) to `db`'s log; returns its history.
+    async fn a_completed_order(db: &TempSqlite) -> Vec<EventEnvelope> {
         let received = db.append_received_order(1, 10).await;
         let mk = |v: u32, e: OrderEvent| {
             let version = Version::new(v).unwrap();
@@ -111,14 +311,8 @@ mod tests {
             mk(2, OrderEvent::OrderProcessingStarted),
             mk(3, OrderEvent::OrderCompleted { total: 10 }),
         ];
-        let events = db.events();
-        events.append(&history[1..]).await.unwrap();
-        World {
-            events,
-            status: Arc::new(db.db().status_store()),
-            history,
-            _db: db,
-        }
+        db.events().append(&history[1..]).await.unwrap();
+        history
     }
 
     #[tokio::test]
@@ -215,6 +409,232 @@ mod tests {
             projector.consume(&stray).await,
             Err(ConsumeError::Permanent(_))
         ));
+        assert_eq!(w.status.get(stray.order_id).await.unwrap(), None);
+    }
+
+    /// A status store that counts the records written, and fails the writes of one order
+    /// (transiently) while `fail` holds it.
+    struct Counting {
+        inner: Arc<dyn StatusStore>,
+        written: std::sync::Mutex<Vec<events_schema::OrderId>>,
+        reads: std::sync::atomic::AtomicUsize,
+        fail: std::sync::Mutex<Option<events_schema::OrderId>>,
+    }
+
+    impl Counting {
+        fn new(inner: Arc<dyn StatusStore>) -> Arc<Self> {
+            Arc::new(Counting {
+                inner,
+                written: Default::default(),
+                reads: Default::default(),
+                fail: Default::default(),
+            })
+        }
+        fn written(&self) -> Vec<events_schema::OrderId> {
+            self.written.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl StatusStore for Counting {
+        async fn get(
+            &self,
+            id: events_schema::OrderId,
+        ) -> Result<Option<OrderStatusRecord>, order_ports::StoreError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.get(id).await
+        }
+        async fn get_many(
+            &self,
+            ids: &[events_schema::OrderId],
+        ) -> Result<HashMap<events_schema::OrderId, OrderStatusRecord>, order_ports::StoreError>
+        {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.get_many(ids).await
+        }
+        async fn upsert(
+            &self,
+            record: &OrderStatusRecord,
+        ) -> Result<Upserted, order_ports::StoreError> {
+            self.upsert_many(std::slice::from_ref(record))
+                .await
+                .remove(0)
+        }
+        async fn upsert_many(
+            &self,
+            records: &[OrderStatusRecord],
+        ) -> Vec<Result<Upserted, order_ports::StoreError>> {
+            let fail = *self.fail.lock().unwrap();
+            let (failed, passed): (Vec<_>, Vec<_>) =
+                records.iter().partition(|r| Some(r.order_id) == fail);
+            let passed: Vec<OrderStatusRecord> = passed.into_iter().cloned().collect();
+            self.written
+                .lock()
+                .unwrap()
+                .extend(passed.iter().map(|r| r.order_id));
+            let mut outcomes = self.inner.upsert_many(&passed).await.into_iter();
+            let failed: Vec<_> = failed.iter().map(|r| r.order_id).collect();
+            records
+                .iter()
+                .map(|r| {
+                    if failed.contains(&r.order_id) {
+                        Err(order_ports::StoreError::Unavailable("down".into()))
+                    } else {
+                        outcomes.next().unwrap()
+                    }
+                })
+                .collect()
+        }
+        async fn list_by_customer(
+            &self,
+            q: &order_ports::CustomerOrdersQuery,
+        ) -> Result<order_ports::StatusPage, order_ports::StoreError> {
+            self.inner.list_by_customer(q).await
+        }
+        async fn pending_before(
+            &self,
+            before: chrono::DateTime<chrono::Utc>,
+            cursor: Option<String>,
+            limit: usize,
+        ) -> Result<order_ports::PendingPage, order_ports::StoreError> {
+            self.inner.pending_before(before, cursor, limit).await
+        }
+    }
+
+    fn folded(history: &[EventEnvelope]) -> OrderStatusRecord {
+        (&OrderView::fold(history).unwrap().unwrap()).into()
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_several_events_of_one_order_reads_and_writes_its_view_once() {
+        let w = given_a_completed_order_in_the_log().await;
+        let status = Counting::new(w.status.clone());
+        let projector = Projector::new(w.events.clone(), status.clone());
+        let outcome = projector.project_batch(&w.history).await;
+        assert_eq!(outcome, BatchOutcome::default());
+        assert_eq!(status.written(), vec![w.history[0].order_id]);
+        assert_eq!(status.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+        assert_eq!(record, folded(&w.history));
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_duplicates_writes_nothing_and_a_batch_on_a_projected_view_moves_it_on() {
+        let w = given_a_completed_order_in_the_log().await;
+        let status = Counting::new(w.status.clone());
+        let projector = Projector::new(w.events.clone(), status.clone());
+        projector.project(&w.history[0]).await.unwrap();
+        let outcome = projector
+            .project_batch(&[
+                w.history[0].clone(),
+                w.history[1].clone(),
+                w.history[2].clone(),
+            ])
+            .await;
+        assert_eq!(outcome, BatchOutcome::default());
+        assert_eq!(
+            status.written().len(),
+            2,
+            "one write for v1, one for the batch"
+        );
+        let again = projector.project_batch(&w.history).await;
+        assert_eq!(again, BatchOutcome::default());
+        assert_eq!(
+            status.written().len(),
+            2,
+            "a batch of duplicates writes nothing"
+        );
+        let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+        assert_eq!(record, folded(&w.history));
+    }
+
+    #[tokio::test]
+    async fn every_delivery_order_of_a_batch_ends_in_the_same_view() {
+        let orders = [
+            vec![0, 1, 2],
+            vec![0, 2, 1],
+            vec![1, 0, 2],
+            vec![1, 2, 0],
+            vec![2, 0, 1],
+            vec![2, 1, 0],
+            vec![0, 0, 1, 1, 2, 2],
+            vec![2, 2, 0],
+        ];
+        for order in orders {
+            let w = given_a_completed_order_in_the_log().await;
+            let projector = Projector::new(w.events.clone(), w.status.clone());
+            let batch: Vec<EventEnvelope> = order.iter().map(|&i| w.history[i].clone()).collect();
+            assert_eq!(
+                projector.project_batch(&batch).await,
+                BatchOutcome::default()
+            );
+            let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+            assert_eq!(record, folded(&w.history), "delivery order {order:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_mid_batch_reports_the_first_event_of_the_first_order_not_written()
+    {
+        let db = TempSqlite::new();
+        let a = a_completed_order(&db).await;
+        let b = a_completed_order(&db).await;
+        let c = a_completed_order(&db).await;
+        let status = Counting::new(Arc::new(db.db().status_store()));
+        *status.fail.lock().unwrap() = Some(b[0].order_id);
+        let projector = Projector::new(db.events(), status.clone());
+        // Interleaved: a1 b1 a2 c1 b2 c2 a3 b3 c3; b's first event is at index 1.
+        let batch = vec![
+            a[0].clone(),
+            b[0].clone(),
+            a[1].clone(),
+            c[0].clone(),
+            b[1].clone(),
+            c[1].clone(),
+            a[2].clone(),
+            b[2].clone(),
+            c[2].clone(),
+        ];
+        let outcome = projector.project_batch(&batch).await;
+        assert_eq!(outcome.permanent, vec![]);
+        assert_eq!(outcome.transient.map(|(i, _)| i), Some(1));
+        // The other orders were written whole (their events after index 1 come again, as
+        // duplicates); b was not written at all.
+        assert_eq!(status.get(a[0].order_id).await.unwrap(), Some(folded(&a)));
+        assert_eq!(status.get(c[0].order_id).await.unwrap(), Some(folded(&c)));
+        assert_eq!(status.get(b[0].order_id).await.unwrap(), None);
+
+        // The retry from index 1 finishes b and finds the rest done.
+        *status.fail.lock().unwrap() = None;
+        assert_eq!(
+            projector.project_batch(&batch[1..]).await,
+            BatchOutcome::default()
+        );
+        assert_eq!(status.get(b[0].order_id).await.unwrap(), Some(folded(&b)));
+    }
+
+    #[tokio::test]
+    async fn a_gap_in_a_batch_is_repaired_from_the_log_and_a_stray_event_is_a_permanent_failure_of_its_own(
+    ) {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        let mut stray = w.history[1].clone();
+        stray.order_id = events_schema::OrderId::new_random();
+        // v3 before v1 and v2: a gap, repaired from the log; the stray order has no log.
+        let outcome = projector
+            .project_batch(&[w.history[2].clone(), stray.clone(), w.history[0].clone()])
+            .await;
+        assert_eq!(outcome.transient, None);
+        assert_eq!(
+            outcome
+                .permanent
+                .iter()
+                .map(|(i, _)| *i)
+                .collect::<Vec<_>>(),
+            vec![1]
+        );
+        let record = w.status.get(w.history[0].order_id).await.unwrap().unwrap();
+        assert_eq!(record, folded(&w.history));
         assert_eq!(w.status.get(stray.order_id).await.unwrap(), None);
     }
 }

@@ -352,6 +352,58 @@ impl DynamoStatusStore {
     }
 }
 
+/// The most keys one `BatchGetItem` takes.
+pub const BATCH_GET_LIMIT: usize = 100;
+/// Conditional `PutItem`s of one [`StatusStore::upsert_many`] in flight at once.
+const UPSERT_CONCURRENCY: usize = 32;
+
+impl DynamoStatusStore {
+    /// One `BatchGetItem` of at most [`BATCH_GET_LIMIT`] keys, asking again for the
+    /// `UnprocessedKeys`.
+    async fn batch_get(&self, order_ids: &[OrderId]) -> Result<Vec<OrderStatusRecord>, StoreError> {
+        let keys: Vec<HashMap<String, AttributeValue>> = order_ids
+            .iter()
+            .map(|id| HashMap::from([("orderId".to_owned(), AttributeValue::S(id.to_string()))]))
+            .collect();
+        let mut request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Rejected(format!("BatchGetItem keys: {e}")))?;
+        let mut found = Vec::with_capacity(order_ids.len());
+        for attempt in 0..super::MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request.clone())
+                .send()
+                .await
+                .map_err(|e| classify("BatchGetItem", &e))?;
+            if let Some(mut responses) = out.responses {
+                for item in responses.remove(&self.table).unwrap_or_default() {
+                    found.push(decode_status(item)?);
+                }
+            }
+            match out
+                .unprocessed_keys
+                .and_then(|mut left| left.remove(&self.table))
+                .filter(|left| !left.keys().is_empty())
+            {
+                Some(left) => request = left,
+                None => return Ok(found),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "BatchGetItem on {}: keys still unprocessed after {} attempts",
+            self.table,
+            super::MAX_ATTEMPTS
+        )))
+    }
+}
+
 fn decode_status(item: HashMap<String, AttributeValue>) -> Result<OrderStatusRecord, StoreError> {
     let key = describe_key(&item);
     OrderStatusRecord::from_item(to_generic(item)?)
@@ -395,6 +447,48 @@ impl StatusStore for DynamoStatusStore {
             }
             Err(e) => Err(classify("PutItem", &e)),
         }
+    }
+
+    /// Consistent `BatchGetItem`s of [`BATCH_GET_LIMIT`] keys, a few chunks at a time; keys
+    /// DynamoDB leaves unprocessed (throttling, the 16 MB response limit) are asked again with
+    /// a growing pause, [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS) rounds at most, then
+    /// `Unavailable`.
+    async fn get_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<HashMap<OrderId, OrderStatusRecord>, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut unique = order_ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        // Built up front: a lazy `map` in the stream trips the `Send` check of async_trait.
+        let calls: Vec<_> = unique
+            .chunks(BATCH_GET_LIMIT)
+            .map(|chunk| self.batch_get(chunk))
+            .collect();
+        let chunks: Vec<Vec<OrderStatusRecord>> = futures::stream::iter(calls)
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        Ok(chunks
+            .into_iter()
+            .flatten()
+            .map(|record| (record.order_id, record))
+            .collect())
+    }
+
+    /// `BatchWriteItem` takes no condition, so the conditional `PutItem`s of
+    /// [`upsert`](StatusStore::upsert) go out concurrently, [`UPSERT_CONCURRENCY`] at a time.
+    async fn upsert_many(
+        &self,
+        records: &[OrderStatusRecord],
+    ) -> Vec<Result<Upserted, StoreError>> {
+        use futures::StreamExt;
+        let calls: Vec<_> = records.iter().map(|record| self.upsert(record)).collect();
+        futures::stream::iter(calls)
+            .buffered(UPSERT_CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// `Query`s on the GSI [`BY_CUSTOMER_INDEX`], descending, from the cursor's

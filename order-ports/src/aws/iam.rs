@@ -94,6 +94,12 @@ impl DynamoStatusStore {
         resource: Resource::StatusTable,
         actions: &["dynamodb:PutItem"],
     };
+    /// [`StatusStore::get_many`](crate::StatusStore::get_many): consistent `BatchGetItem`s.
+    /// ([`StatusStore::upsert_many`](crate::StatusStore::upsert_many) is [`Self::UPSERT`].)
+    pub const GET_MANY: Permission = Permission {
+        resource: Resource::StatusTable,
+        actions: &["dynamodb:BatchGetItem"],
+    };
     /// [`StatusStore::list_by_customer`](crate::StatusStore::list_by_customer): `Query` on the
     /// `byCustomer` index (the index ARN, not the table's).
     pub const LIST_BY_CUSTOMER: Permission = Permission {
@@ -254,6 +260,7 @@ mod tests {
                     DynamoEventStore::READ_ALL,
                     DynamoStatusStore::GET,
                     DynamoStatusStore::UPSERT,
+                    DynamoStatusStore::GET_MANY,
                     DynamoStatusStore::LIST_BY_CUSTOMER,
                     DynamoStatusStore::PENDING_BEFORE,
                     DynamoEventStore::LIST_ORDERS,
@@ -432,6 +439,7 @@ mod tests {
     fn the_dynamo_adapters_call_what_the_design_says() {
         let needed = needed_actions("dynamo.rs", include_str!("dynamo.rs"));
         let expected: BTreeSet<_> = [
+            "dynamodb:BatchGetItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",

@@ -24,8 +24,9 @@ use super::{map_err, to_i64, SqliteDb, SqliteEventStore};
 use crate::feed::{Feed, FeedRecord};
 use crate::ports::StoreError;
 
-/// Events read per poll.
-const FEED_BATCH: usize = 256;
+/// Events read per poll: one batch for the consumer, so one read and one write of each of its
+/// orders' views per poll.
+const FEED_BATCH: usize = 1024;
 /// Pause after a poll that found nothing new.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 

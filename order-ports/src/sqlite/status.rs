@@ -1,5 +1,7 @@
 //! The status view: table `order_status`, one row per order, only ever moving forward.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use events_schema::{OrderId, OrderStatusRecord};
@@ -45,41 +47,56 @@ impl StatusStore for SqliteStatusStore {
         let json = serde_json::to_string(record)
             .map_err(|e| StoreError::Rejected(format!("status record: {e}")))?;
         let r = record.clone();
-        let changed = self
+        self.db.write(move |tx| upsert_row(tx, &r, &json)).await
+    }
+
+    /// Reads in chunks of [`GET_MANY_CHUNK`] ids, each one `IN (…)` statement, all in one
+    /// read transaction (one snapshot).
+    async fn get_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<HashMap<OrderId, OrderStatusRecord>, StoreError> {
+        let keys: Vec<String> = order_ids.iter().map(ToString::to_string).collect();
+        self.db
+            .read(move |conn| {
+                conn.execute_batch("BEGIN").map_err(map_err)?;
+                let found = read_many(conn, &keys);
+                let _ = conn.execute_batch("COMMIT");
+                found
+            })
+            .await
+    }
+
+    /// One write job (so one transaction: all the records or none), one statement per record.
+    async fn upsert_many(
+        &self,
+        records: &[OrderStatusRecord],
+    ) -> Vec<Result<Upserted, StoreError>> {
+        let encoded: Result<Vec<(OrderStatusRecord, String)>, StoreError> = records
+            .iter()
+            .map(|r| {
+                serde_json::to_string(r)
+                    .map(|json| (r.clone(), json))
+                    .map_err(|e| StoreError::Rejected(format!("status record: {e}")))
+            })
+            .collect();
+        let encoded = match encoded {
+            Ok(encoded) => encoded,
+            Err(e) => return records.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let written = self
             .db
             .write(move |tx| {
-                tx.prepare_cached(
-                    "INSERT INTO order_status
-                         (order_id, version, status, customer_id, created_at, updated_at, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (order_id) DO UPDATE SET
-                         version = excluded.version,
-                         status = excluded.status,
-                         customer_id = excluded.customer_id,
-                         created_at = excluded.created_at,
-                         updated_at = excluded.updated_at,
-                         record = excluded.record
-                     WHERE excluded.version > order_status.version",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        r.order_id.to_string(),
-                        r.version.get(),
-                        r.status.as_str(),
-                        r.customer_id.as_str(),
-                        r.created_at,
-                        r.updated_at,
-                        json,
-                    ])
-                })
-                .map_err(map_err)
+                encoded
+                    .iter()
+                    .map(|(r, json)| upsert_row(tx, r, json))
+                    .collect::<Result<Vec<Upserted>, StoreError>>()
             })
-            .await?;
-        Ok(if changed > 0 {
-            Upserted::Written
-        } else {
-            Upserted::Stale
-        })
+            .await;
+        match written {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) => records.iter().map(|_| Err(e.clone())).collect(),
+        }
     }
 
     async fn list_by_customer(
@@ -126,6 +143,70 @@ impl StatusStore for SqliteStatusStore {
     ) -> Result<PendingPage, StoreError> {
         self.pending_page(before, cursor, limit).await
     }
+}
+
+/// The most ids one `IN (…)` of [`StatusStore::get_many`] binds.
+const GET_MANY_CHUNK: usize = 500;
+
+fn read_many(
+    conn: &rusqlite::Connection,
+    keys: &[String],
+) -> Result<HashMap<OrderId, OrderStatusRecord>, StoreError> {
+    let mut found = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(GET_MANY_CHUNK) {
+        let sql = format!(
+            "SELECT record FROM order_status WHERE order_id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(map_err)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(chunk), |r| r.get::<_, String>(0))
+            .map_err(map_err)?;
+        for row in rows {
+            let record = decode(&row.map_err(map_err)?)?;
+            found.insert(record.order_id, record);
+        }
+    }
+    Ok(found)
+}
+
+/// The forward-only write of one record: only if none is stored or the stored one is older.
+fn upsert_row(
+    tx: &rusqlite::Connection,
+    r: &OrderStatusRecord,
+    json: &str,
+) -> Result<Upserted, StoreError> {
+    let changed = tx
+        .prepare_cached(
+            "INSERT INTO order_status
+                 (order_id, version, status, customer_id, created_at, updated_at, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (order_id) DO UPDATE SET
+                 version = excluded.version,
+                 status = excluded.status,
+                 customer_id = excluded.customer_id,
+                 created_at = excluded.created_at,
+                 updated_at = excluded.updated_at,
+                 record = excluded.record
+             WHERE excluded.version > order_status.version",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                r.order_id.to_string(),
+                r.version.get(),
+                r.status.as_str(),
+                r.customer_id.as_str(),
+                r.created_at,
+                r.updated_at,
+                json,
+            ])
+        })
+        .map_err(map_err)?;
+    Ok(if changed > 0 {
+        Upserted::Written
+    } else {
+        Upserted::Stale
+    })
 }
 
 fn decode(json: &str) -> Result<OrderStatusRecord, StoreError> {

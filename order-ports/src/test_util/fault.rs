@@ -466,6 +466,69 @@ impl StatusStore for FaultyStatusStore {
             .await
     }
 
+    async fn get_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Result<HashMap<OrderId, OrderStatusRecord>, StoreError> {
+        self.faults
+            .run("status", "get_many", false, self.inner.get_many(order_ids))
+            .await
+    }
+
+    /// Each record fails on its own, before or (a lost response) after the inner write.
+    async fn upsert_many(
+        &self,
+        records: &[OrderStatusRecord],
+    ) -> Vec<Result<Upserted, StoreError>> {
+        let decisions: Vec<Decision> = records.iter().map(|_| self.faults.decide(true)).collect();
+        let passed: Vec<OrderStatusRecord> = records
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| !matches!(d, Decision::FailBefore))
+            .map(|(r, _)| r.clone())
+            .collect();
+        let mut inner = if passed.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.upsert_many(&passed).await
+        }
+        .into_iter();
+        decisions
+            .into_iter()
+            .map(|decision| match decision {
+                Decision::Pass => inner.next().unwrap_or_else(|| {
+                    Err(StoreError::Unavailable(
+                        "the inner upsert_many lost a record".into(),
+                    ))
+                }),
+                Decision::FailBefore => {
+                    self.faults.record("status", FaultKind::Unavailable);
+                    Err(Faults::injected(
+                        "status",
+                        "upsert_many",
+                        FaultKind::Unavailable,
+                    ))
+                }
+                Decision::FailAfter => {
+                    let outcome = inner.next();
+                    if matches!(outcome, Some(Err(_)) | None) {
+                        return outcome.unwrap_or_else(|| {
+                            Err(StoreError::Unavailable(
+                                "the inner upsert_many lost a record".into(),
+                            ))
+                        });
+                    }
+                    self.faults.record("status", FaultKind::LostResponse);
+                    Err(Faults::injected(
+                        "status",
+                        "upsert_many",
+                        FaultKind::LostResponse,
+                    ))
+                }
+            })
+            .collect()
+    }
+
     async fn list_by_customer(
         &self,
         query: &CustomerOrdersQuery,

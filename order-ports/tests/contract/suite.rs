@@ -68,6 +68,8 @@ macro_rules! all_checks {
             receiving_hands_out_at_most_max_messages,
             status_upserts_only_move_forward,
             getting_an_unprojected_order_gives_none,
+            getting_many_finds_every_projected_order_and_omits_the_others,
+            upserting_many_moves_each_view_forward_and_reports_each_outcome,
             listing_a_customer_walks_all_their_orders_once_newest_first,
             listing_by_customer_and_status_walks_only_that_status,
             listing_an_unknown_customer_gives_an_empty_page_without_a_cursor,
@@ -516,6 +518,52 @@ pub async fn status_upserts_only_move_forward(b: &dyn Backend) {
 pub async fn getting_an_unprojected_order_gives_none(b: &dyn Backend) {
     let store = b.status_store().await;
     assert_eq!(store.get(OrderId::new_random()).await.expect("get"), None);
+}
+
+pub async fn getting_many_finds_every_projected_order_and_omits_the_others(b: &dyn Backend) {
+    let store = b.status_store().await;
+    // More than one DynamoDB `BatchGetItem` (100 keys) and than one SQLite chunk would be.
+    let records: Vec<OrderStatusRecord> = (0..250)
+        .map(|i| status_record(OrderId::new_random(), 1 + i % 3, OrderStatus::Received))
+        .collect();
+    for outcome in store.upsert_many(&records).await {
+        assert_eq!(outcome.expect("upsert_many"), Upserted::Written);
+    }
+    let unknown = OrderId::new_random();
+    let mut ids: Vec<OrderId> = records.iter().map(|r| r.order_id).collect();
+    ids.push(unknown);
+    ids.push(records[0].order_id);
+    let found = store.get_many(&ids).await.expect("get_many");
+    assert_eq!(found.len(), records.len());
+    for record in &records {
+        assert_eq!(found.get(&record.order_id), Some(record));
+    }
+    assert!(!found.contains_key(&unknown));
+    assert!(store
+        .get_many(&[])
+        .await
+        .expect("get_many of nothing")
+        .is_empty());
+}
+
+pub async fn upserting_many_moves_each_view_forward_and_reports_each_outcome(b: &dyn Backend) {
+    let store = b.status_store().await;
+    let (a, c) = (OrderId::new_random(), OrderId::new_random());
+    let a2 = status_record(a, 2, OrderStatus::Processing);
+    store.upsert(&a2).await.expect("upsert a v2");
+    let batch = [
+        status_record(a, 1, OrderStatus::Received),
+        status_record(c, 3, OrderStatus::Completed),
+    ];
+    let outcomes: Vec<Upserted> = store
+        .upsert_many(&batch)
+        .await
+        .into_iter()
+        .map(|o| o.expect("upsert_many"))
+        .collect();
+    assert_eq!(outcomes, [Upserted::Stale, Upserted::Written]);
+    assert_eq!(store.get(a).await.expect("get"), Some(a2));
+    assert_eq!(store.get(c).await.expect("get"), Some(batch[1].clone()));
 }
 
 /// A record of `customer`'s order created at second `second` (zero-padded into `createdAt`)

@@ -7,6 +7,7 @@ mod events_export;
 mod faults;
 mod history;
 mod left_behind;
+mod loadtest;
 mod pipeline;
 mod readme;
 mod reconcile;
