@@ -203,29 +203,43 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    /// A work queue that records the deliveries failed through it.
+    /// A work queue that records the deliveries failed through it, and refuses (and records)
+    /// every other call: the event source mapping receives and deletes, the Lambda never sends,
+    /// so a call to one of those is a bug the test must see.
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<Delivery>>);
+    struct Recorder {
+        failed: Mutex<Vec<Delivery>>,
+        other_calls: Mutex<Vec<&'static str>>,
+    }
 
     impl Recorder {
         fn failed(&self) -> Vec<Delivery> {
-            self.0.lock().unwrap().clone()
+            self.failed.lock().unwrap().clone()
+        }
+
+        fn other_calls(&self) -> Vec<&'static str> {
+            self.other_calls.lock().unwrap().clone()
+        }
+
+        fn refuse(&self, call: &'static str) -> StoreError {
+            self.other_calls.lock().unwrap().push(call);
+            StoreError::Rejected(format!("the processor Lambda must not call {call}"))
         }
     }
 
     #[async_trait::async_trait]
     impl WorkQueue for Recorder {
         async fn send(&self, _: OrderId) -> Result<(), StoreError> {
-            unimplemented!("the processor Lambda never sends")
+            Err(self.refuse("send"))
         }
         async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, StoreError> {
-            unimplemented!("the event source mapping receives")
+            Err(self.refuse("receive"))
         }
         async fn ack(&self, _: &Delivery) -> Result<(), StoreError> {
-            unimplemented!("the event source mapping deletes")
+            Err(self.refuse("ack"))
         }
         async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError> {
-            self.0.lock().unwrap().push(delivery.clone());
+            self.failed.lock().unwrap().push(delivery.clone());
             Ok(())
         }
     }
@@ -285,6 +299,11 @@ mod tests {
                 ("poison".into(), "receipt-poison".into(), 1),
                 ("unknown".into(), "receipt-unknown".into(), 3),
             ]
+        );
+        assert_eq!(
+            queue.other_calls(),
+            Vec::<&str>::new(),
+            "the mapping receives and deletes"
         );
     }
 }
