@@ -426,27 +426,12 @@ impl StatusStore for DynamoStatusStore {
     }
 
     async fn upsert(&self, record: &OrderStatusRecord) -> Result<Upserted, StoreError> {
-        let item = status_item(record)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(orderId) OR #v < :v")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":v", AttributeValue::N(record.version.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Upserted::Written),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Upserted::Stale)
-            }
-            Err(e) => Err(classify("PutItem", &e)),
-        }
+        self.put_status_if(
+            record,
+            "attribute_not_exists(orderId) OR #v < :v",
+            record.version,
+        )
+        .await
     }
 
     /// Consistent `BatchGetItem`s of [`BATCH_GET_LIMIT`] keys, a few chunks at a time; keys
@@ -559,6 +544,39 @@ impl StatusStore for DynamoStatusStore {
         limit: usize,
     ) -> Result<PendingPage, StoreError> {
         self.pending_page(before, cursor, limit).await
+    }
+}
+
+impl DynamoStatusStore {
+    /// Puts `record`'s item if `condition` holds, with `#v` the stored `version` and `:v`
+    /// `version`; a failed condition is [`Upserted::Stale`], not an error. The one write of
+    /// [`StatusStore::upsert`] and [`StatusRepair::replace`].
+    async fn put_status_if(
+        &self,
+        record: &OrderStatusRecord,
+        condition: &str,
+        version: Version,
+    ) -> Result<Upserted, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(status_item(record)?))
+            .condition_expression(condition)
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Upserted::Written),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Upserted::Stale)
+            }
+            Err(e) => Err(classify("PutItem", &e)),
+        }
     }
 }
 
@@ -795,27 +813,7 @@ impl StatusRepair for DynamoStatusStore {
         record: &OrderStatusRecord,
         expected: Version,
     ) -> Result<Upserted, StoreError> {
-        let item = status_item(record)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("#v = :expected")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Upserted::Written),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Upserted::Stale)
-            }
-            Err(e) => Err(classify("PutItem", &e)),
-        }
+        self.put_status_if(record, "#v = :v", expected).await
     }
 }
 
