@@ -118,6 +118,8 @@ pub struct LogAndView {
     pub repair: Arc<dyn StatusRepair>,
     /// The SQLite file, for what only it holds (notifications, failed_events).
     pub local: Option<SqliteDb>,
+    /// The DynamoDB event table, for its parallel Scan (`orders events`).
+    pub dynamo_events: Option<DynamoEventStore>,
 }
 
 /// Opens an existing log and its view: the `--data` file must exist; the AWS tables must exist.
@@ -133,6 +135,7 @@ pub async fn open_log_and_view(args: &BackendArgs, command: &str) -> Result<LogA
                 status: status.clone(),
                 repair: status,
                 local: Some(db),
+                dynamo_events: None,
             })
         }
         Backend::Aws => {
@@ -143,7 +146,8 @@ pub async fn open_log_and_view(args: &BackendArgs, command: &str) -> Result<LogA
             for (table, name) in values.iter().zip(names) {
                 aws_backend::check_table(&clients.dynamodb, table, name).await?;
             }
-            let events = Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &values[0]));
+            let dynamo_events = DynamoEventStore::new(clients.dynamodb.clone(), &values[0]);
+            let events = Arc::new(dynamo_events.clone());
             let status = Arc::new(DynamoStatusStore::new(clients.dynamodb.clone(), &values[1]));
             Ok(LogAndView {
                 events: events.clone(),
@@ -151,6 +155,7 @@ pub async fn open_log_and_view(args: &BackendArgs, command: &str) -> Result<LogA
                 status: status.clone(),
                 repair: status,
                 local: None,
+                dynamo_events: Some(dynamo_events),
             })
         }
     }

@@ -3,11 +3,13 @@
 //!
 //! It streams: on SQLite the log is read a page at a time in export order (keyset pages over an
 //! index, [`EventExport`]), so memory holds a page and a Parquet row group, whatever the size
-//! of the log. DynamoDB has no index in that order: see [`Buffered`].
+//! of the log. DynamoDB has no index in that order: the matching events are read (parallel
+//! Scan segments, or a Query per order for `--order` / `--customer`) into an external merge
+//! sort ([`ExternalSort`]), which holds one run of [`SORT_RUN`] events in memory and spills
+//! the rest to temporary files — see [`sorted_from_dynamo`].
 
-use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,15 +22,19 @@ use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use events_schema::envelope::{format_timestamp, parse_timestamp};
 use events_schema::{CustomerId, EventEnvelope, EventType, LineItem, OrderEvent, OrderId};
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use order_ports::sqlite::SqliteEventStore;
-use order_ports::{EventExport, EventStore, ExportFilter, ExportPosition};
+use order_ports::{
+    CustomerOrdersQuery, EventExport, ExportFilter, ExportPosition, MAX_CUSTOMER_ORDERS_LIMIT,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
-use crate::backend::{open_log_and_view, BackendArgs};
+use crate::backend::{open_log_and_view, BackendArgs, LogAndView};
+use crate::external_sort::{ExternalSort, SortError, Sorted};
 use crate::CliError;
 
 /// The columns, in order: the wire names of the envelope, then of the payload's fields.
@@ -51,8 +57,11 @@ pub const COLUMNS: [&str; 12] = [
 const PAGE: usize = 5_000;
 /// Rows per Parquet row group: what the writer holds in memory before it flushes.
 const ROW_GROUP: usize = 64 * 1024;
-/// The most matching events `--backend aws` sorts in memory (see [`Buffered`]).
-pub const AWS_SORT_LIMIT: usize = 200_000;
+/// Events `--backend aws` sorts in memory before it spills a sorted run to a temporary file
+/// (a decoded event takes a few hundred bytes: some 50 MB).
+pub const SORT_RUN: usize = 100_000;
+/// Orders whose histories `--customer` reads at once on `--backend aws`.
+const CUSTOMER_QUERIES: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -76,7 +85,12 @@ Filters combine: --since is inclusive, --until exclusive, both RFC 3339 (e.g. \
 2024-05-01T00:00:00Z). --customer selects the orders whose OrderReceived names that customer.
 
 On --backend aws the log has no time-ordered index: --order reads one order with a Query; \
-otherwise the table is scanned and the matching events (at most 200000) are sorted in memory.")]
+--customer lists the customer's orders on the status table's byCustomer index (an eventually \
+consistent index: an order received a moment ago may be missed) and reads each with a Query; \
+otherwise the table is read by --scan-segments parallel Scan segments. The matching events are \
+then sorted in bounded memory: runs of 100000 events are sorted and spilled to temporary files \
+(in $TMPDIR, about 400 bytes an event), then merged; nothing is written to the output before \
+the read ends.")]
 pub struct EventsArgs {
     #[command(flatten)]
     backend: BackendArgs,
@@ -102,6 +116,18 @@ pub struct EventsArgs {
     /// Write to this file instead of stdout (required for parquet).
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// --backend aws: parallel Scan segments the event table is read with (1 to 1000000).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    scan_segments: u32,
+    /// --backend aws: events sorted in memory per spilled run (tests force spills with a small
+    /// one).
+    #[arg(long, hide = true, default_value_t = SORT_RUN)]
+    sort_run_events: usize,
 }
 
 /// Reads the filter flags; one clear message for the first bad one.
@@ -179,13 +205,18 @@ pub async fn events(args: EventsArgs) -> Result<(), CliError> {
             after: None,
             done: false,
         },
-        None => Source::Buffered(Buffered::load(log.events.clone(), &filter).await?),
+        None => Source::Sorted(
+            sorted_from_dynamo(&log, &filter, args.scan_segments, args.sort_run_events).await?,
+        ),
     };
-    let bar = progress(if filter == ExportFilter::default() {
-        log.scan.count_events().await.ok()
-    } else {
-        None
-    });
+    // Counting is a whole extra read of the log (a Scan on DynamoDB): only for a bar one sees.
+    let bar = progress(
+        if filter == ExportFilter::default() && std::io::stderr().is_terminal() {
+            log.scan.count_events().await.ok()
+        } else {
+            None
+        },
+    );
     let result = match &args.output {
         Some(path) => export_to_file(path, args.format, &mut source, &filter, &bar).await,
         None => {
@@ -262,7 +293,7 @@ enum Source {
         after: Option<ExportPosition>,
         done: bool,
     },
-    Buffered(Buffered),
+    Sorted(Sorted<EventEnvelope, ExportPosition>),
 }
 
 impl Source {
@@ -278,79 +309,101 @@ impl Source {
                 *after = page.last().map(ExportPosition::of);
                 Ok(page)
             }
-            Source::Buffered(buffered) => {
-                let n = buffered.events.len().min(PAGE);
-                Ok(buffered.events.drain(..n).collect())
-            }
+            Source::Sorted(sorted) => sorted
+                .by_ref()
+                .take(PAGE)
+                .collect::<Result<_, _>>()
+                .map_err(sort_error),
         }
     }
 }
 
-/// The export on DynamoDB, which has no index in export order: one order's history is read
-/// with a consistent Query (`--order`); otherwise the table is scanned and the matching events
-/// are sorted in memory — at most [`AWS_SORT_LIMIT`] of them, beyond which the export stops
-/// with an error asking for a narrower filter instead of growing without bound. (An external
-/// merge sort of the scan, spilling sorted runs to disk, would lift the limit.)
-struct Buffered {
-    events: VecDeque<EventEnvelope>,
+fn sort_error(e: SortError) -> CliError {
+    match e {
+        SortError::Io(e) => CliError::Io(e),
+        other => CliError::Config(other.to_string()),
+    }
 }
 
-impl Buffered {
-    async fn load(events: Arc<dyn EventStore>, filter: &ExportFilter) -> Result<Self, CliError> {
-        let mut kept = Vec::new();
-        // A customer is named only by its orders' OrderReceived, which a scan meets in no
-        // particular order: filter on it once the whole table has been read.
-        let mut customer_of: HashMap<OrderId, CustomerId> = HashMap::new();
-        let mut keep = |event: EventEnvelope| -> Result<(), CliError> {
-            if let OrderEvent::OrderReceived(order) = &event.event {
-                if filter.customer_id.is_some() {
-                    customer_of.insert(event.order_id, order.customer_id.clone());
-                }
+/// The matching events of a DynamoDB log, sorted in export order through an external merge
+/// sort. The log has no index in that order, so every matching event is read before the first
+/// is returned: one order's history with a consistent Query (`--order`); a customer's orders
+/// from the status table's `byCustomer` index, each read with a Query (`--customer`, without
+/// scanning the table); otherwise the whole table with `segments` parallel Scan segments.
+/// Memory: one run of `run_size` events, the pages in flight (two 1 MB Scan pages per segment,
+/// or [`CUSTOMER_QUERIES`] histories), and a read buffer per spilled run being merged.
+async fn sorted_from_dynamo(
+    log: &LogAndView,
+    filter: &ExportFilter,
+    segments: u32,
+    run_size: usize,
+) -> Result<Sorted<EventEnvelope, ExportPosition>, CliError> {
+    let mut sorter = ExternalSort::new(run_size, ExportPosition::of);
+    // A customer is named only by the OrderReceived of each order.
+    let mut keep_history = |history: Vec<EventEnvelope>| -> Result<(), CliError> {
+        let customer = history.iter().find_map(|e| match &e.event {
+            OrderEvent::OrderReceived(order) => Some(order.customer_id.clone()),
+            _ => None,
+        });
+        for event in history {
+            if filter.matches(&event, customer.as_ref()) {
+                sorter.push(event).map_err(sort_error)?;
             }
-            let unfiltered = ExportFilter {
-                customer_id: None,
-                ..filter.clone()
-            };
-            if unfiltered.matches(&event, None) {
-                if kept.len() == AWS_SORT_LIMIT {
-                    return Err(CliError::Config(format!(
-                        "more than {AWS_SORT_LIMIT} events match on --backend aws, which sorts \
-                         them in memory: narrow the export with --order, --type or \
-                         --since/--until"
-                    )));
-                }
-                kept.push(event);
+        }
+        Ok(())
+    };
+    if let Some(order_id) = filter.order_id {
+        keep_history(log.events.load(order_id).await?)?;
+    } else if let Some(customer) = &filter.customer_id {
+        let mut cursor = None;
+        loop {
+            let page = log
+                .status
+                .list_by_customer(&CustomerOrdersQuery {
+                    customer_id: customer.clone(),
+                    status: None,
+                    limit: MAX_CUSTOMER_ORDERS_LIMIT,
+                    cursor: cursor.take(),
+                })
+                .await?;
+            let mut histories = futures::stream::iter(&page.records)
+                .map(|record| async move {
+                    log.events
+                        .load(record.order_id)
+                        .await
+                        .map_err(|source| CliError::Order {
+                            order_id: record.order_id,
+                            source,
+                        })
+                })
+                .buffer_unordered(CUSTOMER_QUERIES);
+            while let Some(history) = histories.next().await {
+                keep_history(history?)?;
             }
-            Ok(())
-        };
-        match filter.order_id {
-            Some(order_id) => {
-                for event in events.load(order_id).await? {
-                    keep(event)?;
-                }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
             }
-            None => {
-                let mut cursor = None;
-                loop {
-                    let page = events.read_all(cursor, 1_000).await?;
-                    for event in page.events {
-                        keep(event)?;
-                    }
-                    match page.next {
-                        Some(next) => cursor = Some(next),
-                        None => break,
-                    }
+        }
+    } else {
+        let table = log.dynamo_events.as_ref().ok_or_else(|| {
+            CliError::Config("internal: the DynamoDB event table was not opened".into())
+        })?;
+        let mut pages = table.scan_pages(segments)?;
+        while let Some(page) = pages.next().await {
+            for event in page? {
+                // No customer here: --customer took the branch above.
+                if filter.matches(&event, None) {
+                    sorter.push(event).map_err(sort_error)?;
                 }
             }
         }
-        if let Some(customer) = &filter.customer_id {
-            kept.retain(|e| customer_of.get(&e.order_id) == Some(customer));
-        }
-        kept.sort_by_key(ExportPosition::of);
-        Ok(Buffered {
-            events: kept.into(),
-        })
     }
+    tracing::debug!(
+        spilled_runs = sorter.spilled_runs(),
+        "read the matching events into the external sort"
+    );
+    sorter.finish().map_err(sort_error)
 }
 
 // -------------------------------------------------------------------------------------- sinks

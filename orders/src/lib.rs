@@ -4,6 +4,7 @@ mod aws_backend;
 mod backend;
 mod dlq;
 mod events;
+mod external_sort;
 mod loadtest;
 mod notifications;
 mod rebuild;

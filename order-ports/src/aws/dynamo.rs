@@ -9,6 +9,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use events_schema::{EventEnvelope, OrderId, OrderStatusRecord, Version};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 
 use super::classify;
 use crate::ports::{
@@ -21,6 +23,9 @@ use crate::ports::{
 };
 
 const NEW_KEY_ONLY: &str = "attribute_not_exists(orderId)";
+
+/// A `Scan` page's events, and the key the next page starts after.
+type ScannedPage = (Vec<EventEnvelope>, Option<HashMap<String, AttributeValue>>);
 
 /// The event log on DynamoDB: PK `orderId` (S), SK `version` (N). See the design's data model.
 ///
@@ -54,36 +59,83 @@ impl DynamoEventStore {
     /// paginated to its end, for export. Unordered: sort by `(orderId, version)` if needed.
     /// `segments` must be 1..=1_000_000 (DynamoDB's limit), otherwise `Rejected`.
     pub async fn scan_all_parallel(&self, segments: u32) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.scan_pages(segments)?.try_concat().await
+    }
+
+    /// The whole table as a stream of `Scan` pages (at most 1 MB of items each), read by
+    /// `segments` parallel segments (`TotalSegments`, consistent reads), each in its own task,
+    /// in no particular order. Memory stays bounded whatever the size of the table: a segment
+    /// reads its next page only once the previous one has been taken, so at most two pages per
+    /// segment are held. The first error ends the stream; dropping the stream stops the
+    /// segments at their next page.
+    ///
+    /// Errors: `Rejected` unless `segments` is 1..=1_000_000 (DynamoDB's limit); in the stream,
+    /// `Corrupt` for an item that does not decode, `Unavailable` as usual. Needs a Tokio runtime.
+    pub fn scan_pages(
+        &self,
+        segments: u32,
+    ) -> Result<BoxStream<'static, Result<Vec<EventEnvelope>, StoreError>>, StoreError> {
         let total = i32::try_from(segments)
             .ok()
             .filter(|n| (1..=1_000_000).contains(n))
             .ok_or_else(|| {
                 StoreError::Rejected(format!("segments must be 1..=1000000, got {segments}"))
             })?;
-        let scans = (0..total).map(|segment| self.scan_segment(segment, total));
-        let parts = futures::future::try_join_all(scans).await?;
-        Ok(parts.into_iter().flatten().collect())
+        let (tx, rx) = tokio::sync::mpsc::channel(segments.min(64) as usize);
+        for segment in 0..total {
+            let (store, tx) = (self.clone(), tx.clone());
+            tokio::spawn(async move {
+                let mut start = None;
+                loop {
+                    let page = store.scan_page(segment, total, start.take()).await;
+                    let (events, next) = match page {
+                        Ok(page) => page,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    if tx.send(Ok(events)).await.is_err() {
+                        return;
+                    }
+                    match next {
+                        Some(next) => start = Some(next),
+                        None => return,
+                    }
+                }
+            });
+        }
+        Ok(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|page| (page, rx))
+        })
+        .boxed())
     }
 
-    async fn scan_segment(
+    /// One page of one segment, and where the next one starts (`None` at the segment's end).
+    async fn scan_page(
         &self,
         segment: i32,
         total: i32,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<ScannedPage, StoreError> {
+        let out = self
             .client
             .scan()
             .table_name(&self.table)
             .consistent_read(true)
             .segment(segment)
             .total_segments(total)
-            .into_paginator()
-            .items()
+            .set_exclusive_start_key(start)
             .send()
-            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| classify("Scan", &e))?;
-        items.into_iter().map(decode_event).collect()
+        let events = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(decode_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((events, out.last_evaluated_key))
     }
 
     /// Rejects an append that would leave a gap: `previous` must exist.
