@@ -55,6 +55,8 @@ pub const COLUMNS: [&str; 12] = [
 
 /// Events read from the store at a time.
 const PAGE: usize = 5_000;
+/// Bytes buffered before a write to the output (one system call per buffer).
+const OUT_BUFFER: usize = 256 * 1024;
 /// Rows per Parquet row group: what the writer holds in memory before it flushes.
 const ROW_GROUP: usize = 64 * 1024;
 /// Events `--backend aws` sorts in memory before it spills a sorted run to a temporary file
@@ -202,7 +204,7 @@ pub async fn events(args: EventsArgs) -> Result<(), CliError> {
     let mut source = match &log.local {
         Some(db) => Source::Sqlite {
             store: db.event_store(),
-            after: None,
+            next: None,
             done: false,
         },
         None => Source::Sorted(
@@ -221,7 +223,10 @@ pub async fn events(args: EventsArgs) -> Result<(), CliError> {
         Some(path) => export_to_file(path, args.format, &mut source, &filter, &bar).await,
         None => {
             let stdout = std::io::stdout();
-            let mut sink = sink(args.format, Box::new(BufWriter::new(stdout)))?;
+            let mut sink = sink(
+                args.format,
+                Box::new(BufWriter::with_capacity(OUT_BUFFER, stdout)),
+            )?;
             copy(&mut source, &filter, sink.as_mut(), &bar).await?;
             sink.finish()
         }
@@ -242,7 +247,7 @@ async fn export_to_file(
     let file = File::create(path)
         .map_err(|e| CliError::Config(format!("cannot create {}: {e}", path.display())))?;
     let written = async {
-        let mut sink = sink(format, Box::new(BufWriter::new(file)))?;
+        let mut sink = sink(format, Box::new(BufWriter::with_capacity(OUT_BUFFER, file)))?;
         copy(source, filter, sink.as_mut(), bar).await?;
         sink.finish()
     }
@@ -290,7 +295,9 @@ fn progress(total: Option<u64>) -> ProgressBar {
 enum Source {
     Sqlite {
         store: SqliteEventStore,
-        after: Option<ExportPosition>,
+        /// The next page, already being read (on the blocking pool) while this one is written:
+        /// reading and decoding, and encoding and writing, each keep a core busy.
+        next: Option<tokio::task::JoinHandle<Result<Vec<EventEnvelope>, CliError>>>,
         done: bool,
     },
     Sorted(Sorted<EventEnvelope, ExportPosition>),
@@ -300,13 +307,24 @@ impl Source {
     /// The next events in export order; empty at the end.
     async fn next_page(&mut self, filter: &ExportFilter) -> Result<Vec<EventEnvelope>, CliError> {
         match self {
-            Source::Sqlite { store, after, done } => {
+            Source::Sqlite { store, next, done } => {
                 if *done {
                     return Ok(Vec::new());
                 }
-                let page = store.page(filter, after.as_ref(), PAGE).await?;
+                let page = match next.take() {
+                    Some(reading) => reading
+                        .await
+                        .map_err(|e| CliError::Config(format!("reading the log stopped: {e}")))??,
+                    None => store.page(filter, None, PAGE).await?,
+                };
                 *done = page.len() < PAGE;
-                *after = page.last().map(ExportPosition::of);
+                if let (false, Some(last)) = (*done, page.last()) {
+                    let (store, filter, after) =
+                        (store.clone(), filter.clone(), ExportPosition::of(last));
+                    *next = Some(tokio::spawn(async move {
+                        Ok(store.page(&filter, Some(&after), PAGE).await?)
+                    }));
+                }
                 Ok(page)
             }
             Source::Sorted(sorted) => sorted

@@ -140,11 +140,8 @@ impl<T: DeserializeOwned, K: Ord> Iterator for Sorted<T, K> {
     }
 }
 
-type RunReader<T> = serde_json::StreamDeserializer<
-    'static,
-    serde_json::de::IoRead<BufReader<File>>,
-    T,
->;
+type RunReader<T> =
+    serde_json::StreamDeserializer<'static, serde_json::de::IoRead<BufReader<File>>, T>;
 
 /// The k-way merge of sorted runs: the heap holds the next item of each run.
 pub struct Merge<T, K> {

@@ -1,6 +1,13 @@
 //! `orders replay`: time travel. One order's status record as it was at a moment (or at a
 //! version), or every order's status counts and completed totals as of a moment — folded from
 //! the log order by order, so memory stays bounded whatever its size.
+//!
+//! Every order is walked with [`histories`]: the order ids come from [`OrderScan`] (on SQLite
+//! pages of the `(order_id, version)` index; on DynamoDB key-only parallel Scan segments), each
+//! history from [`EventStore::load`] (a Query per order on DynamoDB). What is held at once, on
+//! either backend: a page of ids per segment plus a channel of 1,000 ids, at most
+//! `--concurrency` histories, and the result — four counters and one total per currency here,
+//! per bucket for `orders stats`. Nothing grows with the number of orders or events.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::support::*;
 use crate::tools::{orders, stderr, stdout};
 
-const COLUMNS: [&str; 12] = [
+pub(crate) const COLUMNS: [&str; 12] = [
     "orderId",
     "version",
     "eventId",
@@ -77,7 +77,7 @@ async fn read_log(data: &Path) -> Vec<EventEnvelope> {
 
 /// The documented row of an event, built from its wire form: the envelope's fields, then the
 /// payload's, null where the payload has none.
-fn expected_row(event: &EventEnvelope) -> Value {
+pub(crate) fn expected_row(event: &EventEnvelope) -> Value {
     let wire = serde_json::to_value(StoredEvent::from(event.clone())).expect("wire form");
     let mut row = serde_json::Map::new();
     for column in &COLUMNS[..7] {
@@ -108,7 +108,7 @@ fn ndjson(data: &Path, args: &[&str]) -> Vec<Value> {
         .collect()
 }
 
-fn batches(path: &Path) -> Vec<RecordBatch> {
+pub(crate) fn batches(path: &Path) -> Vec<RecordBatch> {
     let file = std::fs::File::open(path).expect("the Parquet file");
     ParquetRecordBatchReaderBuilder::try_new(file)
         .expect("a Parquet file")
@@ -119,7 +119,7 @@ fn batches(path: &Path) -> Vec<RecordBatch> {
 }
 
 /// Every row of the Parquet file as the documented JSON row, each column read with its type.
-fn parquet_rows(batches: &[RecordBatch]) -> Vec<Value> {
+pub(crate) fn parquet_rows(batches: &[RecordBatch]) -> Vec<Value> {
     let mut rows = Vec::new();
     for batch in batches {
         let text = |name: &str, i: usize| {

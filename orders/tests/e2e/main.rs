@@ -6,6 +6,7 @@ mod customer_orders;
 mod events_export;
 mod faults;
 mod history;
+mod history_aws;
 mod left_behind;
 mod loadtest;
 mod pipeline;

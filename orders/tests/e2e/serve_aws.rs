@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("ORDERS_TEST_AWS_ENDPOINT")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -29,17 +29,17 @@ fn endpoint() -> String {
         })
 }
 
-struct Stack {
-    clients: AwsClients,
-    events_table: String,
-    status_table: String,
+pub(crate) struct Stack {
+    pub(crate) clients: AwsClients,
+    pub(crate) events_table: String,
+    pub(crate) status_table: String,
     queue_url: String,
     topic_arn: String,
     /// Subscribed to the topic (SNS → SQS): what a downstream consumer receives.
     subscriber_url: String,
 }
 
-async fn provision_stack(endpoint: &str) -> Stack {
+pub(crate) async fn provision_stack(endpoint: &str) -> Stack {
     let clients = AwsClients::from_env(Some(endpoint)).await;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -98,7 +98,7 @@ async fn provision_stack(endpoint: &str) -> Stack {
 }
 
 /// `orders serve --backend aws` on the stack, its stream positions in `checkpoints`.
-fn start_serve(endpoint: &str, stack: &Stack, checkpoints: &Path) -> Server {
+pub(crate) fn start_serve(endpoint: &str, stack: &Stack, checkpoints: &Path) -> Server {
     let checkpoints = checkpoints.to_str().expect("a UTF-8 temp path");
     Server::start_with_args(&[
         "--checkpoints",
