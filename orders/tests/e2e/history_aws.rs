@@ -52,7 +52,17 @@ fn ndjson(output: &Output) -> Vec<Value> {
 
 /// The number of runs the export says it spilled.
 fn spilled_runs(output: &Output) -> usize {
-    let err = stderr(output);
+    // Without the log's colours (ESC [ … m).
+    let mut err = String::new();
+    let mut in_escape = false;
+    for c in stderr(output).chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (false, c) => err.push(c),
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+        }
+    }
     let at = err
         .find("spilled_runs=")
         .unwrap_or_else(|| panic!("no spill count in the debug log: {err}"));
@@ -82,7 +92,7 @@ fn folded(
     }
     for history in histories.values_mut() {
         history.sort_by_key(|e| e.version);
-        let view = OrderView::fold(history).expect("folds").expect("exists");
+        let view = OrderView::fold(history.iter()).expect("folds").expect("exists");
         *by_status.get_mut(view.status.as_str()).expect("a status") += 1;
         if view.status == OrderStatus::Completed {
             *totals.entry(view.currency.as_str().to_owned()).or_default() += view.total;
