@@ -131,7 +131,7 @@ async fn main() {
     let store = db.event_store();
 
     let began = Instant::now();
-    let mut rng = Rng(0x5EED_0F_0D_E125);
+    let mut rng = Rng(0x5EED_0F0D_E125);
     let histories = (0..orders).map(move |n| {
         let received = start + Duration::milliseconds((n as i64) * span_ms / orders as i64);
         let events = (args.events - 3 * n).min(3) as usize;

@@ -70,8 +70,7 @@ where
     }
 
     fn sort_run(&mut self) {
-        let key = self.key;
-        self.run.sort_by(|a, b| key(a).cmp(&key(b)));
+        self.run.sort_by_key(self.key);
     }
 
     fn spill(&mut self) -> Result<(), SortError> {

@@ -92,7 +92,9 @@ fn folded(
     }
     for history in histories.values_mut() {
         history.sort_by_key(|e| e.version);
-        let view = OrderView::fold(history.iter()).expect("folds").expect("exists");
+        let view = OrderView::fold(history.iter())
+            .expect("folds")
+            .expect("exists");
         *by_status.get_mut(view.status.as_str()).expect("a status") += 1;
         if view.status == OrderStatus::Completed {
             *totals.entry(view.currency.as_str().to_owned()).or_default() += view.total;
