@@ -467,8 +467,8 @@ def cmd_price(args) -> int:
         q = per_order(counts)
         rows["this code, on demand"] = (q, dollars_per_million(q))
         rows["this code, provisioned at 70%"] = (q, dollars_per_million(q, provisioned=True))
-    for name, q in REFERENCES.items():
-        rows[name] = (q, dollars_per_million(q))
+    for name, ref in REFERENCES.items():
+        rows[name] = (ref, dollars_per_million(ref))
     rows["floor, provisioned at 70%"] = (REFERENCES["floor of this architecture"],
                                          dollars_per_million(REFERENCES["floor of this architecture"], True))
     print(f"USD per 1,000,000 orders, us-east-1 list prices of {PRICES['date']}")
