@@ -44,3 +44,9 @@ cargo test --workspace "$@" 2>&1 | tee "$LOG"
 # the last of them usually a doc-test run with nothing in it).
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
      END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, i }' "$LOG"
+
+# The criterion benches (BENCHMARKS.md), each run once in test mode: they build in the test
+# profile on the dependencies the step above built (`--bench '*'`, not `--benches`, which would
+# run every lib's unit tests again), and a bench that panics fails the run.
+step "cargo test --bench '*' (benches once, smoke)"
+cargo test --workspace --bench '*'

@@ -508,3 +508,299 @@ fn the_template_passes_cfn_lint() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// ---------------------------------------------------------------- capacity mode
+
+/// The template's parameter values with `overrides` over the defaults.
+fn parameter_values(template: &Value, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let parameters = template
+        .get("Parameters")
+        .and_then(Value::as_mapping)
+        .expect("template has Parameters");
+    let mut values: BTreeMap<String, String> = parameters
+        .iter()
+        .filter_map(|(name, p)| {
+            let default = match p.get("Default")? {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => panic!("parameter {name:?}: unexpected default {other:?}"),
+            };
+            Some((name.as_str()?.to_owned(), default))
+        })
+        .collect();
+    for (name, value) in overrides {
+        assert!(
+            values.contains_key(*name),
+            "template has no parameter {name} with a default"
+        );
+        values.insert((*name).to_owned(), (*value).to_owned());
+    }
+    values
+}
+
+/// The function (`If`, `Equals`, `Ref`…) and argument of an intrinsic, short or long form.
+fn intrinsic(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        )),
+        Value::Mapping(m) if m.len() == 1 => match m.iter().next() {
+            Some((Value::String(key), argument)) if key == "Ref" || key.starts_with("Fn::") => {
+                Some((key.trim_start_matches("Fn::").to_owned(), argument))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A scalar operand of `Equals`: a literal, or `Ref` to a parameter.
+fn operand(value: &Value, parameters: &BTreeMap<String, String>) -> String {
+    match (value, intrinsic(value)) {
+        (Value::String(s), _) => s.clone(),
+        (_, Some((f, Value::String(name)))) if f == "Ref" => parameters
+            .get(name)
+            .unwrap_or_else(|| panic!("Equals refers to {name}, not a parameter with a default"))
+            .clone(),
+        _ => panic!("Equals operand this test cannot evaluate: {value:?}"),
+    }
+}
+
+/// Every condition of the template, evaluated with `parameters` (`Equals` is all it uses).
+fn conditions(template: &Value, parameters: &BTreeMap<String, String>) -> BTreeMap<String, bool> {
+    let Some(conditions) = template.get("Conditions").and_then(Value::as_mapping) else {
+        return BTreeMap::new();
+    };
+    conditions
+        .iter()
+        .map(|(name, condition)| {
+            let value = match intrinsic(condition) {
+                Some((f, Value::Sequence(pair))) if f == "Equals" && pair.len() == 2 => {
+                    operand(&pair[0], parameters) == operand(&pair[1], parameters)
+                }
+                _ => panic!("condition {name:?} is not an Equals this test can evaluate"),
+            };
+            (
+                name.as_str()
+                    .expect("condition names are strings")
+                    .to_owned(),
+                value,
+            )
+        })
+        .collect()
+}
+
+/// `value` as CloudFormation would see it under `conditions`: each `If` replaced by its chosen
+/// branch, and `Ref AWS::NoValue` dropping the property (`None`) it stands for.
+fn under(value: &Value, conditions: &BTreeMap<String, bool>) -> Option<Value> {
+    match intrinsic(value) {
+        Some((f, Value::Sequence(args))) if f == "If" => {
+            let [Value::String(name), yes, no] = args.as_slice() else {
+                panic!("If takes a condition name and two values: {value:?}");
+            };
+            let chosen = *conditions
+                .get(name)
+                .unwrap_or_else(|| panic!("If names an unknown condition {name}"));
+            return under(if chosen { yes } else { no }, conditions);
+        }
+        Some((f, Value::String(name))) if f == "Ref" && name == "AWS::NoValue" => return None,
+        _ => {}
+    }
+    Some(match value {
+        Value::Mapping(m) => Value::Mapping(
+            m.iter()
+                .filter_map(|(k, v)| under(v, conditions).map(|v| (k.clone(), v)))
+                .collect(),
+        ),
+        Value::Sequence(items) => {
+            Value::Sequence(items.iter().filter_map(|v| under(v, conditions)).collect())
+        }
+        other => other.clone(),
+    })
+}
+
+/// The resources CloudFormation would create with `overrides`, as it would see them.
+fn deployed(overrides: &[(&str, &str)]) -> BTreeMap<String, Value> {
+    let template = template();
+    let parameters = parameter_values(&template, overrides);
+    let conditions = conditions(&template, &parameters);
+    resources(&template)
+        .iter()
+        .filter(|(_, r)| match r.get("Condition").and_then(Value::as_str) {
+            Some(name) => *conditions
+                .get(name)
+                .unwrap_or_else(|| panic!("a resource names an unknown condition {name}")),
+            None => true,
+        })
+        .map(|(id, r)| {
+            let id = id.as_str().expect("logical ids are strings").to_owned();
+            let r = under(r, &conditions).expect("a resource is never NoValue");
+            (id, r)
+        })
+        .collect()
+}
+
+fn of_type<'r>(resources: &'r BTreeMap<String, Value>, kind: &str) -> Vec<(&'r str, &'r Value)> {
+    resources
+        .iter()
+        .filter(|(_, r)| type_of(r) == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect()
+}
+
+/// Each table and each of its GSIs, as `(logical id of the table, Some(index) or None)`.
+fn tables_and_indexes(resources: &BTreeMap<String, Value>) -> Vec<(String, Option<String>)> {
+    let mut all = Vec::new();
+    for (id, table) in of_type(resources, "AWS::DynamoDB::Table") {
+        all.push((id.to_owned(), None));
+        let indexes = properties(table, id)
+            .get("GlobalSecondaryIndexes")
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        for index in indexes {
+            let name = index.get("IndexName").and_then(Value::as_str);
+            all.push((
+                id.to_owned(),
+                Some(name.expect("a GSI has a name").to_owned()),
+            ));
+        }
+    }
+    all
+}
+
+#[test]
+fn on_demand_is_the_default_and_creates_no_provisioned_capacity_or_scaling() {
+    let resources = deployed(&[]);
+    for (id, table) in of_type(&resources, "AWS::DynamoDB::Table") {
+        let props = properties(table, id);
+        assert_eq!(
+            props.get("BillingMode").and_then(Value::as_str),
+            Some("PAY_PER_REQUEST"),
+            "{id}"
+        );
+        assert!(props.get("ProvisionedThroughput").is_none(), "{id}");
+        for index in props
+            .get("GlobalSecondaryIndexes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                index.get("ProvisionedThroughput").is_none(),
+                "{id}: {index:?}"
+            );
+        }
+    }
+    let scaling: Vec<&str> = resources
+        .iter()
+        .filter(|(_, r)| type_of(r).starts_with("AWS::ApplicationAutoScaling::"))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert!(
+        scaling.is_empty(),
+        "scaling resources on demand: {scaling:?}"
+    );
+}
+
+#[test]
+fn provisioned_capacity_scales_reads_and_writes_of_every_table_and_index_at_70_percent() {
+    let resources = deployed(&[("CapacityMode", "PROVISIONED")]);
+    let mut expected = BTreeSet::new();
+    for (table, index) in tables_and_indexes(&resources) {
+        let props = properties(&resources[&table], &table);
+        assert_eq!(
+            props.get("BillingMode").and_then(Value::as_str),
+            Some("PROVISIONED"),
+            "{table}"
+        );
+        let throughput = match &index {
+            None => props.get("ProvisionedThroughput"),
+            Some(name) => props
+                .get("GlobalSecondaryIndexes")
+                .and_then(Value::as_sequence)
+                .and_then(|all| {
+                    all.iter()
+                        .find(|i| i.get("IndexName").and_then(Value::as_str) == Some(name))
+                })
+                .and_then(|i| i.get("ProvisionedThroughput")),
+        };
+        let throughput =
+            throughput.unwrap_or_else(|| panic!("{table} {index:?} has no ProvisionedThroughput"));
+        for units in ["ReadCapacityUnits", "WriteCapacityUnits"] {
+            assert!(
+                throughput.get(units).is_some(),
+                "{table} {index:?}: {units}"
+            );
+        }
+        let (resource_id, kind) = match &index {
+            None => (format!("table/${{{table}}}"), "table"),
+            Some(name) => (format!("table/${{{table}}}/index/{name}"), "index"),
+        };
+        for (units, metric) in [
+            ("ReadCapacityUnits", "DynamoDBReadCapacityUtilization"),
+            ("WriteCapacityUnits", "DynamoDBWriteCapacityUtilization"),
+        ] {
+            expected.insert((
+                resource_id.clone(),
+                format!("dynamodb:{kind}:{units}"),
+                metric.to_owned(),
+            ));
+        }
+    }
+
+    let mut scaled = BTreeSet::new();
+    let policies = of_type(&resources, "AWS::ApplicationAutoScaling::ScalingPolicy");
+    for (id, scalable) in of_type(&resources, "AWS::ApplicationAutoScaling::ScalableTarget") {
+        let props = properties(scalable, id);
+        assert_eq!(
+            props.get("ServiceNamespace").and_then(Value::as_str),
+            Some("dynamodb"),
+            "{id}"
+        );
+        for bound in ["MinCapacity", "MaxCapacity"] {
+            assert!(props.get(bound).is_some(), "{id} has no {bound}");
+        }
+        let resource_id = match props.get("ResourceId").map(cfn) {
+            Some(Cfn::Sub(text)) => text,
+            other => panic!("{id}: ResourceId is not a !Sub: {other:?}"),
+        };
+        let dimension = props
+            .get("ScalableDimension")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{id} has no ScalableDimension"))
+            .to_owned();
+        let tracking: Vec<&Value> = policies
+            .iter()
+            .filter(|(_, p)| {
+                properties(p, "policy")
+                    .get("ScalingTargetId")
+                    .is_some_and(|t| target(t, "ScalingTargetId") == id)
+            })
+            .map(|(_, p)| *p)
+            .collect();
+        assert_eq!(tracking.len(), 1, "{id}: one scaling policy");
+        let policy = properties(tracking[0], id);
+        assert_eq!(
+            policy.get("PolicyType").and_then(Value::as_str),
+            Some("TargetTrackingScaling"),
+            "{id}"
+        );
+        let config = policy
+            .get("TargetTrackingScalingPolicyConfiguration")
+            .unwrap_or_else(|| panic!("{id}: no target tracking configuration"));
+        let target_value = config.get("TargetValue").and_then(Value::as_f64);
+        assert_eq!(target_value, Some(70.0), "{id}");
+        let metric = config
+            .get("PredefinedMetricSpecification")
+            .and_then(|m| m.get("PredefinedMetricType"))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{id}: no predefined metric"));
+        assert!(
+            scaled.insert((resource_id, dimension, metric.to_owned())),
+            "{id} scales a dimension twice"
+        );
+    }
+    assert_eq!(scaled, expected);
+}

@@ -1,0 +1,513 @@
+#!/usr/bin/env python3
+"""AWS requests and capacity units per order, counted on the emulator, and the cost per
+1,000,000 orders at us-east-1 list prices. Python standard library only.
+
+    scripts/cost.py measure --orders 300 [--zips target/lambda] [--out target/cost-counts.json]
+    scripts/cost.py price [--counts target/cost-counts.json] [--json]
+
+`measure` starts its own ministack (as scripts/emulator-start.sh does) with a counting proxy in
+front of it: the emulator hands the proxy's URL to the functions it runs as AWS_ENDPOINT_URL,
+so every AWS call of every deployed function goes through the proxy, which records it (service,
+operation, status, and for DynamoDB the items written and read). It deploys template.yaml
+(scripts/deploy.sh --skip-build), zeroes the counts, posts N orders through the HTTP API, waits
+until every order is COMPLETED in the view and notified, and writes the counts with the
+functions' invocations and durations (their REPORT lines) to --out.
+
+DynamoDB capacity is computed from the recorded items by DynamoDB's published rules, not taken
+from the emulator (which does not compute it): a write costs ceil(item size / 1 KB) WRU, twice
+that in a transaction, and a failed conditional write costs the same as a successful one; each
+global secondary index that the written item enters, leaves or changes costs one more write of
+the projected item (two when its index key changes); a strongly consistent read costs
+ceil(size / 4 KB) RRU, per item for GetItem/BatchGetItem, over the whole result for Query.
+
+`price` turns counts into dollars with the PRICES below, beside two references from the same
+prices: the seed's design and this architecture's floor (see REFERENCES). Lambda's own polling
+of the SQS queue (one ReceiveMessage and one DeleteMessageBatch per processor invocation) is not
+seen by the proxy (the emulator polls internally) and is added per processor invocation;
+reading a DynamoDB stream from a Lambda trigger is free.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# us-east-1 list prices (USD), as published by AWS on its pricing pages, read 2026-11-30.
+# Free tiers are left out: the figure is the marginal cost of an order.
+PRICES = {
+    "date": "2026-11-30",
+    "http_api_per_million": 1.00,          # API Gateway HTTP API, first 300M requests/month
+    "rest_api_per_million": 3.50,          # API Gateway REST API, first 333M requests/month
+    "lambda_requests_per_million": 0.20,
+    "lambda_gb_second_x86": 0.0000166667,  # arm64: 0.0000133334
+    "lambda_gb_second_arm": 0.0000133334,
+    "dynamodb_wru_per_million": 0.625,     # on-demand (price of 2024-11-01)
+    "dynamodb_rru_per_million": 0.125,
+    "dynamodb_wcu_hour": 0.00065,          # provisioned
+    "dynamodb_rcu_hour": 0.00013,
+    "sqs_per_million": 0.40,               # standard queue, per request (64 KB chunk)
+    "sns_publish_per_million": 0.50,       # per publish request (a PublishBatch of ≤ 10 is one)
+}
+PROVISIONED_UTILISATION = 0.70             # the template's target tracking value
+
+# Per order, for the references. Writes are of items under 1 KB; the ingest invocation is
+# priced at 256 MB for 10 ms (GB-s are a small share either way).
+REFERENCES = {
+    "seed (one mutable row, REST API)": {
+        "api": "rest", "api_requests": 1, "wru": 3, "rru": 0, "sqs": 1, "sns": 1,
+        "lambda": {"ingest": {"invocations": 1, "gb_seconds": 0.25 * 0.010},
+                   "worker": {"invocations": 1, "gb_seconds": 0.25 * 0.010}},
+        "note": "one PutItem and two UpdateItems on one row, one SendMessage, one Publish, "
+                "REST API, an ingest and a worker invocation",
+    },
+    "floor of this architecture": {
+        "api": "http", "api_requests": 1, "wru": 5, "rru": 0, "sqs": 1, "sns": 1,
+        "lambda": {"ingest": {"invocations": 1, "gb_seconds": 0.25 * 0.010}},
+        "note": "three event writes, one view write, one index entry, one SendMessage, one "
+                "Publish, one HTTP API request, one ingest invocation (batched consumers free)",
+    },
+}
+
+
+# ---------------------------------------------------------------- DynamoDB size rules
+
+def number_size(n: str) -> int:
+    digits = n.lstrip("-").replace(".", "").lstrip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+def value_size(v: dict) -> int:
+    (kind, x), = v.items()
+    if kind == "S":
+        return len(x.encode())
+    if kind == "N":
+        return number_size(x)
+    if kind == "B":
+        return len(x) * 3 // 4
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + value_size(e) + 1 for k, e in x.items())
+    if kind == "L":
+        return 3 + sum(value_size(e) + 1 for e in x)
+    if kind in ("SS", "NS", "BS"):
+        return sum(len(e.encode()) if kind == "SS" else number_size(e) for e in x)
+    raise ValueError(f"attribute type {kind}")
+
+
+def item_size(item: dict) -> int:
+    return sum(len(k.encode()) + value_size(v) for k, v in item.items())
+
+
+def write_units(item: dict | None) -> int:
+    return max(1, math.ceil(item_size(item or {}) / 1024))
+
+
+def read_units(size: int) -> int:
+    return max(1, math.ceil(size / 4096))
+
+
+# ---------------------------------------------------------------- the counting proxy
+
+class Ledger:
+    """What the proxy saw since the last reset."""
+
+    def __init__(self, indexes: dict[str, list[dict]] | None = None):
+        self.lock = threading.Lock()
+        self.indexes = indexes or {}   # table -> [{name, keys, projection, include}]
+        self.views: dict[tuple[str, str], dict] = {}  # (table, key) -> item, for index writes
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.requests: Counter = Counter()   # "service:Operation status"
+            self.wru: Counter = Counter()        # "table" / "table/index" -> units
+            self.rru: Counter = Counter()
+            self.sns_messages = 0
+
+    def index_writes(self, table: str, old: dict | None, new: dict | None):
+        for index in self.indexes.get(table, []):
+            keys = index["keys"]
+
+            def projected(item):
+                if not item or not all(k in item for k in keys):
+                    return None
+                if index["projection"] == "ALL":
+                    return item
+                kept = set(keys) | set(index["base_keys"]) | set(index["include"])
+                return {k: v for k, v in item.items() if k in kept}
+
+            before, after = projected(old), projected(new)
+            name = f"{table}/{index['name']}"
+            if before is None and after is None:
+                continue
+            if before is None or after is None:
+                self.wru[name] += write_units(before or after)
+            elif any(before[k] != after[k] for k in keys):
+                self.wru[name] += write_units(before) + write_units(after)
+            elif before != after:
+                self.wru[name] += write_units(after)
+
+    def put(self, table: str, item: dict, ok: bool, transaction: bool):
+        units = write_units(item) * (2 if transaction else 1)
+        self.wru[table] += units
+        if ok and self.indexes.get(table):
+            key = json.dumps({k: item[k] for k in self.base_keys(table)}, sort_keys=True)
+            old = self.views.get((table, key))
+            self.views[(table, key)] = item
+            self.index_writes(table, old, item)
+
+    def base_keys(self, table: str) -> list[str]:
+        return self.indexes[table][0]["base_keys"]
+
+    def record(self, service: str, operation: str, status: int, request: dict, response: dict):
+        with self.lock:
+            self.requests[f"{service}:{operation} {status}"] += 1
+            ok = status == 200
+            if service == "dynamodb":
+                self.dynamodb(operation, ok, request, response)
+            elif service == "sns" and ok:
+                self.sns_messages += len(request.get("entries", [])) or 1
+
+    def dynamodb(self, op: str, ok: bool, req: dict, resp: dict):
+        if op == "PutItem":
+            self.put(req["TableName"], req["Item"], ok, False)
+        elif op == "TransactWriteItems":
+            for action in req.get("TransactItems", []):
+                if "Put" in action:
+                    self.put(action["Put"]["TableName"], action["Put"]["Item"], ok, True)
+                elif "ConditionCheck" in action:
+                    self.rru[action["ConditionCheck"]["TableName"]] += 2
+        elif op == "BatchWriteItem":
+            for table, writes in req.get("RequestItems", {}).items():
+                for w in writes:
+                    if "PutRequest" in w:
+                        self.put(table, w["PutRequest"]["Item"], ok, False)
+        elif op == "GetItem":
+            item = resp.get("Item")
+            units = read_units(item_size(item) if item else 0)
+            self.rru[req["TableName"]] += units if req.get("ConsistentRead") else units / 2
+        elif op == "BatchGetItem":
+            for table, items in resp.get("Responses", {}).items():
+                consistent = req["RequestItems"].get(table, {}).get("ConsistentRead")
+                n = len(req["RequestItems"].get(table, {}).get("Keys", []))
+                units = sum(read_units(item_size(i)) for i in items) + (n - len(items))
+                self.rru[table] += units if consistent else units / 2
+        elif op in ("Query", "Scan"):
+            size = sum(item_size(i) for i in resp.get("Items", []))
+            name = req["TableName"] + (f"/{req['IndexName']}" if req.get("IndexName") else "")
+            units = read_units(size)
+            self.rru[name] += units if req.get("ConsistentRead") else units / 2
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {"requests": dict(self.requests), "wru": dict(self.wru), "rru": dict(self.rru),
+                    "sns_messages": self.sns_messages}
+
+
+def service_and_operation(headers, path: str, body: bytes) -> tuple[str, str, dict]:
+    target = headers.get("X-Amz-Target")
+    auth = headers.get("Authorization", "")
+    service = auth.split("Credential=", 1)[-1].split("/")[3] if "Credential=" in auth else "?"
+    if target:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = {}
+        return service, target.rsplit(".", 1)[-1], request
+    form = urllib.parse.parse_qs(body.decode(errors="replace")) if body else {}
+    if "Action" in form:
+        entries = [k for k in form if k.startswith("PublishBatchRequestEntries.member.") and k.endswith(".Id")]
+        return service, form["Action"][0], {"entries": entries}
+    return service, f"{path.split('?')[0]}", {}
+
+
+def start_proxy(upstream_port: int, ledger: Ledger) -> http.server.ThreadingHTTPServer:
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def forward(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=120)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+            conn.request(self.command, self.path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            conn.close()
+            service, operation, request = service_and_operation(self.headers, self.path, body)
+            if service != "?":
+                try:
+                    parsed = json.loads(data) if service == "dynamodb" and data else {}
+                except ValueError:
+                    parsed = {}
+                ledger.record(service, operation, response.status, request, parsed)
+            self.send_response(response.status)
+            for k, v in response.getheaders():
+                if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = forward
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+# ---------------------------------------------------------------- measure
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_ministack(state: Path, port: int, functions_endpoint: str) -> subprocess.Popen:
+    """As scripts/emulator-start.sh, except that the functions get the proxy as their endpoint."""
+    venv = subprocess.run([str(ROOT / "scripts/emulator-venv.sh")], check=True, stdout=subprocess.PIPE,
+                          text=True).stdout.strip()
+    (state / "tmp").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_SESSION_TOKEN")}
+    env.update(BIND_HOST="127.0.0.1", GATEWAY_PORT=str(port), MINISTACK_HOST="localhost",
+               AWS_ENDPOINT_URL=functions_endpoint, AWS_ACCESS_KEY_ID="test",
+               AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1",
+               LAMBDA_EXECUTOR="local", PERSIST_STATE="0", S3_PERSIST="0", IOT_MTLS_ENABLED="0",
+               SFTP_ENABLED="0", LOG_LEVEL="WARNING", TMPDIR=str(state / "tmp"))
+    log = open(state / "ministack.log", "wb")
+    proc = subprocess.Popen([f"{venv}/bin/ministack"], env=env, stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_ministack/health", timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ministack exited; see {state / 'ministack.log'}")
+            time.sleep(0.1)
+    raise RuntimeError("ministack did not come up in 30 s")
+
+
+def aws_json(endpoint: str, service: str, target: str, body: dict, version: str = "1.0") -> dict:
+    request = urllib.request.Request(endpoint, data=json.dumps(body).encode(), method="POST", headers={
+        "Content-Type": f"application/x-amz-json-{version}", "X-Amz-Target": target,
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def table_indexes(endpoint: str, table: str) -> list[dict]:
+    desc = aws_json(endpoint, "dynamodb", "DynamoDB_20120810.DescribeTable", {"TableName": table})["Table"]
+    base = [k["AttributeName"] for k in desc["KeySchema"]]
+    return [{"name": g["IndexName"], "keys": [k["AttributeName"] for k in g["KeySchema"]], "base_keys": base,
+             "projection": g["Projection"]["ProjectionType"],
+             "include": g["Projection"].get("NonKeyAttributes", [])}
+            for g in desc.get("GlobalSecondaryIndexes", [])]
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def reports(endpoint: str, since_ms: int) -> dict:
+    """Invocations and billed milliseconds per function, from the REPORT lines of its logs."""
+    out = {}
+    groups = aws_json(endpoint, "logs", "Logs_20140328.DescribeLogGroups", {}, "1.1").get("logGroups", [])
+    for group in groups:
+        name, token, count, millis, memory = group["logGroupName"], None, 0, 0.0, 0
+        while True:
+            body = {"logGroupName": name, "startTime": since_ms, "filterPattern": "REPORT"}
+            if token:
+                body["nextToken"] = token
+            page = aws_json(endpoint, "logs", "Logs_20140328.FilterLogEvents", body, "1.1")
+            for e in page.get("events", []):
+                msg = e["message"]
+                if msg.startswith("REPORT RequestId"):
+                    fields = dict(p.split(": ", 1) for p in msg.split("\t")[1:] if ": " in p)
+                    count += 1
+                    millis += float(fields.get("Billed Duration", "0 ms").split()[0])
+                    memory = int(fields.get("Memory Size", "0 MB").split()[0])
+            token = page.get("nextToken")
+            if not token:
+                break
+        if count:
+            out[name] = {"invocations": count, "billed_ms": millis, "memory_mb": memory}
+    return out
+
+
+def cmd_measure(args) -> int:
+    state = ROOT / "target" / "cost-emulator"
+    state.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger()
+    upstream = free_port()
+    proxy = start_proxy(upstream, ledger)
+    proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    ministack = start_ministack(state, upstream, proxy_url)
+    endpoint = f"http://127.0.0.1:{upstream}"
+    try:
+        stack = f"cost-{os.getpid()}"
+        print(f"deploying {stack} (ministack {endpoint}, proxy {proxy_url}) …", file=sys.stderr)
+        outputs = json.loads(subprocess.run(
+            [str(ROOT / "scripts/deploy.sh"), "--stack", stack, "--endpoint-url", endpoint, "--arch",
+             "x86_64", "--zips-dir", str(args.zips)], check=True, stdout=subprocess.PIPE, cwd=ROOT).stdout)
+        status_table = outputs["StatusTableName"]
+        ledger.indexes = {status_table: table_indexes(endpoint, status_table)}
+        api = outputs["EmulatorApiUrl"]
+        time.sleep(2)
+        ledger.reset()
+        since = int(time.time() * 1000) - 1000
+        started = time.time()
+        ids = []
+        for n in range(args.orders):
+            answer = post(f"{api}/orders", {"customerId": f"customer-{n % 50}", "currency": "EUR",
+                                            "items": [{"productId": "sku-1", "quantity": 2, "unitPrice": 1999},
+                                                      {"productId": "sku-2", "quantity": 1, "unitPrice": 4500}]})
+            ids.append(answer["orderId"])
+        print(f"posted {len(ids)} orders in {time.time() - started:.1f} s; waiting for COMPLETED …", file=sys.stderr)
+        deadline = time.time() + args.timeout
+        while True:
+            snap = ledger.snapshot()
+            published = snap["sns_messages"]
+            done = sum(1 for i in ids if aws_json(endpoint, "dynamodb", "DynamoDB_20120810.GetItem", {
+                "TableName": status_table, "Key": {"orderId": {"S": i}}}).get("Item", {})
+                .get("status", {}).get("S") == "COMPLETED")
+            if done == len(ids) and published >= len(ids):
+                break
+            if time.time() > deadline:
+                raise RuntimeError(f"after {args.timeout} s: {done} completed, {published} published")
+            time.sleep(3)
+        time.sleep(5)  # let the last batches' writes land in the ledger
+        result = {"orders": len(ids), "api_requests": len(ids), **ledger.snapshot(),
+                  "lambda": reports(endpoint, since), "measured": time.strftime("%Y-%m-%d"),
+                  "stack": stack}
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}", file=sys.stderr)
+    finally:
+        os.killpg(ministack.pid, signal.SIGTERM)
+        ministack.wait(timeout=30)
+        proxy.shutdown()
+    return 0
+
+
+# ---------------------------------------------------------------- price
+
+LAMBDA_NAMES = ("ingest", "processor", "projector", "notifier", "reconciler")
+
+
+def per_order(counts: dict) -> dict:
+    """The measured counts as quantities per order."""
+    n = counts["orders"]
+    lam = {}
+    for group, f in counts["lambda"].items():
+        short = next((x for x in LAMBDA_NAMES if x in group.lower()), group)
+        lam[short] = {"invocations": f["invocations"] / n,
+                      "gb_seconds": f["billed_ms"] / 1000 * f["memory_mb"] / 1024 / n}
+    requests = counts["requests"]
+    sqs = sum(v for k, v in requests.items() if k.startswith("sqs:")) / n
+    # Lambda's SQS poller: a ReceiveMessage and a DeleteMessageBatch per processor batch.
+    sqs += 2 * lam.get("processor", {}).get("invocations", 0)
+    sns = sum(v for k, v in requests.items() if k.startswith("sns:Publish")) / n
+    return {"api": "http", "api_requests": counts["api_requests"] / n,
+            "wru": sum(counts["wru"].values()) / n, "rru": sum(counts["rru"].values()) / n,
+            "sqs": sqs, "sns": sns, "lambda": lam}
+
+
+def dollars_per_million(q: dict, provisioned: bool = False) -> dict:
+    p = PRICES
+    api = q["api_requests"] * (p["http_api_per_million"] if q["api"] == "http" else p["rest_api_per_million"])
+    lam_req = sum(f["invocations"] for f in q["lambda"].values()) * p["lambda_requests_per_million"]
+    lam_gbs = sum(f["gb_seconds"] for f in q["lambda"].values()) * p["lambda_gb_second_x86"] * 1e6
+    if provisioned:
+        # A capacity unit-hour serves 3,600 unit-seconds; at 70% utilisation, 2,520 of them.
+        wru = q["wru"] * p["dynamodb_wcu_hour"] / (3600 * PROVISIONED_UTILISATION) * 1e6
+        rru = q["rru"] * p["dynamodb_rcu_hour"] / (3600 * PROVISIONED_UTILISATION) * 1e6
+    else:
+        wru = q["wru"] * p["dynamodb_wru_per_million"]
+        rru = q["rru"] * p["dynamodb_rru_per_million"]
+    sqs = q["sqs"] * p["sqs_per_million"]
+    sns = q["sns"] * p["sns_publish_per_million"]
+    lines = {"API Gateway": api, "Lambda requests": lam_req, "Lambda GB-s": lam_gbs,
+             "DynamoDB writes": wru, "DynamoDB reads": rru, "SQS": sqs, "SNS": sns}
+    lines["total"] = sum(lines.values())
+    return lines
+
+
+def cmd_price(args) -> int:
+    rows = {}
+    if args.counts.exists():
+        counts = json.loads(args.counts.read_text())
+        q = per_order(counts)
+        rows["this code, on demand"] = (q, dollars_per_million(q))
+        rows["this code, provisioned at 70%"] = (q, dollars_per_million(q, provisioned=True))
+    for name, ref in REFERENCES.items():
+        rows[name] = (ref, dollars_per_million(ref))
+    rows["floor, provisioned at 70%"] = (REFERENCES["floor of this architecture"],
+                                         dollars_per_million(REFERENCES["floor of this architecture"], True))
+    print(f"USD per 1,000,000 orders, us-east-1 list prices of {PRICES['date']}")
+    columns = list(next(iter(rows.values()))[1])
+    print(f"{'':<32}" + "".join(f"{c:>17}" for c in columns))
+    for name, (_, d) in rows.items():
+        print(f"{name:<32}" + "".join(f"{d[c]:>17.3f}" for c in columns))
+    if args.counts.exists():
+        print(f"\nper order, measured on {counts['orders']} orders ({counts.get('measured')}):")
+        print(f"  WRU {q['wru']:.2f}  RRU {q['rru']:.2f}  SQS {q['sqs']:.2f}  SNS {q['sns']:.3f}  "
+              f"API {q['api_requests']:.0f}")
+        for name, f in sorted(q["lambda"].items()):
+            print(f"  {name:<11} {f['invocations']:.3f} invocations, {f['gb_seconds'] * 1e3:.3f} GB-ms")
+        print("  requests by operation (total):")
+        for k, v in sorted(counts["requests"].items()):
+            print(f"    {k:<40} {v:>7}  ({v / counts['orders']:.2f}/order)")
+        print("  WRU by table/index:", {k: round(v / counts['orders'], 2) for k, v in counts["wru"].items()})
+        print("  RRU by table/index:", {k: round(v / counts['orders'], 2) for k, v in counts["rru"].items()})
+        floor = rows["floor of this architecture"][1]["total"]
+        print(f"\nthis code / floor (on demand): {rows['this code, on demand'][1]['total'] / floor:.2f}x")
+    if args.json:
+        print(json.dumps({k: d for k, (_, d) in rows.items()}, indent=2))
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--orders", type=int, default=300)
+    m.add_argument("--zips", type=Path, default=ROOT / "target/lambda")
+    m.add_argument("--out", type=Path, default=ROOT / "target/cost-counts.json")
+    m.add_argument("--timeout", type=float, default=600)
+    p = sub.add_parser("price")
+    p.add_argument("--counts", type=Path, default=ROOT / "target/cost-counts.json")
+    p.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    return cmd_measure(args) if args.command == "measure" else cmd_price(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
