@@ -2,12 +2,14 @@
 //! version), or every order's status counts and completed totals as of a moment — folded from
 //! the log order by order, so memory stays bounded whatever its size.
 //!
-//! Every order is walked with [`histories`]: the order ids come from [`OrderScan`] (on SQLite
-//! pages of the `(order_id, version)` index; on DynamoDB key-only parallel Scan segments), each
-//! history from [`EventStore::load`] (a Query per order on DynamoDB). What is held at once, on
-//! either backend: a page of ids per segment plus a channel of 1,000 ids, at most
-//! `--concurrency` histories, and the result — four counters and one total per currency here,
-//! per bucket for `orders stats`. Nothing grows with the number of orders or events.
+//! Every order is walked with [`histories`]. On SQLite whole histories are read a page of
+//! about 10,000 events at a time in order-id order (a range read of the `(order_id, version)`
+//! index); on DynamoDB the order ids come from [`OrderScan`] (key-only parallel Scan segments)
+//! and each history from [`EventStore::load`] (a Query per order). What is held at once: two
+//! pages of histories on SQLite; on DynamoDB a page of ids per segment plus a channel of 1,000
+//! ids and at most `--concurrency` histories; and the result — four counters and one total per
+//! currency here, per bucket for `orders stats`. Nothing grows with the number of orders or
+//! events.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -17,8 +19,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use events_schema::{EventEnvelope, OrderId, OrderStatus, OrderStatusRecord, OrderView};
-use futures::{Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use order_ports::sqlite::SqliteEventStore;
 use order_ports::{EventStore, OrderScan, StoreError};
 
 use crate::backend::{open_log_and_view, BackendArgs};
@@ -98,7 +102,16 @@ pub async fn replay(args: ReplayArgs) -> Result<ExitCode, CliError> {
     match (args.order, cut) {
         (Some(id), cut) => replay_order(log.events.as_ref(), id, cut, args.json).await,
         (None, Cut::AsOf(as_of)) => {
-            replay_all(log.events, log.scan, as_of, args.concurrency, args.json).await
+            let local = log.local.as_ref().map(|db| db.event_store());
+            replay_all(
+                log.events,
+                log.scan,
+                local,
+                as_of,
+                args.concurrency,
+                args.json,
+            )
+            .await
         }
         (None, Cut::AtVersion(_)) => Err(CliError::Config(
             "replay: --at-version needs --order".into(),
@@ -227,13 +240,14 @@ struct SummaryJson<'a> {
 async fn replay_all(
     events: Arc<dyn EventStore>,
     scan: Arc<dyn OrderScan>,
+    local: Option<SqliteEventStore>,
     as_of: DateTime<Utc>,
     concurrency: usize,
     json: bool,
 ) -> Result<ExitCode, CliError> {
     let bar = progress(scan.as_ref()).await?;
     let mut summary = Summary::default();
-    let mut histories = std::pin::pin!(histories(events, scan, concurrency));
+    let mut histories = std::pin::pin!(histories(events, scan, local, concurrency));
     while let Some(next) = histories.next().await {
         let (id, history) = next?;
         let history = match history {
@@ -301,14 +315,19 @@ async fn replay_all(
 /// reports it and goes on).
 pub(crate) type History = (OrderId, Result<Vec<EventEnvelope>, String>);
 
-/// Every order's history, `concurrency` orders read at once, in no particular order: memory
-/// holds a few pages of ids and at most `concurrency` histories. A failure to read the log (other
-/// than an undecodable event) ends the stream with an error.
+/// Every order's history, in no particular order: memory holds a few pages of ids and at most
+/// `concurrency` histories. On SQLite (`local`) whole histories are read a page at a time in
+/// order-id order instead, one range read per page rather than one query per order. A failure
+/// to read the log (other than an undecodable event) ends the stream with an error.
 pub(crate) fn histories(
     events: Arc<dyn EventStore>,
     scan: Arc<dyn OrderScan>,
+    local: Option<SqliteEventStore>,
     concurrency: usize,
-) -> impl Stream<Item = Result<History, CliError>> {
+) -> BoxStream<'static, Result<History, CliError>> {
+    if let Some(store) = local {
+        return local_histories(store);
+    }
     all_orders(scan)
         .map(move |id| {
             let events = events.clone();
@@ -325,6 +344,43 @@ pub(crate) fn histories(
             }
         })
         .buffer_unordered(concurrency.max(1))
+        .boxed()
+}
+
+/// Events read per page by [`local_histories`].
+const LOCAL_PAGE_EVENTS: usize = 10_000;
+
+fn local_histories(store: SqliteEventStore) -> BoxStream<'static, Result<History, CliError>> {
+    // The next page is read while the caller folds this one.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<History>, CliError>>(2);
+    tokio::spawn(async move {
+        let mut after = None;
+        loop {
+            let page = store
+                .histories_after(after, LOCAL_PAGE_EVENTS)
+                .await
+                .map_err(CliError::from);
+            let (histories, next) = match page {
+                Ok(page) => (Ok(page.histories), page.next),
+                Err(e) => (Err(e), None),
+            };
+            if tx.send(histories).await.is_err() {
+                return;
+            }
+            match next {
+                Some(next) => after = Some(next),
+                None => return,
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|page| (page, rx))
+    })
+    .flat_map(|page| match page {
+        Ok(histories) => futures::stream::iter(histories.into_iter().map(Ok)).left_stream(),
+        Err(e) => futures::stream::iter([Err(e)]).right_stream(),
+    })
+    .boxed()
 }
 
 /// A bar of the log's events on stderr when it is a terminal; hidden (and the events not

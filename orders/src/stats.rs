@@ -280,7 +280,12 @@ pub async fn stats(args: StatsArgs) -> Result<ExitCode, CliError> {
     let bar = progress(log.scan.as_ref()).await?;
     let mut buckets: BTreeMap<i64, Bucket> = BTreeMap::new();
     let mut skipped = 0u64;
-    let mut histories = std::pin::pin!(histories(log.events, log.scan, args.concurrency));
+    let mut histories = std::pin::pin!(histories(
+        log.events,
+        log.scan,
+        log.local.as_ref().map(|db| db.event_store()),
+        args.concurrency,
+    ));
     while let Some(next) = histories.next().await {
         let (id, history) = next?;
         let history = match history {

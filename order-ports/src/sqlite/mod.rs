@@ -38,6 +38,7 @@
 mod event_store;
 mod export;
 mod feed;
+mod histories;
 mod intake;
 mod publisher;
 mod queue;
@@ -54,6 +55,7 @@ use crate::ports::StoreError;
 
 pub use event_store::{SqliteEventStore, UndecodableRow};
 pub use feed::{FailedEvent, SqliteFeed};
+pub use histories::{HistoryPage, OrderHistory};
 pub use intake::SqliteIntake;
 pub use publisher::{SqlitePublisher, StoredNotification};
 pub use queue::{DeadLetter, SqliteWorkQueue, DEFAULT_MAX_RECEIVES};
