@@ -22,4 +22,4 @@ cd "$ROOT"
 if [[ $# -eq 0 ]]; then
   set -- licenses bans sources
 fi
-exec "$BIN" deny --manifest-path "$ROOT/Cargo.toml" check "$@"
+exec "$BIN" deny --manifest-path "$ROOT/Cargo.toml" check --hide-inclusion-graph "$@"
