@@ -5,6 +5,12 @@
 //! [`MAX_IDEMPOTENCY_KEY_LEN`](crate::MAX_IDEMPOTENCY_KEY_LEN)) and hold on every deployment,
 //! since the one router enforces them.
 
+/// The largest synchronous Lambda invocation (the whole API Gateway event, body included, as
+/// JSON): 6 MiB. A larger request never reaches the function: API Gateway answers it itself
+/// (see docs/security.md). Everything from [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) up to this
+/// is answered by the function with a `413` problem document.
+pub const LAMBDA_INVOKE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
