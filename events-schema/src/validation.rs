@@ -238,7 +238,10 @@ mod tests {
             "items": [{"productId": "p-1", "quantity": 2.0, "unitPrice": 1e3}]
         }))
         .unwrap();
-        assert_eq!((order.items[0].quantity, order.items[0].unit_price), (2, 1000));
+        assert_eq!(
+            (order.items[0].quantity, order.items[0].unit_price),
+            (2, 1000)
+        );
         assert_eq!(
             fields(json!({
                 "customerId": "c-1",

@@ -191,7 +191,7 @@ pub(crate) struct StoredEventDoc {
 /// The kinds of event.
 #[derive(Deserialize, ToSchema)]
 #[schema(as = EventType)]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)] // the wire names
 pub(crate) enum EventTypeDoc {
     OrderReceived,
     OrderProcessingStarted,

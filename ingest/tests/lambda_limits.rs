@@ -54,12 +54,10 @@ fn event(body: &str, base64: bool, content_type: &str) -> String {
 
 /// An order padded with an unknown field to `len` bytes of JSON.
 fn padded_order(len: usize) -> String {
-    let head = r#"{"customerId":"c-1","items":[{"productId":"p","quantity":1,"unitPrice":1}],"pad":""#;
+    let head =
+        r#"{"customerId":"c-1","items":[{"productId":"p","quantity":1,"unitPrice":1}],"pad":""#;
     let tail = r#""}"#;
-    format!(
-        "{head}{}{tail}",
-        "x".repeat(len - head.len() - tail.len())
-    )
+    format!("{head}{}{tail}", "x".repeat(len - head.len() - tail.len()))
 }
 
 /// The answer of the router to `event`, as the Lambda would give it: status, content type, body.

@@ -141,3 +141,31 @@ fn the_documented_limits_are_the_enforced_ones() {
         .clone();
     assert_eq!(list["maximum"], order_ports::MAX_CUSTOMER_ORDERS_LIMIT);
 }
+
+#[test]
+fn the_documented_event_types_and_statuses_are_the_domains() {
+    let doc = document();
+    let names = |schema: &str| -> Vec<String> {
+        doc["components"]["schemas"][schema]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} is an enum"))
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let event_types: Vec<String> = events_schema::EventType::ALL
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    assert_eq!(names("EventType"), event_types);
+    let statuses: Vec<String> = [
+        events_schema::OrderStatus::Received,
+        events_schema::OrderStatus::Processing,
+        events_schema::OrderStatus::Completed,
+        events_schema::OrderStatus::Failed,
+    ]
+    .iter()
+    .map(|s| s.as_str().to_owned())
+    .collect();
+    assert_eq!(names("OrderStatus"), statuses);
+}

@@ -263,9 +263,8 @@ async fn serve_http(
         };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(
-            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-        );
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that stalls or hangs up ends its own connection: nothing to report.
             let _ = connection.await;
@@ -282,7 +281,12 @@ fn connection_cap(wanted: u64) -> usize {
         Ok(soft) => {
             let cap = wanted.min(soft.saturating_sub(RESERVED_FDS).max(1));
             if cap < wanted {
-                tracing::warn!(wanted, cap, fd_limit = soft, "--max-connections lowered below the file-descriptor limit");
+                tracing::warn!(
+                    wanted,
+                    cap,
+                    fd_limit = soft,
+                    "--max-connections lowered below the file-descriptor limit"
+                );
             }
             cap
         }

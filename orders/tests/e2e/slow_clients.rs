@@ -163,7 +163,10 @@ async fn an_address_over_its_connection_cap_is_closed_at_once_while_others_are_s
     let mut greedy = Vec::new();
     for _ in 0..150 {
         let mut stream = connect_from("127.0.0.2", addr).await;
-        stream.write_all(b"GET /health HTTP/1.1\r\n").await.expect("send");
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\n")
+            .await
+            .expect("send");
         greedy.push(stream);
     }
     let outcomes = futures::future::join_all(
