@@ -169,3 +169,30 @@ fn the_documented_event_types_and_statuses_are_the_domains() {
     .collect();
     assert_eq!(names("OrderStatus"), statuses);
 }
+
+#[tokio::test]
+async fn the_router_serves_the_document_at_openapi_json() {
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let tmp = order_ports::test_util::TempSqlite::new();
+    let db = tmp.db().clone();
+    let app = ingest::router(ingest::AppState {
+        intake: Arc::new(db.intake()),
+        events: Arc::new(db.event_store()),
+        status: Arc::new(db.status_store()),
+    });
+    let request = axum::http::Request::get("/openapi.json")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = app.oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        ingest::openapi::document_json()
+    );
+}
