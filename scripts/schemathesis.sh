@@ -33,7 +33,8 @@ done
 URL="$(sed -n 's/^listening on //p' "$STATE/serve.out")"
 [[ -n "$URL" ]] || { echo "orders serve did not start; see $STATE/serve.log" >&2; exit 1; }
 
-cd "$ROOT/scripts"
+# Its caches (.schemathesis/, .hypothesis/) go with the run, under target/.
+cd "$STATE"
 status=0
 PYTHONPATH="$ROOT/scripts" timeout "${SCHEMATHESIS_TIME:-150}" \
   "$VENV/bin/schemathesis" --no-color --config-file "$ROOT/scripts/schemathesis.toml" \
