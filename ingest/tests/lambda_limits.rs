@@ -4,8 +4,8 @@
 //! [`ingest::MAX_BODY_BYTES`] up to the largest event Lambda accepts gets a `413` problem
 //! document, plain or base64-encoded, never a 5xx.
 //!
-//! This is the adapter level: the AWS emulator's API Gateway enforces neither Lambda's invoke
-//! limit nor API Gateway's own, so a deployed test there could not show more.
+//! This is the adapter level, up to the largest event; `orders/tests/e2e/aws_stack.rs` also
+//! posts a 5 MiB body through the emulator's API Gateway (which enforces neither AWS limit).
 
 use std::sync::Arc;
 
