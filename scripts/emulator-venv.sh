@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (idempotently) the project-local tools virtualenv .venv-tools/ with pinned
-# ministack (AWS emulator), cfn-lint, cargo-lambda (+ zig), boto3 and duckdb (reads the
-# Parquet export back in the tests).
+# ministack (AWS emulator), cfn-lint, cargo-lambda (+ zig), boto3, duckdb (reads the
+# Parquet export back in the tests) and schemathesis (tests `orders serve` against
+# docs/openapi.json).
 # Prints the venv path on stdout. Fast no-op when the stamp matches the requirement list.
 set -euo pipefail
 
@@ -13,7 +14,8 @@ REQUIREMENTS="ministack==1.5.33
 cfn-lint==1.51.0
 cargo-lambda==1.9.2
 boto3==1.43.106
-duckdb==1.5.6"
+duckdb==1.5.6
+schemathesis==4.32.5"
 
 hash_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 WANT="$(hash_of "$REQUIREMENTS")"

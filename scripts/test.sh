@@ -7,6 +7,8 @@
 # 2. checks formatting, lints and template.yaml (cfn-lint);
 # 3. builds the five Lambda bootstraps (cargo lambda, release, x86_64 zips in target/lambda/);
 # 4. starts ministack on a free loopback port, runs `cargo test --workspace` against it, stops it.
+# Also: cargo-deny (licenses, bans, sources; pinned, built into .tools/ once) and schemathesis
+# against a real `orders serve` (docs/openapi.json, every check, bounded in time).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +25,8 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 step "cfn-lint template.yaml"
 cfn-lint template.yaml
+step "cargo deny check licenses bans sources (deny.toml)"
+scripts/cargo-deny.sh
 
 step "build the Lambda bootstraps (release, x86_64)"
 cargo lambda build --release --x86-64 --output-format zip \
@@ -36,6 +40,11 @@ ORDERS_TEST_AWS_ENDPOINT="$(scripts/emulator-start.sh "$STATE")"
 export ORDERS_TEST_AWS_ENDPOINT
 trap 'scripts/emulator-stop.sh "$STATE" >/dev/null 2>&1 || true' EXIT
 echo "emulator at $ORDERS_TEST_AWS_ENDPOINT (log: $STATE/ministack.log)" >&2
+
+step "schemathesis: orders serve against docs/openapi.json"
+# The test build (not a separate `cargo build`, whose features differ): nothing is built twice.
+cargo test --workspace --no-run --quiet "$@"
+ORDERS_BIN="$ROOT/target/debug/orders" scripts/schemathesis.sh
 
 step "cargo test --workspace"
 LOG="$ROOT/target/test-output.log"

@@ -147,6 +147,18 @@ impl Errors {
     }
 }
 
+/// A JSON number that is a whole number, written `2` or `2.0` alike: JSON does not tell them
+/// apart, nor does JSON Schema's `integer` (the API's OpenAPI document). Fractions stay errors.
+fn whole_number(v: &Value) -> Option<i64> {
+    // 2^53: every whole f64 below it is exact, and every limit of an order is far below it.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < EXACT)
+            .map(|f| f as i64)
+    })
+}
+
 fn line_item(index: usize, item: &Value, errors: &mut Errors) -> Option<LineItem> {
     let at = |name: &str| format!("items[{index}].{name}");
     let Some(obj) = item.as_object() else {
@@ -166,7 +178,7 @@ fn line_item(index: usize, item: &Value, errors: &mut Errors) -> Option<LineItem
     };
     let quantity = match obj.get("quantity") {
         None | Some(Value::Null) => errors.push(at("quantity"), "is required"),
-        Some(v) => match v.as_i64() {
+        Some(v) => match whole_number(v) {
             Some(q) if (1..=i64::from(MAX_QUANTITY)).contains(&q) => u32::try_from(q).ok(),
             _ => errors.push(
                 at("quantity"),
@@ -176,7 +188,7 @@ fn line_item(index: usize, item: &Value, errors: &mut Errors) -> Option<LineItem
     };
     let unit_price = match obj.get("unitPrice") {
         None | Some(Value::Null) => errors.push(at("unitPrice"), "is required"),
-        Some(v) => match v.as_i64() {
+        Some(v) => match whole_number(v) {
             Some(p) if (0..=MAX_UNIT_PRICE).contains(&p) => Some(p),
             _ => errors.push(
                 at("unitPrice"),
@@ -217,6 +229,26 @@ mod tests {
         assert_eq!(order.currency, Currency::USD);
         assert_eq!(order.total(), 2500);
         assert_eq!(order.item_count(), 2);
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_that_number_and_a_fraction_is_refused() {
+        let order = OrderRequest::validate(&json!({
+            "customerId": "c-1",
+            "items": [{"productId": "p-1", "quantity": 2.0, "unitPrice": 1e3}]
+        }))
+        .unwrap();
+        assert_eq!(
+            (order.items[0].quantity, order.items[0].unit_price),
+            (2, 1000)
+        );
+        assert_eq!(
+            fields(json!({
+                "customerId": "c-1",
+                "items": [{"productId": "p-1", "quantity": 2.5, "unitPrice": 1e20}]
+            })),
+            vec!["items[0].quantity", "items[0].unitPrice"]
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::openapi;
 use crate::problem::ApiError;
 
 /// Largest accepted request body (256 KiB); larger bodies get `413`.
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/events", get(get_events))
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi::serve_document))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // The body limit is enforced by `read_body`, which answers 413 politely.
@@ -56,23 +58,66 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-#[derive(Serialize)]
+/// The answer to an accepted order.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Accepted {
+pub(crate) struct Accepted {
+    #[schema(value_type = String, format = Uuid)]
     order_id: OrderId,
+    #[schema(value_type = openapi::OrderStatusDoc)]
     status: OrderStatus,
     links: Links,
 }
 
-#[derive(Serialize)]
-struct Links {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Links {
+    /// `/orders/{id}`.
     #[serde(rename = "self")]
     this: String,
+    /// `/orders/{id}/events`.
     events: String,
 }
 
+/// Place an order.
+///
+/// Validates the body, appends `OrderReceived` to the order's log and queues it for processing.
+/// With an `Idempotency-Key` the order id is `UUIDv5(customerId, key)`: a retry with the same key
+/// and body gets the same `202` (and queues the order again), the same key with another body a
+/// `422`. Every problem of the body is named in `errors`. The body is at most 262144 bytes
+/// (256 KiB, `413` beyond); a `Content-Type` other than `application/json` (or
+/// `application/*+json`) is a `415`.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "orders",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            pattern = r"^[!-~]{1,255}$",
+            description = "Makes retries safe: 1 to 255 visible ASCII characters (no spaces). Keys are per customer."),
+        ("X-Correlation-Id" = Option<String>, Header, min_length = 1, max_length = 128,
+            pattern = r"^[A-Za-z0-9._:@-]{1,128}$",
+            description = "Stored on every event of the order; generated when absent. 1 to 128 of [A-Za-z0-9-_.:@]."),
+    ),
+    request_body(
+        content = openapi::OrderRequestDoc,
+        content_type = "application/json",
+        description = "The order. At most 262144 bytes (256 KiB); larger bodies get 413.",
+    ),
+    responses(
+        (status = 202, description = "Accepted: the order is logged and queued.", body = Accepted,
+            headers(("Location" = String, description = "/orders/{orderId}"))),
+        (status = 400, description = "Malformed JSON, an unreadable body or an invalid header.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time (`orders serve --body-timeout`).", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 262144 bytes.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not JSON.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid order (every bad field in `errors`) or an Idempotency-Key reused with another order.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A server failure (logged; nothing of it is shown).", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A backend is temporarily unavailable: retry (Retry-After).", body = openapi::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "Seconds to wait before retrying."))),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(order_id, idempotent))]
-async fn create_order(
+pub(crate) async fn create_order(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
@@ -175,7 +220,14 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadBody(e.to_string()))?;
+        let chunk = chunk.map_err(|e| {
+            let e = e.into_inner();
+            if crate::limits::is_timeout(&*e) {
+                ApiError::BodyTimeout
+            } else {
+                ApiError::BadBody(e.to_string())
+            }
+        })?;
         seen += chunk.len();
         if seen > DRAIN_LIMIT {
             return Err(too_large);
@@ -251,8 +303,25 @@ fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw).map_err(|_| ApiError::BadOrderId(raw.chars().take(64).collect()))
 }
 
+/// One order's status.
+///
+/// A finished order is read from the status view; an order still in flight from its event log,
+/// so a client reads its own write and never sees an order move backwards.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "orders",
+    params(("id" = String, Path, format = Uuid, description = "The order id (a UUID).")),
+    responses(
+        (status = 200, description = "The order's status record.", body = openapi::OrderStatusRecordDoc),
+        (status = 400, description = "The id is not a UUID.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A server failure.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A backend is temporarily unavailable: retry.", body = openapi::Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip(state))]
-async fn get_order(
+pub(crate) async fn get_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<OrderStatusRecord>, ApiError> {
@@ -273,15 +342,33 @@ async fn get_order(
     }
 }
 
-#[derive(Serialize)]
+/// An order's history.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct History {
+pub(crate) struct History {
+    #[schema(value_type = String, format = Uuid)]
     order_id: OrderId,
+    /// In version order, from 1.
+    #[schema(value_type = Vec<openapi::StoredEventDoc>)]
     events: Vec<StoredEvent>,
 }
 
+/// One order's history: every event, in version order.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}/events",
+    tag = "orders",
+    params(("id" = String, Path, format = Uuid, description = "The order id (a UUID).")),
+    responses(
+        (status = 200, description = "The events of the order.", body = History),
+        (status = 400, description = "The id is not a UUID.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A server failure.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A backend is temporarily unavailable: retry.", body = openapi::Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip(state))]
-async fn get_events(
+pub(crate) async fn get_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<History>, ApiError> {
@@ -299,10 +386,14 @@ async fn get_events(
 /// The page size of `GET /orders` when the client names none.
 pub const DEFAULT_CUSTOMER_ORDERS_LIMIT: usize = 50;
 
-#[derive(Serialize)]
+/// One page of a customer's orders.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CustomerOrders {
+pub(crate) struct CustomerOrders {
+    /// Newest first (by `createdAt`, ties by `orderId`).
+    #[schema(value_type = Vec<openapi::OrderStatusRecordDoc>, max_items = 100)]
     orders: Vec<OrderStatusRecord>,
+    /// Pass back as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
 
@@ -383,8 +474,32 @@ fn customer_orders_query(pairs: Vec<(String, String)>) -> Result<CustomerOrdersQ
     })
 }
 
+/// A customer's orders, newest first, a page at a time.
+///
+/// Reads the status view (eventually consistent): an order accepted a moment ago may not be
+/// listed yet. Walk the pages by passing `nextCursor` back as `cursor` (with the same
+/// `customerId` and `status`) until it is `null`. An unknown or repeated parameter is a `400`.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "orders",
+    params(
+        ("customerId" = String, Query, min_length = 1, max_length = 64,
+            pattern = r"^[A-Za-z0-9._:@-]{1,64}$", description = "The customer."),
+        ("status" = Option<openapi::OrderStatusDoc>, Query, description = "Only the orders currently in this status."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Orders per page (default 50)."),
+        ("cursor" = Option<String>, Query, min_length = 1,
+            description = "The `nextCursor` of the previous page (opaque; anything else is a 400)."),
+    ),
+    responses(
+        (status = 200, description = "A page of the customer's orders.", body = CustomerOrders),
+        (status = 400, description = "A missing, invalid, unknown or repeated query parameter, named in `errors`.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "A server failure.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A backend is temporarily unavailable: retry.", body = openapi::Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all)]
-async fn list_orders(
+pub(crate) async fn list_orders(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<CustomerOrders>, ApiError> {
@@ -411,7 +526,14 @@ async fn list_orders(
     }))
 }
 
-async fn health() -> Json<Value> {
+/// Liveness: answers as long as the process serves requests.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses((status = 200, description = "The API is up.", body = openapi::HealthDoc)),
+)]
+pub(crate) async fn health() -> Json<Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 

@@ -8,12 +8,15 @@
 //!   first, a page at a time;
 //! * `GET /orders/{id}` — the order's status;
 //! * `GET /orders/{id}/events` — its history in version order;
-//! * `GET /health`.
+//! * `GET /health`;
+//! * `GET /openapi.json` — the OpenAPI 3.1 document of all of this ([`openapi`]).
 //!
 //! Every error is `application/problem+json` ([`ApiError`]).
 
 mod api;
 pub mod lambda;
+pub mod limits;
+pub mod openapi;
 mod problem;
 
 pub use api::{router, AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};

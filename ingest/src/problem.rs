@@ -44,6 +44,8 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("the body could not be read: {0}")]
     BadBody(String),
+    #[error("the body was not received in time")]
+    BodyTimeout,
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     /// A transient failure of a backend; the client may retry.
@@ -90,15 +92,26 @@ impl fmt::Display for Causes<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// An RFC 7807 problem document (`application/problem+json`): every error of the API.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(crate) struct ProblemBody {
+    /// Always `about:blank`: `title` and `status` say what happened.
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     kind: &'static str,
+    /// A fixed sentence per kind of problem, e.g. `Invalid order`.
     title: &'static str,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// What went wrong. For 5xx a fixed sentence: causes are only logged.
     detail: String,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [FieldError],
+    /// Each field (body path such as `items[2].quantity`, header, query parameter or `id`) at
+    /// fault and why; absent when the problem is about no field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<crate::openapi::FieldErrorDoc>, required = false, min_items = 1)]
+    errors: Vec<FieldError>,
 }
 
 impl ApiError {
@@ -115,6 +128,7 @@ impl ApiError {
             ApiError::OrderNotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +148,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::BodyTooLarge { .. } => "Body too large",
             ApiError::BadBody(_) => "Unreadable body",
+            ApiError::BodyTimeout => "Request timeout",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::Unavailable(_) => "Service unavailable",
             ApiError::Internal(_) => "Internal error",
@@ -176,6 +191,7 @@ impl ApiError {
             ApiError::Validation(errors) => errors.0.clone(),
             ApiError::MalformedJson(m) => one("body", m.clone()),
             ApiError::BadBody(m) => one("body", m.clone()),
+            ApiError::BodyTimeout => one("body", "was not received in time".to_owned()),
             ApiError::BodyTooLarge { limit } => {
                 one("body", format!("must be at most {limit} bytes"))
             }
@@ -194,13 +210,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         self.log(status);
-        let errors = self.field_errors();
         let body = ProblemBody {
             kind: "about:blank",
             title: self.title(),
             status: status.as_u16(),
             detail: self.detail(),
-            errors: &errors,
+            errors: self.field_errors(),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, bytes).into_response();

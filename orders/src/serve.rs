@@ -17,9 +17,15 @@
 //! (until their feed brings nothing new, at most [`FEED_DRAIN`]) and stop. Each stage has its
 //! own signal. Whatever a stage leaves unfinished at its deadline is picked up after the next
 //! start (the queue's visibility timeout, the feeds' checkpoints).
+//!
+//! The HTTP server is its own accept loop ([`serve_http`]) so that no client can hold the
+//! service: a request's headers (and the wait for the next request on a kept-alive connection)
+//! and its body have deadlines, and open connections are capped, in all and per client address,
+//! below the file-descriptor limit (raised to its hard limit at start).
 
-use std::future::IntoFuture;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use events_schema::ProcessingPolicy;
@@ -74,7 +80,32 @@ pub struct ServeArgs {
     /// Orders above this total (minor units) fail the credit check.
     #[arg(long, env = "CREDIT_LIMIT", default_value_t = ProcessingPolicy::default().credit_limit)]
     credit_limit: i64,
+    #[command(flatten)]
+    http: HttpLimits,
 }
+
+/// What one client may hold of the HTTP server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpLimits {
+    /// Seconds a client has to send a request's headers; also how long a kept-alive connection
+    /// may wait idle for its next request (hyper runs one timer for both). Then it is closed.
+    #[arg(long, env = "ORDERS_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a whole request body once its headers are in; then `408`.
+    #[arg(long, env = "ORDERS_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+    /// Most connections open at once; one more is closed as soon as it is accepted. Lowered
+    /// to stay below the file-descriptor limit.
+    #[arg(long, env = "ORDERS_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Most connections open at once from one IP address.
+    #[arg(long, env = "ORDERS_MAX_CONNECTIONS_PER_IP", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_ip: u64,
+}
+
+/// File descriptors kept free of connections: the SQLite file and its WAL, the AWS clients'
+/// connections, logs.
+const RESERVED_FDS: u64 = 256;
 
 /// The projector's and the notifier's feeds.
 // Built once and moved into the subscribers at start: the size difference costs nothing.
@@ -146,9 +177,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         events: ports.events,
         status: ports.status,
     });
-    let mut graceful = http_shutdown.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { order_ports::stopped(&mut graceful).await });
+    let server = serve_http(listener, app, args.http.clone(), http_shutdown.clone());
     tokio::spawn(async move {
         termination().await;
         tracing::info!("shutting down: no new requests, finishing those in flight");
@@ -156,7 +185,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     });
     let mut http_stopping = http_shutdown;
     tokio::select! {
-        served = server.into_future() => served?,
+        () = server => {},
         () = async {
             order_ports::stopped(&mut http_stopping).await;
             tokio::time::sleep(HTTP_GRACE).await;
@@ -183,6 +212,137 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `app` on `listener` until `shutdown`, then waits for the connections to finish
+/// (the caller bounds that wait). See [`HttpLimits`].
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: HttpLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let max_connections = connection_cap(limits.max_connections);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let per_ip = PerIp::new(limits.max_connections_per_ip);
+    let body_timeout = Duration::from_secs(limits.body_timeout);
+    let app = app.layer(axum::middleware::map_request(move |request| async move {
+        ingest::limits::with_body_deadline(request, body_timeout)
+    }));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut refused: u64 = 0;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors (or another transient failure): pause rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = order_ports::stopped(&mut shutdown) => break,
+        };
+        let Some((slot, ip_slot)) = slots
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .and_then(|slot| Some((slot, per_ip.take(peer.ip())?)))
+        else {
+            // Closed at once: the descriptor is free again, and the client sees a reset rather
+            // than a connection that hangs.
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, refused, max_connections, max_per_ip = limits.max_connections_per_ip, "connection limit reached: closing new connections");
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that stalls or hangs up ends its own connection: nothing to report.
+            let _ = connection.await;
+            drop((slot, ip_slot));
+        });
+    }
+    graceful.shutdown().await;
+}
+
+/// `wanted`, lowered to stay [`RESERVED_FDS`] below the file-descriptor limit, which is first
+/// raised to its hard limit (so a default `ulimit -n` of 1024 does not cap the server).
+fn connection_cap(wanted: u64) -> usize {
+    let cap = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => {
+            let cap = wanted.min(soft.saturating_sub(RESERVED_FDS).max(1));
+            if cap < wanted {
+                tracing::warn!(
+                    wanted,
+                    cap,
+                    fd_limit = soft,
+                    "--max-connections lowered below the file-descriptor limit"
+                );
+            }
+            cap
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the file-descriptor limit: keeping --max-connections");
+            wanted
+        }
+    };
+    usize::try_from(cap).unwrap_or(usize::MAX)
+}
+
+/// Open connections per client address.
+#[derive(Clone)]
+struct PerIp {
+    max: u64,
+    open: Arc<Mutex<HashMap<IpAddr, u64>>>,
+}
+
+/// One connection of an address; gives its place back when dropped.
+struct IpSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, u64>>>,
+}
+
+impl PerIp {
+    fn new(max: u64) -> Self {
+        Self {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    fn take(&self, ip: IpAddr) -> Option<IpSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(ip).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 fn spawn_subscribers<F: Feed + 'static>(

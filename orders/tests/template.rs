@@ -803,4 +803,36 @@ fn provisioned_capacity_scales_reads_and_writes_of_every_table_and_index_at_70_p
         );
     }
     assert_eq!(scaled, expected);
+/// The HTTP API routes exactly the operations of the OpenAPI document (`GET /openapi.json`
+/// included), so a route added to the router and its document is not forgotten in the template.
+#[test]
+fn the_http_api_routes_exactly_the_documented_operations() {
+    let template = template();
+    let mut routed: Vec<String> = resources(&template)
+        .values()
+        .filter(|r| type_of(r) == "AWS::ApiGatewayV2::Route")
+        .map(|r| {
+            properties(r, "route")
+                .get("RouteKey")
+                .and_then(Value::as_str)
+                .expect("a RouteKey string")
+                .to_owned()
+        })
+        .collect();
+    routed.sort();
+    let document = serde_json::to_value(ingest::openapi::document()).expect("document");
+    let mut documented: Vec<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .expect("operations")
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    documented.sort();
+    assert_eq!(routed, documented);
 }

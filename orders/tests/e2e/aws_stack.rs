@@ -781,6 +781,23 @@ async fn bad_requests_get_problem_documents_and_write_nothing(
     assert_eq!(fields, ["customerId", "items"], "{problem}");
     let (status, problem) = get_json(http, &format!("{api}/orders/not-a-uuid")).await;
     assert_eq!(status, 400, "GET /orders/not-a-uuid: {problem}");
+    // A body far over the API's limit that a Lambda invocation can still carry (5 MiB of the
+    // 6 MiB) reaches the function through API Gateway and gets the same 413 as locally.
+    let large = format!(
+        r#"{{"customerId":"c","items":[],"pad":"{}"}}"#,
+        "x".repeat(5 * 1024 * 1024)
+    );
+    let response = http
+        .post(format!("{api}/orders"))
+        .header("content-type", "application/json")
+        .body(large)
+        .send()
+        .await
+        .expect("POST a 5 MiB body");
+    let answer = ProblemResponse::read(response).await;
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert_eq!(answer.content_type, "application/problem+json");
+    assert_eq!(answer.fields(), ["body"], "{}", answer.body);
     assert_eq!(
         stack.events_table_count().await,
         300,

@@ -14,6 +14,7 @@ mod readme;
 mod reconcile;
 mod restart;
 mod serve_aws;
+mod slow_clients;
 mod support;
 mod tools;
 mod tools_aws;
