@@ -57,6 +57,10 @@ for path in sorted(GOLDEN.glob("*.json")):
     images.append(image)
     write("stream_record", path.stem, {"Records": [record("1", "INSERT", image)]})
     write("stream_record", f"{path.stem}-image", image)
+# Fuzzing finding 1 (docs/fuzzing.md): an occurredAt finer than a millisecond.
+fine = json.loads(json.dumps(images[0]))
+fine["occurredAt"] = {"S": fine["occurredAt"]["S"].replace("Z", "999999Z")}
+write("stream_record", "regression-submillisecond-image", fine)
 write("stream_record", "batch", {"Records": [record(str(i + 1), "INSERT", im) for i, im in enumerate(images)]})
 write("stream_record", "modify", {"Records": [record("9", "MODIFY", images[0])]})
 

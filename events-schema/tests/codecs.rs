@@ -95,3 +95,28 @@ proptest! {
         prop_assert!(OrderId::from_work_message(&body).is_err());
     }
 }
+
+/// Fuzzing finding (stream_record): an `occurredAt` finer than a millisecond decoded to an
+/// envelope that encoding and decoding again changed.
+#[test]
+fn an_occurred_at_finer_than_a_millisecond_is_read_at_the_millisecond_the_wire_form_keeps() {
+    use events_schema::{EventEnvelope, StoredEvent};
+    let stored = |occurred_at: &str| -> StoredEvent {
+        serde_json::from_value(json!({
+            "orderId": "01938a3c-0000-7000-8000-000000000001", "version": 3,
+            "eventId": "01938a3c-0000-7000-8000-00000000000e", "eventType": "OrderCompleted",
+            "schemaVersion": 1, "occurredAt": occurred_at, "correlationId": "corr-1",
+            "payload": {"total": 5997},
+        }))
+        .expect("a wire event")
+    };
+    let fine = stored("2025-11-24T16:00:00.003999999Z")
+        .decode()
+        .expect("decodes");
+    let exact = stored("2025-11-24T16:00:00.003Z")
+        .decode()
+        .expect("decodes");
+    assert_eq!(fine, exact);
+    let again = EventEnvelope::from_item(fine.to_item().expect("an item")).expect("decodes");
+    assert_eq!(again, fine);
+}

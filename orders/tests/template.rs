@@ -595,11 +595,12 @@ fn deployed(template: &Value, given: &BTreeMap<&str, &str>, value: Option<&Value
     }
 }
 
-/// Every route of the HTTP API as deployed with `given`: route key → (AuthorizationType,
-/// AuthorizerId), and whether the JWT authorizer resource exists (with its JwtConfiguration).
-fn routes_with(
-    given: &[(&str, &str)],
-) -> (BTreeMap<String, (Option<Cfn>, Option<Cfn>)>, Option<Value>) {
+/// A route's deployed `(AuthorizationType, AuthorizerId)`, `None` where unset.
+type RouteAuth = (Option<Cfn>, Option<Cfn>);
+
+/// Every route of the HTTP API as deployed with `given`: route key → its [`RouteAuth`], and
+/// whether the JWT authorizer resource exists (with its JwtConfiguration).
+fn routes_with(given: &[(&str, &str)]) -> (BTreeMap<String, RouteAuth>, Option<Value>) {
     let template = template();
     let given: BTreeMap<&str, &str> = given.iter().copied().collect();
     let mut routes = BTreeMap::new();
