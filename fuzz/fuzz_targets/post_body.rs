@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
     );
     let wire = serde_json::to_vec(&envelope.to_stored()).expect("an envelope serializes");
     let stored: StoredEvent = serde_json::from_slice(&wire).expect("its wire form reads back");
-    assert_eq!(stored.decode().as_ref(), Ok(&envelope), "wire JSON round trip");
+    assert_eq!(
+        stored.decode().as_ref(),
+        Ok(&envelope),
+        "wire JSON round trip"
+    );
     let item = envelope.to_item().expect("an envelope is an item");
     assert_eq!(
         EventEnvelope::from_item(item).as_ref(),
