@@ -33,6 +33,9 @@ cargo lambda build --release --x86-64 --output-format zip \
   -p ingest -p processor -p projector -p notifier -p reconciler
 export ORDERS_TEST_LAMBDA_ZIPS="$ROOT/target/lambda"
 
+step "fuzz: 60 s per target (scripts/fuzz.sh, docs/fuzzing.md)"
+scripts/fuzz.sh 60
+
 step "start the AWS emulator"
 STATE="$ROOT/target/emulator-test"
 scripts/emulator-stop.sh "$STATE" >/dev/null 2>&1 || true

@@ -45,6 +45,13 @@ impl OrderId {
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
+
+    /// Reads a work-queue message: its body is the order id as text (`Display`), which is what
+    /// the queues send. Surrounding whitespace is tolerated; anything else is not an order id.
+    /// Here rather than in the processor so it can be fuzzed without the AWS SDKs.
+    pub fn from_work_message(body: &str) -> Result<Self, IdError> {
+        Self::parse(body.trim())
+    }
 }
 
 impl fmt::Display for OrderId {

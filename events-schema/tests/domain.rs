@@ -9,7 +9,10 @@ use events_schema::{
     ProcessingPolicy, ProductId, StoredEvent, ValidOrder, Version,
 };
 use proptest::prelude::*;
+use support::arb_order;
 use uuid::Uuid;
+
+mod support;
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(1_764_000_000_000 + ms).expect("valid time")
@@ -539,33 +542,6 @@ mod every_event_type {
             record
         );
     }
-}
-
-fn arb_text_id() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9_.:@-]{1,64}"
-}
-
-fn arb_order() -> impl Strategy<Value = ValidOrder> {
-    (
-        arb_text_id(),
-        prop::collection::vec(
-            (arb_text_id(), 1u32..=10_000, 0i64..=100_000_000_000),
-            1..20,
-        ),
-        "[A-Z]{3}",
-    )
-        .prop_map(|(customer, items, currency)| ValidOrder {
-            customer_id: CustomerId::parse(customer).expect("strategy makes valid ids"),
-            items: items
-                .into_iter()
-                .map(|(p, quantity, unit_price)| LineItem {
-                    product_id: ProductId::parse(p).expect("valid"),
-                    quantity,
-                    unit_price,
-                })
-                .collect(),
-            currency: events_schema::Currency::parse(&currency).expect("valid"),
-        })
 }
 
 proptest! {

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::auth::Caller;
 use crate::openapi;
 use crate::problem::ApiError;
 
@@ -119,6 +120,7 @@ pub(crate) struct Links {
 #[tracing::instrument(skip_all, fields(order_id, idempotent))]
 pub(crate) async fn create_order(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -129,6 +131,7 @@ pub(crate) async fn create_order(
     let json: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let order = OrderRequest::validate(&json).map_err(ApiError::Validation)?;
+    caller.may_act_for(&order.customer_id)?;
 
     let order_id = match &key {
         Some(key) => OrderId::derived(&order.customer_id, key),
@@ -320,14 +323,16 @@ fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
         (status = 503, description = "A backend is temporarily unavailable: retry.", body = openapi::Problem, content_type = "application/problem+json"),
     ),
 )]
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip(state, caller))]
 pub(crate) async fn get_order(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<OrderStatusRecord>, ApiError> {
     let order_id = parse_order_id(&id)?;
     let viewed = state.status.get(order_id).await?;
     if let Some(record) = viewed.as_ref().filter(|r| r.status.is_terminal()) {
+        visible_to(&caller, order_id, &record.customer_id)?;
         return Ok(Json(record.clone()));
     }
     // The view is eventually consistent and may lag the log: right after a POST it has no
@@ -335,10 +340,21 @@ pub(crate) async fn get_order(
     // already read from the log. So an order in flight is answered from its log: a client reads
     // its own write and never sees an order move backwards.
     let history = state.events.load(order_id).await?;
-    match (OrderView::fold(&history)?, viewed) {
-        (Some(view), _) => Ok(Json(OrderStatusRecord::from(&view))),
-        (None, Some(record)) => Ok(Json(record)),
-        (None, None) => Err(ApiError::OrderNotFound(order_id.to_string())),
+    let record = match (OrderView::fold(&history)?, viewed) {
+        (Some(view), _) => OrderStatusRecord::from(&view),
+        (None, Some(record)) => record,
+        (None, None) => return Err(ApiError::OrderNotFound(order_id.to_string())),
+    };
+    visible_to(&caller, order_id, &record.customer_id)?;
+    Ok(Json(record))
+}
+
+/// Another customer's order is answered exactly as one that does not exist.
+fn visible_to(caller: &Caller, order_id: OrderId, owner: &CustomerId) -> Result<(), ApiError> {
+    if caller.may_see(owner) {
+        Ok(())
+    } else {
+        Err(ApiError::OrderNotFound(order_id.to_string()))
     }
 }
 
@@ -367,15 +383,25 @@ pub(crate) struct History {
         (status = 503, description = "A backend is temporarily unavailable: retry.", body = openapi::Problem, content_type = "application/problem+json"),
     ),
 )]
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip(state, caller))]
 pub(crate) async fn get_events(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<History>, ApiError> {
     let order_id = parse_order_id(&id)?;
     let history = state.events.load(order_id).await?;
-    if history.is_empty() {
-        return Err(ApiError::OrderNotFound(order_id.to_string()));
+    match history.first().map(|e| &e.event) {
+        None => return Err(ApiError::OrderNotFound(order_id.to_string())),
+        Some(OrderEvent::OrderReceived(order)) => {
+            visible_to(&caller, order_id, &order.customer_id)?
+        }
+        // A history always starts with OrderReceived; one that does not has no owner to show
+        // it to, so only an unauthenticated API serves it (as it always did).
+        Some(_) if caller != Caller::Anyone => {
+            return Err(ApiError::OrderNotFound(order_id.to_string()))
+        }
+        Some(_) => {}
     }
     Ok(Json(History {
         order_id,
@@ -501,6 +527,7 @@ fn customer_orders_query(pairs: Vec<(String, String)>) -> Result<CustomerOrdersQ
 #[tracing::instrument(skip_all)]
 pub(crate) async fn list_orders(
     State(state): State<AppState>,
+    caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<CustomerOrders>, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::BadQuery {
@@ -508,6 +535,7 @@ pub(crate) async fn list_orders(
         message: e.body_text(),
     })?;
     let query = customer_orders_query(pairs)?;
+    caller.may_act_for(&query.customer_id)?;
     let page = match state.status.list_by_customer(&query).await {
         Ok(page) => page,
         // The query was checked above, so what the store can still refuse is the cursor: one

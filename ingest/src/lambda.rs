@@ -8,12 +8,14 @@ use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore, Sqs
 use order_ports::lambda::{init_logging, ConfigError, EnvReader};
 use order_ports::{AppendThenEnqueue, EventStore};
 
+use crate::auth::{with_authentication, Authentication};
 use crate::{router, AppState};
 
 /// The environment variables [`Config`] requires (`template.yaml` sets each of them).
 pub const REQUIRED_ENV: [&str; 3] = ["EVENTS_TABLE", "STATUS_TABLE", "WORK_QUEUE_URL"];
-/// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
-pub const OPTIONAL_ENV: [&str; 0] = [];
+/// The environment variables [`Config`] reads if set (`template.yaml` sets no others): the JWT
+/// authorizer's settings, set (non-empty) exactly when the template attaches it.
+pub const OPTIONAL_ENV: [&str; 3] = ["AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_CLAIM"];
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,9 @@ pub struct Config {
     pub events_table: String,
     pub status_table: String,
     pub work_queue_url: String,
+    /// With the JWT authorizer: the claim that names the caller's customer. `None`: no
+    /// authentication, every caller may do everything.
+    pub auth_claim: Option<String>,
 }
 
 impl Config {
@@ -35,8 +40,29 @@ impl Config {
             events_table: env.required("EVENTS_TABLE"),
             status_table: env.required("STATUS_TABLE"),
             work_queue_url: env.required("WORK_QUEUE_URL"),
+            auth_claim: auth_claim(&mut env),
         };
         env.finish(config)
+    }
+}
+
+/// The template attaches the authorizer when both issuer and audience are set; one without the
+/// other is a half-made configuration, refused at start (fail closed) rather than served open.
+fn auth_claim<F: Fn(&str) -> Option<String>>(env: &mut EnvReader<F>) -> Option<String> {
+    let issuer: Option<String> = env.optional_parsed("AUTH_ISSUER", "must be text");
+    let audience: Option<String> = env.optional_parsed("AUTH_AUDIENCE", "must be text");
+    let claim: Option<String> = env.optional_parsed("AUTH_CLAIM", "must be text");
+    match (issuer, audience) {
+        (None, None) => None,
+        (Some(_), Some(_)) => Some(claim.unwrap_or_else(|| "sub".to_owned())),
+        (Some(_), None) => {
+            env.required("AUTH_AUDIENCE");
+            None
+        }
+        (None, Some(_)) => {
+            env.required("AUTH_ISSUER");
+            None
+        }
     }
 }
 
@@ -68,6 +94,7 @@ pub async fn run() -> Result<(), lambda_http::Error> {
         events: events.clone(),
         queue: Arc::new(SqsWorkQueue::new(clients.sqs, config.work_queue_url)),
     };
+    let auth_claim = config.auth_claim;
     let app = router(AppState {
         intake: Arc::new(intake),
         events,
@@ -76,6 +103,10 @@ pub async fn run() -> Result<(), lambda_http::Error> {
             config.status_table,
         )),
     });
+    let app = match auth_claim {
+        Some(claim) => with_authentication(app, Authentication::Gateway { claim }),
+        None => app,
+    };
     lambda_http::run(app).await
 }
 
@@ -113,7 +144,48 @@ mod tests {
                 events_table: "e".into(),
                 status_table: "s".into(),
                 work_queue_url: "q".into(),
+                auth_claim: None,
             }
         );
+    }
+
+    #[test]
+    fn issuer_and_audience_turn_authentication_on_with_sub_unless_a_claim_is_named() {
+        let asked = RefCell::default();
+        let base = [
+            ("EVENTS_TABLE", "e"),
+            ("STATUS_TABLE", "s"),
+            ("WORK_QUEUE_URL", "q"),
+            ("AUTH_ISSUER", "https://issuer.test/"),
+            ("AUTH_AUDIENCE", "orders-api"),
+        ];
+        let config = Config::from_lookup(lookup(&base, &asked)).unwrap();
+        assert_eq!(config.auth_claim.as_deref(), Some("sub"));
+        let with_claim = [&base[..], &[("AUTH_CLAIM", "email")]].concat();
+        let config = Config::from_lookup(lookup(&with_claim, &asked)).unwrap();
+        assert_eq!(config.auth_claim.as_deref(), Some("email"));
+        // The template sets the parameter's value, empty when not used: that is off.
+        let empty = [&base[..3], &[("AUTH_ISSUER", ""), ("AUTH_AUDIENCE", "")]].concat();
+        let config = Config::from_lookup(lookup(&empty, &asked)).unwrap();
+        assert_eq!(config.auth_claim, None);
+    }
+
+    #[test]
+    fn an_issuer_without_an_audience_is_refused_at_start_not_served_open() {
+        let asked = RefCell::default();
+        for (set, missing) in [
+            (("AUTH_ISSUER", "https://issuer.test/"), "AUTH_AUDIENCE"),
+            (("AUTH_AUDIENCE", "orders-api"), "AUTH_ISSUER"),
+        ] {
+            let env = [
+                ("EVENTS_TABLE", "e"),
+                ("STATUS_TABLE", "s"),
+                ("WORK_QUEUE_URL", "q"),
+                set,
+            ];
+            let error = Config::from_lookup(lookup(&env, &asked)).unwrap_err();
+            let names: Vec<&str> = error.0.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, [missing]);
+        }
     }
 }

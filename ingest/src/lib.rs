@@ -14,10 +14,12 @@
 //! Every error is `application/problem+json` ([`ApiError`]).
 
 mod api;
+pub mod auth;
 pub mod lambda;
 pub mod limits;
 pub mod openapi;
 mod problem;
 
 pub use api::{router, AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
+pub use auth::{with_authentication, Authentication, Caller, JwtVerifier};
 pub use problem::ApiError;

@@ -48,6 +48,12 @@ pub enum ApiError {
     BodyTimeout,
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
+    /// Authentication is on and the request carries no valid token (see `auth`).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Authentication is on and the token's customer is not the one the request is for.
+    #[error("the token's customer may not act for this customer")]
+    Forbidden,
     /// A transient failure of a backend; the client may retry.
     #[error("a backend is temporarily unavailable")]
     Unavailable(#[source] StoreError),
@@ -130,6 +136,8 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,6 +158,8 @@ impl ApiError {
             ApiError::BadBody(_) => "Unreadable body",
             ApiError::BodyTimeout => "Request timeout",
             ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::Unauthenticated(_) => "Unauthorized",
+            ApiError::Forbidden => "Forbidden",
             ApiError::Unavailable(_) => "Service unavailable",
             ApiError::Internal(_) => "Internal error",
         }
@@ -227,6 +237,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

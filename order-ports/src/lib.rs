@@ -16,6 +16,8 @@ pub mod ports;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(test)]
+mod cursor_props;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 #[cfg(feature = "sqlite")]

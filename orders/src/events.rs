@@ -726,3 +726,7 @@ impl Sink for Parquet {
         Ok(out.flush()?)
     }
 }
+
+#[cfg(test)]
+#[path = "events_props.rs"]
+mod props;

@@ -82,6 +82,8 @@ pub struct ServeArgs {
     credit_limit: i64,
     #[command(flatten)]
     http: HttpLimits,
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 /// What one client may hold of the HTTP server.
@@ -116,6 +118,7 @@ enum Feeds {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let authentication = args.auth.authentication()?;
     let (ports, feeds, where_) = match backend::open_ports(&args.backend).await? {
         (ports, Opened::Sqlite(db)) => open_sqlite(&args, ports, &db),
         (ports, Opened::Aws { config, names }) => open_aws(&args, ports, &config, &names).await?,
@@ -177,6 +180,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         events: ports.events,
         status: ports.status,
     });
+    let app = match authentication {
+        Some(authentication) => ingest::with_authentication(app, authentication),
+        None => app,
+    };
     let server = serve_http(listener, app, args.http.clone(), http_shutdown.clone());
     tokio::spawn(async move {
         termination().await;
@@ -435,6 +442,42 @@ async fn open_aws(
         names.events_stream_arn
     );
     Ok((ports, Feeds::Aws(projector_feed, notifier_feed), where_))
+}
+
+/// Authentication, off unless `--auth-jwks` is given: then the API verifies bearer tokens itself,
+/// as API Gateway's JWT authorizer does for the Lambda (`ingest::auth`).
+#[derive(Debug, clap::Args)]
+struct AuthArgs {
+    /// Require a bearer token signed (RS256 or ES256) by a key of this JWKS file; a caller then
+    /// creates, lists and reads only the orders of the customer its token names.
+    #[arg(long, value_name = "FILE", requires_all = ["auth_issuer", "auth_audience"])]
+    auth_jwks: Option<std::path::PathBuf>,
+    /// The `iss` tokens must carry (with --auth-jwks).
+    #[arg(long, value_name = "ISSUER", requires = "auth_jwks")]
+    auth_issuer: Option<String>,
+    /// The `aud` tokens must carry (with --auth-jwks).
+    #[arg(long, value_name = "AUDIENCE", requires = "auth_jwks")]
+    auth_audience: Option<String>,
+    /// The claim that names the caller's customer (its customerId).
+    #[arg(long, value_name = "CLAIM", default_value = "sub")]
+    auth_claim: String,
+}
+
+impl AuthArgs {
+    /// The verifier, read once at start: a missing or unusable key file stops `serve` before it
+    /// listens rather than refusing every request.
+    fn authentication(&self) -> Result<Option<ingest::Authentication>, CliError> {
+        let (Some(path), Some(issuer), Some(audience)) =
+            (&self.auth_jwks, &self.auth_issuer, &self.auth_audience)
+        else {
+            return Ok(None);
+        };
+        let jwks = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Config(format!("--auth-jwks {}: {e}", path.display())))?;
+        let verifier = ingest::JwtVerifier::from_jwks(&jwks, issuer, audience, &self.auth_claim)
+            .map_err(|e| CliError::Config(format!("--auth-jwks {}: {e}", path.display())))?;
+        Ok(Some(ingest::Authentication::Tokens(verifier)))
+    }
 }
 
 /// Ctrl-C or SIGTERM.

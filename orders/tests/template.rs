@@ -100,20 +100,30 @@ enum Cfn {
     Other(String),
 }
 
-fn cfn(value: &Value) -> Cfn {
-    let (function, argument) = match value {
-        Value::String(s) => return Cfn::Literal(s.clone()),
-        Value::Tagged(tagged) => (
+/// An intrinsic function call, short (`!If [...]`) or long (`Fn::If: [...]`) form: its name
+/// without `Fn::` and its argument.
+fn intrinsic(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(tagged) => Some((
             tagged.tag.to_string().trim_start_matches('!').to_owned(),
             &tagged.value,
-        ),
+        )),
         Value::Mapping(m) if m.len() == 1 => match m.iter().next() {
             Some((Value::String(key), argument)) => {
-                (key.strip_prefix("Fn::").unwrap_or(key).to_owned(), argument)
+                Some((key.strip_prefix("Fn::").unwrap_or(key).to_owned(), argument))
             }
-            _ => return Cfn::Other(format!("{value:?}")),
+            _ => None,
         },
-        _ => return Cfn::Other(format!("{value:?}")),
+        _ => None,
+    }
+}
+
+fn cfn(value: &Value) -> Cfn {
+    if let Value::String(s) = value {
+        return Cfn::Literal(s.clone());
+    }
+    let Some((function, argument)) = intrinsic(value) else {
+        return Cfn::Other(format!("{value:?}"));
     };
     match (function.as_str(), argument) {
         ("Ref", Value::String(name)) => Cfn::Ref(name.clone()),
@@ -432,6 +442,9 @@ fn every_function_environment_sets_what_its_config_requires_and_only_what_it_rea
         ("WORK_QUEUE_URL", "WorkQueue"),
         ("TOPIC_ARN", "OrderTopic"),
         ("CREDIT_LIMIT", "CreditLimit"),
+        ("AUTH_ISSUER", "AuthIssuer"),
+        ("AUTH_AUDIENCE", "AuthAudience"),
+        ("AUTH_CLAIM", "AuthClaim"),
     ]
     .into();
     let template = template();
@@ -538,55 +551,20 @@ fn parameter_values(template: &Value, overrides: &[(&str, &str)]) -> BTreeMap<St
     values
 }
 
-/// The function (`If`, `Equals`, `Ref`…) and argument of an intrinsic, short or long form.
-fn intrinsic(value: &Value) -> Option<(String, &Value)> {
-    match value {
-        Value::Tagged(tagged) => Some((
-            tagged.tag.to_string().trim_start_matches('!').to_owned(),
-            &tagged.value,
-        )),
-        Value::Mapping(m) if m.len() == 1 => match m.iter().next() {
-            Some((Value::String(key), argument)) if key == "Ref" || key.starts_with("Fn::") => {
-                Some((key.trim_start_matches("Fn::").to_owned(), argument))
-            }
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// A scalar operand of `Equals`: a literal, or `Ref` to a parameter.
-fn operand(value: &Value, parameters: &BTreeMap<String, String>) -> String {
-    match (value, intrinsic(value)) {
-        (Value::String(s), _) => s.clone(),
-        (_, Some((f, Value::String(name)))) if f == "Ref" => parameters
-            .get(name)
-            .unwrap_or_else(|| panic!("Equals refers to {name}, not a parameter with a default"))
-            .clone(),
-        _ => panic!("Equals operand this test cannot evaluate: {value:?}"),
-    }
-}
-
-/// Every condition of the template, evaluated with `parameters` (`Equals` is all it uses).
+/// Every condition of the template, evaluated as CloudFormation would with `parameters`.
 fn conditions(template: &Value, parameters: &BTreeMap<String, String>) -> BTreeMap<String, bool> {
     let Some(conditions) = template.get("Conditions").and_then(Value::as_mapping) else {
         return BTreeMap::new();
     };
-    conditions
+    let given: BTreeMap<&str, &str> = parameters
         .iter()
-        .map(|(name, condition)| {
-            let value = match intrinsic(condition) {
-                Some((f, Value::Sequence(pair))) if f == "Equals" && pair.len() == 2 => {
-                    operand(&pair[0], parameters) == operand(&pair[1], parameters)
-                }
-                _ => panic!("condition {name:?} is not an Equals this test can evaluate"),
-            };
-            (
-                name.as_str()
-                    .expect("condition names are strings")
-                    .to_owned(),
-                value,
-            )
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    conditions
+        .keys()
+        .map(|name| {
+            let name = name.as_str().expect("condition names are strings");
+            (name.to_owned(), named_condition(template, &given, name))
         })
         .collect()
 }
@@ -803,6 +781,8 @@ fn provisioned_capacity_scales_reads_and_writes_of_every_table_and_index_at_70_p
         );
     }
     assert_eq!(scaled, expected);
+}
+
 /// The HTTP API routes exactly the operations of the OpenAPI document (`GET /openapi.json`
 /// included), so a route added to the router and its document is not forgotten in the template.
 #[test]
@@ -835,4 +815,185 @@ fn the_http_api_routes_exactly_the_documented_operations() {
         .collect();
     documented.sort();
     assert_eq!(routed, documented);
+}
+
+/// The stack's parameter values: `given`, else each parameter's `Default`.
+fn parameter(template: &Value, given: &BTreeMap<&str, &str>, name: &str) -> String {
+    if let Some(value) = given.get(name) {
+        return (*value).to_owned();
+    }
+    let default = template
+        .get("Parameters")
+        .and_then(|p| p.get(name))
+        .and_then(|p| p.get("Default"))
+        .unwrap_or_else(|| panic!("parameter {name} is not given and has no Default"));
+    match default {
+        Value::String(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A value of a condition expression (`Ref` to a parameter or a literal string).
+fn condition_operand(template: &Value, given: &BTreeMap<&str, &str>, value: &Value) -> String {
+    match (value, intrinsic(value)) {
+        (Value::String(s), _) => s.clone(),
+        (_, Some((f, Value::String(name)))) if f == "Ref" => parameter(template, given, name),
+        _ => panic!("unsupported condition operand {value:?}"),
+    }
+}
+
+/// Evaluates a condition expression (`And`, `Or`, `Not`, `Equals`, `Condition`) as
+/// CloudFormation would with the parameters `given`.
+fn condition(template: &Value, given: &BTreeMap<&str, &str>, expression: &Value) -> bool {
+    let (function, argument) =
+        intrinsic(expression).unwrap_or_else(|| panic!("not a condition: {expression:?}"));
+    let args: Vec<&Value> = one_or_many(argument);
+    match function.as_str() {
+        "And" => args.iter().all(|a| condition(template, given, a)),
+        "Or" => args.iter().any(|a| condition(template, given, a)),
+        "Not" => !condition(template, given, args[0]),
+        "Equals" => {
+            condition_operand(template, given, args[0])
+                == condition_operand(template, given, args[1])
+        }
+        "Condition" => named_condition(template, given, argument.as_str().unwrap_or("")),
+        other => panic!("unsupported condition function {other}"),
+    }
+}
+
+fn named_condition(template: &Value, given: &BTreeMap<&str, &str>, name: &str) -> bool {
+    let expression = template
+        .get("Conditions")
+        .and_then(|c| c.get(name))
+        .unwrap_or_else(|| panic!("no condition {name}"));
+    condition(template, given, expression)
+}
+
+/// A property as deployed with the parameters `given`: `Fn::If` resolved, `None` for
+/// `AWS::NoValue` or a property that is absent.
+fn deployed_property(
+    template: &Value,
+    given: &BTreeMap<&str, &str>,
+    value: Option<&Value>,
+) -> Option<Cfn> {
+    let value = value?;
+    match intrinsic(value) {
+        Some((f, Value::Sequence(branches))) if f == "If" && branches.len() == 3 => {
+            let name = branches[0].as_str().expect("Fn::If names a condition");
+            let chosen = if named_condition(template, given, name) {
+                &branches[1]
+            } else {
+                &branches[2]
+            };
+            deployed_property(template, given, Some(chosen))
+        }
+        _ => match cfn(value) {
+            Cfn::Ref(name) if name == "AWS::NoValue" => None,
+            other => Some(other),
+        },
+    }
+}
+
+/// A route's deployed `(AuthorizationType, AuthorizerId)`, `None` where unset.
+type RouteAuth = (Option<Cfn>, Option<Cfn>);
+
+/// Every route of the HTTP API as deployed with `given`: route key → its [`RouteAuth`], and
+/// whether the JWT authorizer resource exists (with its JwtConfiguration).
+fn routes_with(given: &[(&str, &str)]) -> (BTreeMap<String, RouteAuth>, Option<Value>) {
+    let template = template();
+    let given: BTreeMap<&str, &str> = given.iter().copied().collect();
+    let mut routes = BTreeMap::new();
+    let mut authorizer = None;
+    for (id, resource) in resources(&template) {
+        let id = id.as_str().unwrap_or("?");
+        let exists = resource
+            .get("Condition")
+            .and_then(Value::as_str)
+            .is_none_or(|c| named_condition(&template, &given, c));
+        match type_of(resource) {
+            "AWS::ApiGatewayV2::Route" => {
+                let props = properties(resource, id);
+                assert!(exists, "{id} is conditional");
+                let key = props
+                    .get("RouteKey")
+                    .and_then(Value::as_str)
+                    .expect("RouteKey");
+                let authorization =
+                    deployed_property(&template, &given, props.get("AuthorizationType"));
+                let authorizer_id = deployed_property(&template, &given, props.get("AuthorizerId"));
+                routes.insert(key.to_owned(), (authorization, authorizer_id));
+            }
+            "AWS::ApiGatewayV2::Authorizer" if exists => {
+                let props = properties(resource, id);
+                assert_eq!(id, "JwtAuthorizer");
+                assert_eq!(
+                    props.get("AuthorizerType").and_then(Value::as_str),
+                    Some("JWT")
+                );
+                authorizer = props.get("JwtConfiguration").cloned();
+            }
+            _ => {}
+        }
+    }
+    (routes, authorizer)
+}
+
+const ORDER_ROUTES: [&str; 4] = [
+    "POST /orders",
+    "GET /orders",
+    "GET /orders/{id}",
+    "GET /orders/{id}/events",
+];
+
+#[test]
+fn without_issuer_and_audience_no_route_has_an_authorizer_and_none_exists() {
+    for given in [
+        &[][..],
+        &[("AuthIssuer", "https://issuer.example/")][..],
+        &[("AuthAudience", "orders-api")][..],
+    ] {
+        let (routes, authorizer) = routes_with(given);
+        assert!(authorizer.is_none(), "{given:?}");
+        assert_eq!(routes.len(), ORDER_ROUTES.len() + 2, "{routes:?}"); // + health, openapi
+        for (key, (authorization, authorizer_id)) in &routes {
+            assert!(
+                authorization.is_none() || authorization == &Some(Cfn::Literal("NONE".into())),
+                "{given:?} {key}: {authorization:?}"
+            );
+            assert_eq!(authorizer_id, &None, "{given:?} {key}");
+        }
+    }
+}
+
+#[test]
+fn with_issuer_and_audience_every_order_route_needs_a_jwt_and_health_stays_open() {
+    let (routes, authorizer) = routes_with(&[
+        ("AuthIssuer", "https://issuer.example/"),
+        ("AuthAudience", "orders-api"),
+    ]);
+    let jwt = authorizer.expect("the JWT authorizer exists");
+    assert_eq!(
+        cfn(jwt.get("Issuer").expect("Issuer")),
+        Cfn::Ref("AuthIssuer".into())
+    );
+    let audience = one_or_many(jwt.get("Audience").expect("Audience"));
+    assert_eq!(audience.len(), 1);
+    assert_eq!(cfn(audience[0]), Cfn::Ref("AuthAudience".into()));
+    for key in ORDER_ROUTES {
+        let (authorization, authorizer_id) = routes.get(key).expect(key);
+        assert_eq!(authorization, &Some(Cfn::Literal("JWT".into())), "{key}");
+        assert_eq!(
+            authorizer_id,
+            &Some(Cfn::Ref("JwtAuthorizer".into())),
+            "{key}"
+        );
+    }
+    let (authorization, authorizer_id) = routes.get("GET /health").expect("GET /health");
+    assert_eq!((authorization, authorizer_id), (&None, &None));
+}
+
+#[test]
+fn the_auth_claim_parameter_defaults_to_sub() {
+    let template = template();
+    assert_eq!(parameter(&template, &BTreeMap::new(), "AuthClaim"), "sub");
 }

@@ -59,7 +59,7 @@ impl Processor {
     /// Processes one work message (its body is an order id) to a terminal status.
     #[tracing::instrument(skip(self), fields(order_id = body))]
     pub async fn process(&self, body: &str) -> Result<OrderStatus, ProcessError> {
-        let order_id = OrderId::parse(body.trim())
+        let order_id = OrderId::from_work_message(body)
             .map_err(|_| ProcessError::Poison(format!("{body:?} is not an order id")))?;
         let mut conflicts = 0;
         loop {
