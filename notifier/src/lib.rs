@@ -37,7 +37,10 @@ impl Notifier {
     }
 
     /// The notification `event` calls for: `None` unless it is an `OrderCompleted`.
-    async fn completion(&self, event: &EventEnvelope) -> Result<Option<Notification>, ConsumeError> {
+    async fn completion(
+        &self,
+        event: &EventEnvelope,
+    ) -> Result<Option<Notification>, ConsumeError> {
         let OrderEvent::OrderCompleted { total } = event.event else {
             return Ok(None);
         };
@@ -268,13 +271,14 @@ mod tests {
 
         assert_eq!(outcome.transient, None);
         assert_eq!(
-            outcome.permanent.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            outcome
+                .permanent
+                .iter()
+                .map(|(i, _)| *i)
+                .collect::<Vec<_>>(),
             [2]
         );
-        assert_eq!(
-            published_ids(&w.published).await,
-            [w.history[2].event_id]
-        );
+        assert_eq!(published_ids(&w.published).await, [w.history[2].event_id]);
     }
 
     /// A publisher that is unavailable for one event and records the others.

@@ -89,7 +89,10 @@ impl Processor {
                 ))));
                 continue;
             };
-            match orders.iter_mut().find(|(work, _)| work.order_id == order_id) {
+            match orders
+                .iter_mut()
+                .find(|(work, _)| work.order_id == order_id)
+            {
                 Some((_, indexes)) => indexes.push(index),
                 None => orders.push((OrderWork::new(order_id), vec![index])),
             }
@@ -136,10 +139,8 @@ impl Processor {
         if to_load.is_empty() {
             return;
         }
-        let histories = futures::future::join_all(
-            to_load.iter().map(|w| self.events.load(w.order_id)),
-        )
-        .await;
+        let histories =
+            futures::future::join_all(to_load.iter().map(|w| self.events.load(w.order_id))).await;
         for (work, history) in to_load.into_iter().zip(histories) {
             work.step = match history {
                 Ok(history) => match (OrderView::fold(&history), history.last()) {
@@ -464,10 +465,7 @@ mod tests {
             self.inner.append(events).await
         }
 
-        async fn append_many(
-            &self,
-            appends: &[&[EventEnvelope]],
-        ) -> Vec<Result<(), AppendError>> {
+        async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
             self.append_calls
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.inner.append_many(appends).await
@@ -521,9 +519,15 @@ mod tests {
         assert_eq!(outcomes.len(), 6, "{outcomes:?}");
         for (i, outcome) in outcomes.iter().enumerate() {
             if i == 1 {
-                assert!(matches!(outcome, Err(ProcessError::Poison(_))), "{outcome:?}");
+                assert!(
+                    matches!(outcome, Err(ProcessError::Poison(_))),
+                    "{outcome:?}"
+                );
             } else {
-                assert!(matches!(outcome, Ok(OrderStatus::Completed)), "{i}: {outcome:?}");
+                assert!(
+                    matches!(outcome, Ok(OrderStatus::Completed)),
+                    "{i}: {outcome:?}"
+                );
             }
         }
         for id in fresh.iter().chain([&done_before]) {
@@ -540,7 +544,10 @@ mod tests {
                 .load(std::sync::atomic::Ordering::SeqCst),
             2
         );
-        assert_eq!(counting.appends.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(
+            counting.appends.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
     }
 
     #[tokio::test]
@@ -570,7 +577,9 @@ mod tests {
             .await;
 
         assert!(
-            outcomes.iter().all(|o| matches!(o, Ok(OrderStatus::Completed))),
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(OrderStatus::Completed))),
             "{outcomes:?}"
         );
         for id in [contested, other] {
@@ -599,10 +608,7 @@ mod tests {
             self.inner.append(events).await
         }
 
-        async fn append_many(
-            &self,
-            appends: &[&[EventEnvelope]],
-        ) -> Vec<Result<(), AppendError>> {
+        async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
             self.inner.append_many(appends).await
         }
 

@@ -88,7 +88,10 @@ impl Publisher for SnsPublisher {
                     ))
                     .build()
                     .map_err(|e| {
-                        at(offset, StoreError::Rejected(format!("PublishBatch entry: {e}")))
+                        at(
+                            offset,
+                            StoreError::Rejected(format!("PublishBatch entry: {e}")),
+                        )
                     })?;
                 entries.push(entry);
             }
@@ -108,7 +111,9 @@ impl Publisher for SnsPublisher {
             if let Some((offset, failed)) = first_failed {
                 let why = format!(
                     "PublishBatch (event {}): {} {}",
-                    chunk.get(offset).map_or_else(String::new, |n| n.event_id.to_string()),
+                    chunk
+                        .get(offset)
+                        .map_or_else(String::new, |n| n.event_id.to_string()),
                     failed.code(),
                     failed.message().unwrap_or_default()
                 );

@@ -113,8 +113,10 @@ impl EventStore for SqliteEventStore {
     /// conflict rolls back only that append; a shape the port rejects is answered without
     /// reaching the writer.
     async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
-        let prepared: Vec<Result<AppendRows, StoreError>> =
-            appends.iter().map(|events| AppendRows::new(events)).collect();
+        let prepared: Vec<Result<AppendRows, StoreError>> = appends
+            .iter()
+            .map(|events| AppendRows::new(events))
+            .collect();
         let written = self
             .db
             .write(move |tx| {

@@ -93,7 +93,9 @@ impl Publisher for SqlitePublisher {
         let mut refused = None;
         for (index, n) in notifications.iter().enumerate() {
             match serde_json::to_string(&n.attributes) {
-                Ok(attributes) => rows.push((n.event_id.to_string(), n.message.clone(), attributes)),
+                Ok(attributes) => {
+                    rows.push((n.event_id.to_string(), n.message.clone(), attributes))
+                }
                 Err(e) => {
                     refused = Some(PublishBatchError {
                         index,

@@ -977,7 +977,10 @@ mod tests {
         );
         assert_eq!(faults.count(FaultKind::LostResponse), 2);
         for e in [&a, &b] {
-            assert_eq!(p.events.inner.load(e.order_id).await.unwrap(), [e.clone()]);
+            assert_eq!(
+                p.events.inner.load(e.order_id).await.unwrap(),
+                std::slice::from_ref(e)
+            );
         }
 
         let batch = [notification(&a), notification(&b)];

@@ -304,7 +304,10 @@ pub async fn appending_many_settles_each_append_on_its_own(b: &dyn Backend) {
     );
     assert_eq!(outcomes[2], Ok(()));
     assert!(
-        matches!(outcomes[3], Err(AppendError::Store(StoreError::Rejected(_)))),
+        matches!(
+            outcomes[3],
+            Err(AppendError::Store(StoreError::Rejected(_)))
+        ),
         "{:?}",
         outcomes[3]
     );
@@ -986,11 +989,18 @@ pub async fn a_published_batch_reaches_subscribers_whole(b: &dyn Backend) {
     let batch: Vec<Notification> = (0..12)
         .map(|_| notification(OrderId::new_random()))
         .collect();
-    publisher.publish_batch(&batch).await.expect("publish_batch");
+    publisher
+        .publish_batch(&batch)
+        .await
+        .expect("publish_batch");
     publisher.publish_batch(&[]).await.expect("an empty batch");
     for n in &batch {
         let found = observed(b, n.event_id).await;
-        assert!(!found.is_empty(), "notification {} not observed", n.event_id);
+        assert!(
+            !found.is_empty(),
+            "notification {} not observed",
+            n.event_id
+        );
         assert!(found.iter().all(|f| f == n), "{found:?}");
     }
 }
