@@ -69,7 +69,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERS_WORKERS", default_value_t = 4)]
     workers: usize,
     /// Messages each processor worker receives and processes as one batch (SQS: at most 10).
-    #[arg(long, env = "ORDERS_BATCH", default_value_t = 10)]
+    #[arg(long, env = "ORDERS_BATCH", default_value_t = 100)]
     batch: usize,
     /// Seconds a received message stays invisible before it is redelivered.
     #[arg(long, default_value_t = 30)]
