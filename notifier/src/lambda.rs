@@ -38,12 +38,13 @@ impl Config {
 }
 
 /// What this function's role must grant, built from the adapters' per-method constants:
-/// [`Notifier::notify`](crate::Notifier::notify) loads the order's history and publishes; the
+/// [`Notifier::notify_batch`](crate::Notifier::notify_batch) loads the orders' histories and publishes in batches; the
 /// stream mapping reads the stream and sends failed batches to its on-failure queue.
 /// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoEventStore::LOAD,
     SnsPublisher::PUBLISH,
+    SnsPublisher::PUBLISH_BATCH,
     iam::STREAM_EVENT_SOURCE,
     iam::STREAM_ON_FAILURE,
     iam::LOGS,

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use events_schema::envelope::format_timestamp;
 use events_schema::{EventEnvelope, EventId, OrderEvent, OrderView};
-use order_ports::{ConsumeError, EventConsumer, EventStore, Notification, Publisher};
+use order_ports::{
+    BatchOutcome, ConsumeError, EventConsumer, EventStore, Notification, PublishBatchError,
+    Publisher,
+};
 
 #[derive(Clone)]
 pub struct Notifier {
@@ -26,6 +29,18 @@ impl Notifier {
     /// Publishes `event` if it is an `OrderCompleted`; returns the id of what was published.
     #[tracing::instrument(skip_all, fields(order_id = %event.order_id, event_type = %event.event_type()))]
     pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, ConsumeError> {
+        let Some(notification) = self.completion(event).await? else {
+            return Ok(None);
+        };
+        self.publisher.publish(&notification).await?;
+        Ok(Some(event.event_id))
+    }
+
+    /// The notification `event` calls for: `None` unless it is an `OrderCompleted`.
+    async fn completion(
+        &self,
+        event: &EventEnvelope,
+    ) -> Result<Option<Notification>, ConsumeError> {
         let OrderEvent::OrderCompleted { total } = event.event else {
             return Ok(None);
         };
@@ -36,9 +51,58 @@ impl Notifier {
             .ok_or_else(|| {
                 ConsumeError::Permanent(format!("order {} has no history", event.order_id))
             })?;
-        let notification = completion_notification(event, &view, total);
-        self.publisher.publish(&notification).await?;
-        Ok(Some(event.event_id))
+        Ok(Some(completion_notification(event, &view, total)))
+    }
+
+    /// The batch's completions, their histories loaded concurrently, published in order with
+    /// [`Publisher::publish_batch`]. The outcome keeps the contract of
+    /// [`EventConsumer::consume_batch`]: nothing is published at or after the first event that
+    /// failed transiently (a history that could not be read, a publish that failed); an event
+    /// whose notification can never be made or published is set aside and the rest go on.
+    pub async fn notify_batch(&self, events: &[EventEnvelope]) -> BatchOutcome {
+        let prepared = futures::future::join_all(
+            events
+                .iter()
+                .enumerate()
+                .map(|(index, event)| async move { (index, self.completion(event).await) }),
+        )
+        .await;
+        let mut permanent = Vec::new();
+        let mut transient = Vec::new();
+        let mut ready: Vec<(usize, Notification)> = Vec::new();
+        for (index, notification) in prepared {
+            match notification {
+                Ok(Some(notification)) => ready.push((index, notification)),
+                Ok(None) => {}
+                Err(ConsumeError::Permanent(reason)) => permanent.push((index, reason)),
+                Err(ConsumeError::Transient(reason)) => {
+                    transient.push((index, reason));
+                    break;
+                }
+            }
+        }
+        let notifications: Vec<Notification> = ready.iter().map(|(_, n)| n.clone()).collect();
+        let mut from = 0;
+        while from < notifications.len() {
+            let Err(PublishBatchError { index, error }) =
+                self.publisher.publish_batch(&notifications[from..]).await
+            else {
+                break;
+            };
+            let failed = from + index;
+            let Some((event_index, _)) = ready.get(failed) else {
+                break;
+            };
+            match ConsumeError::from(error) {
+                ConsumeError::Permanent(reason) => permanent.push((*event_index, reason)),
+                ConsumeError::Transient(reason) => {
+                    transient.push((*event_index, reason));
+                    break;
+                }
+            }
+            from = failed + 1;
+        }
+        BatchOutcome::from_failures(permanent, transient)
     }
 }
 
@@ -77,6 +141,10 @@ impl EventConsumer for Notifier {
     async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
         self.notify(event).await.map(|_| ())
     }
+
+    async fn consume_batch(&self, events: &[EventEnvelope]) -> BatchOutcome {
+        self.notify_batch(events).await
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +165,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = SqliteDb::open(dir.path().join("notify.db")).unwrap();
         let events: Arc<dyn EventStore> = Arc::new(db.event_store());
+        let history = append_completed_order(events.as_ref()).await;
+        let published = db.publisher();
+        World {
+            _dir: dir,
+            notifier: Notifier::new(events, Arc::new(published.clone())),
+            published,
+            history,
+        }
+    }
+
+    /// Appends the three events of a completed order of 2 × 750 EUR and returns them.
+    async fn append_completed_order(events: &dyn EventStore) -> Vec<EventEnvelope> {
         let order = OrderRequest::validate(&serde_json::json!({
             "customerId": "cust-9", "currency": "EUR",
             "items": [{"productId": "p", "quantity": 2, "unitPrice": 750}]
@@ -113,13 +193,7 @@ mod tests {
             mk(3, OrderEvent::OrderCompleted { total: 1500 }),
         ];
         events.append(&history).await.unwrap();
-        let published = db.publisher();
-        World {
-            _dir: dir,
-            notifier: Notifier::new(events, Arc::new(published.clone())),
-            published,
-            history,
-        }
+        history
     }
 
     #[tokio::test]
@@ -174,6 +248,78 @@ mod tests {
         let published = w.published.list_after(0, 10).await.unwrap();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].1.event_id, w.history[2].event_id);
+    }
+
+    async fn published_ids(published: &SqlitePublisher) -> Vec<EventId> {
+        let listed = published.list_after(0, 100).await.unwrap();
+        listed.into_iter().map(|(_, n)| n.event_id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_publishes_its_completions_and_sets_aside_one_that_can_never_be() {
+        let w = given_a_completed_order_in_the_log().await;
+        let mut stray = w.history[2].clone();
+        stray.order_id = OrderId::new_random();
+        let batch = [
+            w.history[0].clone(),
+            w.history[1].clone(),
+            stray,
+            w.history[2].clone(),
+        ];
+
+        let outcome = w.notifier.consume_batch(&batch).await;
+
+        assert_eq!(outcome.transient, None);
+        assert_eq!(
+            outcome
+                .permanent
+                .iter()
+                .map(|(i, _)| *i)
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        assert_eq!(published_ids(&w.published).await, [w.history[2].event_id]);
+    }
+
+    /// A publisher that is unavailable for one event and records the others.
+    struct UnavailableFor {
+        event_id: EventId,
+        inner: SqlitePublisher,
+    }
+
+    #[async_trait::async_trait]
+    impl Publisher for UnavailableFor {
+        async fn publish(&self, n: &Notification) -> Result<(), order_ports::StoreError> {
+            if n.event_id == self.event_id {
+                return Err(order_ports::StoreError::Unavailable("throttled".into()));
+            }
+            self.inner.publish(n).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_at_a_completion_it_could_not_publish_and_publishes_nothing_after_it() {
+        let w = given_a_completed_order_in_the_log().await;
+        let events = w.notifier.events.clone();
+        let second = append_completed_order(events.as_ref()).await;
+        let third = append_completed_order(events.as_ref()).await;
+        let notifier = Notifier::new(
+            events,
+            Arc::new(UnavailableFor {
+                event_id: second[2].event_id,
+                inner: w.published.clone(),
+            }),
+        );
+        let batch = [w.history[2].clone(), second[2].clone(), third[2].clone()];
+
+        let outcome = notifier.consume_batch(&batch).await;
+
+        assert!(outcome.permanent.is_empty(), "{outcome:?}");
+        assert!(
+            matches!(&outcome.transient, Some((1, reason)) if reason.contains("throttled")),
+            "{outcome:?}"
+        );
+        assert_eq!(published_ids(&w.published).await, [w.history[2].event_id]);
     }
 
     #[tokio::test]

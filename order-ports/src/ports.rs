@@ -104,6 +104,26 @@ pub trait EventStore: Send + Sync + 'static {
     /// written); [`AppendError::Store`] as in the module docs.
     async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError>;
 
+    /// Several independent appends at once — typically one per order, as the processor moves a
+    /// batch of orders one step on. Each element of `appends` is appended as by
+    /// [`append`](Self::append) (same shape rules, same [`AppendError::Conflict`]); its outcome
+    /// is at the same index of the result, which has one outcome per element.
+    ///
+    /// Each append is atomic on its own, and one append's conflict or rejection never undoes
+    /// nor prevents another. A store failure is the adapter's: SQLite writes them all in one
+    /// write job, so a failed commit fails every append of the call (none was written);
+    /// DynamoDB sends them concurrently, each succeeding or failing on its own. The default
+    /// appends one after another.
+    ///
+    /// Errors per element: as [`append`](Self::append).
+    async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
+        let mut outcomes = Vec::with_capacity(appends.len());
+        for events in appends {
+            outcomes.push(self.append(events).await);
+        }
+        outcomes
+    }
+
     /// Every event of one order, in version order, read consistently (an append that returned
     /// `Ok` is visible). An unknown order gives an empty list.
     ///
@@ -148,6 +168,21 @@ pub trait WorkQueue: Send + Sync + 'static {
     /// Done: deletes the message. Acking a stale receipt (the message has since been
     /// redelivered or deleted) is not an error.
     async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError>;
+
+    /// [`ack`](Self::ack) of several deliveries in fewer calls (SQLite: one write job; SQS:
+    /// `DeleteMessageBatch`, 10 receipts a call). Stale receipts are not errors, as for `ack`.
+    ///
+    /// Errors: `Unavailable` as usual, when some of the messages may not have been deleted;
+    /// which ones is not said. Retrying the whole call is safe (a second ack of a deleted
+    /// message is a stale ack); a message left in the queue comes back after its visibility
+    /// timeout, which the processor copes with (it is idempotent). The default acks one after
+    /// another and stops at the first error.
+    async fn ack_many(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        for delivery in deliveries {
+            self.ack(delivery).await?;
+        }
+        Ok(())
+    }
 
     /// Not done: the message stays hidden for [`retry_delay`]`(delivery.receive_count)` (the
     /// adapters' default; tests may configure another schedule), then is delivered again — or
@@ -372,6 +407,33 @@ pub trait Publisher: Send + Sync + 'static {
     /// Publishes one notification. Errors: `Unavailable` as usual; `Rejected` if the backend
     /// refuses the message (too large, bad attributes).
     async fn publish(&self, notification: &Notification) -> Result<(), StoreError>;
+
+    /// Publishes `notifications`, in order, as [`publish`](Self::publish) would one by one, in
+    /// fewer calls (SNS: `PublishBatch` of up to 10 entries; SQLite: one write job).
+    ///
+    /// Errors: a [`PublishBatchError`] naming the first notification that may not have been
+    /// published, with why (as for `publish`). Every notification before it was published;
+    /// it and those after it may or may not have been (a batch call can succeed for entries
+    /// after a failed one), so a caller that retries from it may publish some twice — which
+    /// at-least-once delivery allows. The default publishes one after another and stops at the
+    /// first error.
+    async fn publish_batch(&self, notifications: &[Notification]) -> Result<(), PublishBatchError> {
+        for (index, notification) in notifications.iter().enumerate() {
+            self.publish(notification)
+                .await
+                .map_err(|error| PublishBatchError { index, error })?;
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Publisher::publish_batch`] stopped: the index (in the batch) of the first
+/// notification that may not have been published, and the error it met.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("notification {index} of the batch: {error}")]
+pub struct PublishBatchError {
+    pub index: usize,
+    pub error: StoreError,
 }
 
 /// Why a consumer could not handle an event.

@@ -74,6 +74,9 @@ pub struct ServeArgs {
     /// Concurrent queue receivers in the processor.
     #[arg(long, env = "ORDERS_WORKERS", default_value_t = 4)]
     workers: usize,
+    /// Messages each processor worker receives and processes as one batch (SQS: at most 10).
+    #[arg(long, env = "ORDERS_BATCH", default_value_t = 100)]
+    batch: usize,
     /// Seconds a received message stays invisible before it is redelivered.
     #[arg(long, default_value_t = 30)]
     visibility_timeout: u64,
@@ -148,7 +151,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         workers.spawn(processor::run_worker(
             processor.clone(),
             ports.queue.clone(),
-            10,
+            args.batch.max(1),
             Duration::from_secs(args.visibility_timeout),
             workers_shutdown.clone(),
         ));

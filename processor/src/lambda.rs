@@ -70,35 +70,39 @@ pub const AWS_PERMISSIONS: &[Permission] = &[
     iam::LOGS,
 ];
 
-/// Processes every message of the batch concurrently; reports the ones that failed, each after
-/// [`WorkQueue::fail`] on `queue` (the queue the batch came from) has hidden it for
-/// [`retry_delay`](order_ports::retry_delay) of its receive count. If that call fails the
-/// message is still reported, and comes back after the queue's visibility timeout instead.
+/// Processes the messages of the batch together ([`Processor::process_batch`]); reports the
+/// ones that failed, each after [`WorkQueue::fail`] on `queue` (the queue the batch came from)
+/// has hidden it for [`retry_delay`](order_ports::retry_delay) of its receive count. If that
+/// call fails the message is still reported, and comes back after the queue's visibility
+/// timeout instead. The mapping deletes the others.
 pub async fn handle(
     processor: &Processor,
     queue: &dyn WorkQueue,
     event: SqsEvent,
 ) -> SqsBatchResponse {
-    let outcomes = futures::future::join_all(event.records.into_iter().map(|message| async move {
-        let outcome = processor
-            .process(message.body.as_deref().unwrap_or_default())
-            .await;
-        let id = message.message_id.clone().unwrap_or_default();
-        if let Err(e) = &outcome {
-            tracing::warn!(message_id = %id, error = %e, "message failed");
-            back_off(queue, message).await;
-        }
-        (id, outcome.is_ok())
-    }))
-    .await;
+    let bodies: Vec<&str> = event
+        .records
+        .iter()
+        .map(|m| m.body.as_deref().unwrap_or_default())
+        .collect();
+    let outcomes = processor.process_batch(&bodies).await;
+    let failed: Vec<SqsMessage> = event
+        .records
+        .into_iter()
+        .zip(outcomes)
+        .filter_map(|(message, outcome)| {
+            let e = outcome.err()?;
+            tracing::warn!(message_id = message.message_id.as_deref().unwrap_or_default(), error = %e, "message failed");
+            Some(message)
+        })
+        .collect();
     let mut response = SqsBatchResponse::default();
-    for (id, succeeded) in outcomes {
-        if !succeeded {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
+    for message in &failed {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = message.message_id.clone().unwrap_or_default();
+        response.batch_item_failures.push(failure);
     }
+    futures::future::join_all(failed.into_iter().map(|m| back_off(queue, m))).await;
     response
 }
 

@@ -9,13 +9,16 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use events_schema::{decide_next, FoldError, OrderId, OrderStatus, OrderView, ProcessingPolicy};
+use events_schema::{
+    decide_next, CorrelationId, EventEnvelope, FoldError, OrderId, OrderStatus, OrderView,
+    ProcessingPolicy,
+};
 use order_ports::{AppendError, Delivery, EventStore, StoreError, WorkQueue};
 
 pub use worker::run_worker;
 
 /// Why a message was not processed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProcessError {
     /// Retrying cannot help (a malformed message, an unknown order, an unreadable history).
     /// The message is failed and, after the queue's maximum receives, dead-lettered.
@@ -59,44 +62,199 @@ impl Processor {
     /// Processes one work message (its body is an order id) to a terminal status.
     #[tracing::instrument(skip(self), fields(order_id = body))]
     pub async fn process(&self, body: &str) -> Result<OrderStatus, ProcessError> {
-        let order_id = OrderId::from_work_message(body)
-            .map_err(|_| ProcessError::Poison(format!("{body:?} is not an order id")))?;
-        let mut conflicts = 0;
-        loop {
-            let history = self.events.load(order_id).await?;
-            let (Some(mut view), Some(last)) = (OrderView::fold(&history)?, history.last()) else {
-                return Err(ProcessError::Poison(format!(
-                    "order {order_id} does not exist"
-                )));
-            };
-            let correlation_id = last.correlation_id.clone();
-            loop {
-                let Some(event) = decide_next(&view, &self.policy) else {
-                    return Ok(view.status);
-                };
-                let next = view.next_envelope(event, correlation_id.clone());
-                match self.events.append(std::slice::from_ref(&next)).await {
-                    Ok(()) => {
-                        view.apply(&next)?;
-                        tracing::debug!(version = %next.version, event = %next.event_type(), "appended");
-                    }
-                    // Someone else appended this step: reload and decide again.
-                    Err(AppendError::Conflict { .. }) => break,
-                    Err(AppendError::Store(e)) => return Err(e.into()),
-                }
-            }
-            conflicts += 1;
-            if conflicts >= MAX_CONFLICTS {
-                return Err(ProcessError::Transient(StoreError::Unavailable(format!(
-                    "order {order_id}: lost the append race {conflicts} times"
+        let mut outcomes = self.process_batch(&[body]).await;
+        outcomes.pop().unwrap_or_else(|| {
+            Err(ProcessError::Transient(StoreError::Unavailable(
+                "a batch of one gave no outcome".into(),
+            )))
+        })
+    }
+
+    /// Processes a batch of work messages, each to a terminal status; one outcome per body, in
+    /// order, each as [`process`](Self::process) would give it.
+    ///
+    /// The orders move on in step: their histories are loaded concurrently, then each step
+    /// (`OrderProcessingStarted`, then the outcome) is appended for every order of the batch in
+    /// one [`EventStore::append_many`]. An order that loses the race for a step is reloaded and
+    /// decided again, alone, in the next round; the others go on. Several messages for one
+    /// order share its work and its outcome.
+    pub async fn process_batch(&self, bodies: &[&str]) -> Vec<Result<OrderStatus, ProcessError>> {
+        let mut outcomes: Vec<Option<Result<OrderStatus, ProcessError>>> = vec![None; bodies.len()];
+        // One entry per distinct order, with the indexes of its messages.
+        let mut orders: Vec<(OrderWork, Vec<usize>)> = Vec::new();
+        for (index, body) in bodies.iter().enumerate() {
+            let Ok(order_id) = OrderId::from_work_message(body) else {
+                outcomes[index] = Some(Err(ProcessError::Poison(format!(
+                    "{body:?} is not an order id"
                 ))));
+                continue;
+            };
+            match orders
+                .iter_mut()
+                .find(|(work, _)| work.order_id == order_id)
+            {
+                Some((_, indexes)) => indexes.push(index),
+                None => orders.push((OrderWork::new(order_id), vec![index])),
+            }
+        }
+        let mut works: Vec<OrderWork> = Vec::with_capacity(orders.len());
+        let mut indexes: Vec<Vec<usize>> = Vec::with_capacity(orders.len());
+        for (work, at) in orders {
+            works.push(work);
+            indexes.push(at);
+        }
+
+        while works.iter().any(|w| !matches!(w.step, Step::Done(_))) {
+            self.load_histories(&mut works).await;
+            self.append_next_steps(&mut works).await;
+        }
+
+        for (work, at) in works.into_iter().zip(indexes) {
+            let Step::Done(outcome) = work.step else {
+                continue;
+            };
+            for index in at {
+                outcomes[index] = Some(outcome.clone());
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(ProcessError::Transient(StoreError::Unavailable(
+                        "a message of the batch was left unprocessed".into(),
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    /// Loads, concurrently, the history of every order whose next step is not known, and folds
+    /// it.
+    async fn load_histories(&self, works: &mut [OrderWork]) {
+        let to_load: Vec<&mut OrderWork> = works
+            .iter_mut()
+            .filter(|w| matches!(w.step, Step::Load))
+            .collect();
+        if to_load.is_empty() {
+            return;
+        }
+        let histories =
+            futures::future::join_all(to_load.iter().map(|w| self.events.load(w.order_id))).await;
+        for (work, history) in to_load.into_iter().zip(histories) {
+            work.step = match history {
+                Ok(history) => match (OrderView::fold(&history), history.last()) {
+                    (Ok(Some(view)), Some(last)) => Step::Decide {
+                        view,
+                        correlation_id: last.correlation_id.clone(),
+                    },
+                    (Ok(_), _) => Step::Done(Err(ProcessError::Poison(format!(
+                        "order {} does not exist",
+                        work.order_id
+                    )))),
+                    (Err(e), _) => Step::Done(Err(e.into())),
+                },
+                Err(e) => Step::Done(Err(e.into())),
+            };
+        }
+    }
+
+    /// Decides the next step of every order whose history is folded, and appends those steps
+    /// in one call. An order with no next step is done.
+    async fn append_next_steps(&self, works: &mut [OrderWork]) {
+        let mut stepping: Vec<(&mut OrderWork, EventEnvelope)> = Vec::new();
+        for work in works.iter_mut() {
+            let Step::Decide {
+                view,
+                correlation_id,
+            } = &work.step
+            else {
+                continue;
+            };
+            match decide_next(view, &self.policy) {
+                Some(event) => {
+                    let next = view.next_envelope(event, correlation_id.clone());
+                    stepping.push((work, next));
+                }
+                None => work.step = Step::Done(Ok(view.status)),
+            }
+        }
+        if stepping.is_empty() {
+            return;
+        }
+        let appends: Vec<&[EventEnvelope]> = stepping
+            .iter()
+            .map(|(_, next)| std::slice::from_ref(next))
+            .collect();
+        let appended = self.events.append_many(&appends).await;
+        for ((work, next), outcome) in stepping.into_iter().zip(appended) {
+            match outcome {
+                Ok(()) => work.applied(&next),
+                // Someone else appended this step: reload and decide again.
+                Err(AppendError::Conflict { .. }) => work.lost_a_race(),
+                Err(AppendError::Store(e)) => work.step = Step::Done(Err(e.into())),
             }
         }
     }
 }
 
-/// One round of a queue worker: receive up to `max` messages, process them concurrently, ack
-/// the done ones and fail the others. Returns how many messages were received.
+/// Where one order of a batch stands.
+struct OrderWork {
+    order_id: OrderId,
+    /// Appends lost to another worker so far.
+    conflicts: usize,
+    step: Step,
+}
+
+enum Step {
+    /// Its history must be (re)loaded.
+    Load,
+    /// Its history is folded: decide and append the next step.
+    Decide {
+        view: OrderView,
+        correlation_id: CorrelationId,
+    },
+    Done(Result<OrderStatus, ProcessError>),
+}
+
+impl OrderWork {
+    fn new(order_id: OrderId) -> Self {
+        Self {
+            order_id,
+            conflicts: 0,
+            step: Step::Load,
+        }
+    }
+
+    fn applied(&mut self, next: &EventEnvelope) {
+        let Step::Decide { view, .. } = &mut self.step else {
+            return;
+        };
+        match view.apply(next) {
+            Ok(()) => {
+                tracing::debug!(order_id = %self.order_id, version = %next.version, event = %next.event_type(), "appended");
+            }
+            Err(e) => self.step = Step::Done(Err(e.into())),
+        }
+    }
+
+    fn lost_a_race(&mut self) {
+        self.conflicts += 1;
+        self.step = if self.conflicts >= MAX_CONFLICTS {
+            Step::Done(Err(ProcessError::Transient(StoreError::Unavailable(
+                format!(
+                    "order {}: lost the append race {} times",
+                    self.order_id, self.conflicts
+                ),
+            ))))
+        } else {
+            Step::Load
+        };
+    }
+}
+
+/// One round of a queue worker: receive up to `max` messages, process them as a batch, ack the
+/// done ones in one call and fail the others. Returns how many messages were received.
 pub async fn work_once(
     processor: &Processor,
     queue: &dyn WorkQueue,
@@ -104,30 +262,37 @@ pub async fn work_once(
     visibility: Duration,
 ) -> Result<usize, StoreError> {
     let deliveries = queue.receive(max, visibility).await?;
-    let outcomes = futures::future::join_all(
-        deliveries
-            .iter()
-            .map(|d| async move { (d, processor.process(&d.body).await) }),
-    )
-    .await;
-    for (delivery, outcome) in outcomes {
-        settle(queue, delivery, outcome).await?;
+    if deliveries.is_empty() {
+        return Ok(0);
     }
+    let bodies: Vec<&str> = deliveries.iter().map(|d| d.body.as_str()).collect();
+    let outcomes = processor.process_batch(&bodies).await;
+    settle(queue, &deliveries, outcomes).await?;
     Ok(deliveries.len())
 }
 
+/// Acks the done deliveries in one call, then fails the others one by one.
 async fn settle(
     queue: &dyn WorkQueue,
-    delivery: &Delivery,
-    outcome: Result<OrderStatus, ProcessError>,
+    deliveries: &[Delivery],
+    outcomes: Vec<Result<OrderStatus, ProcessError>>,
 ) -> Result<(), StoreError> {
-    match outcome {
-        Ok(_) => queue.ack(delivery).await,
-        Err(e) => {
-            tracing::warn!(message_id = %delivery.message_id, receive_count = delivery.receive_count, error = %e, "message failed");
-            queue.fail(delivery).await
+    let mut done = Vec::with_capacity(deliveries.len());
+    let mut failed = Vec::new();
+    for (delivery, outcome) in deliveries.iter().zip(outcomes) {
+        match outcome {
+            Ok(_) => done.push(delivery.clone()),
+            Err(e) => failed.push((delivery, e)),
         }
     }
+    if !done.is_empty() {
+        queue.ack_many(&done).await?;
+    }
+    for (delivery, e) in failed {
+        tracing::warn!(message_id = %delivery.message_id, receive_count = delivery.receive_count, error = %e, "message failed");
+        queue.fail(delivery).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,6 +448,185 @@ mod tests {
             store.loads.load(std::sync::atomic::Ordering::SeqCst),
             MAX_CONFLICTS
         );
+    }
+
+    /// The SQLite log, counting the appends that reach it.
+    struct CountingAppends {
+        inner: Arc<dyn EventStore>,
+        appends: std::sync::atomic::AtomicUsize,
+        append_calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl EventStore for CountingAppends {
+        async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
+            self.appends
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.append(events).await
+        }
+
+        async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
+            self.append_calls
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.append_many(appends).await
+        }
+
+        async fn load(&self, id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+            self.inner.load(id).await
+        }
+
+        async fn read_all(
+            &self,
+            cursor: Option<String>,
+            limit: usize,
+        ) -> Result<order_ports::EventPage, StoreError> {
+            self.inner.read_all(cursor, limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_moves_its_orders_on_together_one_append_call_per_step() {
+        let temp = TempSqlite::new();
+        let fresh = [
+            temp.append_received_order(1, 5).await.order_id,
+            temp.append_received_order(1, 5).await.order_id,
+            temp.append_received_order(1, 5).await.order_id,
+        ];
+        let done_before = temp.append_received_order(1, 5).await.order_id;
+        let events = temp.events();
+        Processor::new(events.clone(), ProcessingPolicy::default())
+            .process(&done_before.to_string())
+            .await
+            .unwrap();
+        let counting = Arc::new(CountingAppends {
+            inner: events.clone(),
+            appends: Default::default(),
+            append_calls: Default::default(),
+        });
+        let processor = Processor::new(counting.clone(), ProcessingPolicy::default());
+        let bodies = [
+            fresh[0].to_string(),
+            "garbage".to_owned(),
+            fresh[1].to_string(),
+            done_before.to_string(),
+            fresh[2].to_string(),
+            fresh[0].to_string(),
+        ];
+        let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+
+        let outcomes = processor.process_batch(&bodies).await;
+
+        assert_eq!(outcomes.len(), 6, "{outcomes:?}");
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if i == 1 {
+                assert!(
+                    matches!(outcome, Err(ProcessError::Poison(_))),
+                    "{outcome:?}"
+                );
+            } else {
+                assert!(
+                    matches!(outcome, Ok(OrderStatus::Completed)),
+                    "{i}: {outcome:?}"
+                );
+            }
+        }
+        for id in fresh.iter().chain([&done_before]) {
+            assert_eq!(
+                types(&events.load(*id).await.unwrap()),
+                ["OrderReceived", "OrderProcessingStarted", "OrderCompleted"]
+            );
+        }
+        // Started for the three, then completed for the three: a redelivery of a completed
+        // order and a second message for one order add no append.
+        assert_eq!(
+            counting
+                .append_calls
+                .load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
+        assert_eq!(
+            counting.appends.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn in_a_batch_an_order_that_lost_a_race_is_reloaded_and_the_others_go_on() {
+        let (db, events, contested) = given_a_received_order(500).await;
+        let other = db.append_received_order(2, 500).await.order_id;
+        // A rival worker has already started the contested order.
+        let history = events.load(contested).await.unwrap();
+        let view = OrderView::fold(&history).unwrap().unwrap();
+        let started = view.next_envelope(
+            events_schema::OrderEvent::OrderProcessingStarted,
+            history[0].correlation_id.clone(),
+        );
+        events.append(&[started]).await.unwrap();
+
+        // This worker still believes the order is RECEIVED: its first append conflicts.
+        let processor = Processor::new(
+            Arc::new(StaleFirstLoad {
+                inner: events.clone(),
+                stale: history,
+                served: Default::default(),
+            }),
+            ProcessingPolicy::default(),
+        );
+        let outcomes = processor
+            .process_batch(&[&contested.to_string(), &other.to_string()])
+            .await;
+
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(OrderStatus::Completed))),
+            "{outcomes:?}"
+        );
+        for id in [contested, other] {
+            let versions: Vec<u32> = events
+                .load(id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.version.get())
+                .collect();
+            assert_eq!(versions, [1, 2, 3]);
+        }
+    }
+
+    /// The log, except that the first load of the `stale` order returns `stale`: a worker
+    /// that read the order just before a rival moved it on.
+    struct StaleFirstLoad {
+        inner: Arc<dyn EventStore>,
+        stale: Vec<EventEnvelope>,
+        served: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl EventStore for StaleFirstLoad {
+        async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
+            self.inner.append(events).await
+        }
+
+        async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
+            self.inner.append_many(appends).await
+        }
+
+        async fn load(&self, id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
+            let is_stale = self.stale.first().is_some_and(|e| e.order_id == id);
+            if is_stale && !self.served.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Ok(self.stale.clone());
+            }
+            self.inner.load(id).await
+        }
+
+        async fn read_all(
+            &self,
+            cursor: Option<String>,
+            limit: usize,
+        ) -> Result<order_ports::EventPage, StoreError> {
+            self.inner.read_all(cursor, limit).await
+        }
     }
 
     #[tokio::test]

@@ -250,6 +250,14 @@ impl EventStore for DynamoEventStore {
         }
     }
 
+    /// The appends concurrently, each as [`append`](EventStore::append) (a conditional
+    /// `PutItem`, or a `TransactWriteItems` for several events of one order): DynamoDB has no
+    /// conditional batch write, and a transaction across orders would fail them all on one
+    /// conflict.
+    async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
+        futures::future::join_all(appends.iter().map(|events| self.append(events))).await
+    }
+
     async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
         let items: Vec<HashMap<String, AttributeValue>> = self
             .client

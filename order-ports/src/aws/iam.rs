@@ -63,7 +63,8 @@ pub fn grants(permissions: &[Permission]) -> BTreeSet<(Resource, &'static str)> 
 }
 
 impl DynamoEventStore {
-    /// [`EventStore::append`](crate::EventStore::append): `PutItem` (one event) or
+    /// [`EventStore::append`](crate::EventStore::append) and
+    /// [`append_many`](crate::EventStore::append_many): `PutItem` (one event) or
     /// `TransactWriteItems` of `Put`s (several), and the consistent `GetItem` of the previous
     /// version (the gapless check).
     pub const APPEND: Permission = Permission {
@@ -178,6 +179,12 @@ impl SqsWorkQueue {
         resource: Resource::WorkQueue,
         actions: &["sqs:DeleteMessage"],
     };
+    /// [`WorkQueue::ack_many`](crate::WorkQueue::ack_many): `DeleteMessageBatch`, authorised
+    /// as `sqs:DeleteMessage`.
+    pub const ACK_MANY: Permission = Permission {
+        resource: Resource::WorkQueue,
+        actions: &["sqs:DeleteMessage"],
+    };
     /// [`WorkQueue::fail`](crate::WorkQueue::fail): `ChangeMessageVisibility` (the retry
     /// delay). Also what the processor Lambda needs to back off the failed messages of its
     /// batch, which it does through `fail`.
@@ -190,6 +197,12 @@ impl SqsWorkQueue {
 impl SnsPublisher {
     /// [`Publisher::publish`](crate::Publisher::publish): `Publish`.
     pub const PUBLISH: Permission = Permission {
+        resource: Resource::OrderTopic,
+        actions: &["sns:Publish"],
+    };
+    /// [`Publisher::publish_batch`](crate::Publisher::publish_batch): `PublishBatch`,
+    /// authorised as `sns:Publish`.
+    pub const PUBLISH_BATCH: Permission = Permission {
         resource: Resource::OrderTopic,
         actions: &["sns:Publish"],
     };
@@ -275,6 +288,7 @@ mod tests {
                     SqsWorkQueue::SEND_BATCH,
                     SqsWorkQueue::RECEIVE,
                     SqsWorkQueue::ACK,
+                    SqsWorkQueue::ACK_MANY,
                     SqsWorkQueue::FAIL,
                     SqsDeadLetters::LIST,
                     SqsDeadLetters::REDRIVE,
@@ -284,7 +298,7 @@ mod tests {
             (
                 "sns.rs",
                 include_str!("sns.rs"),
-                vec![SnsPublisher::PUBLISH],
+                vec![SnsPublisher::PUBLISH, SnsPublisher::PUBLISH_BATCH],
             ),
             ("mod.rs", include_str!("mod.rs"), vec![]),
         ]

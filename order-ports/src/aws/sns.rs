@@ -1,11 +1,13 @@
 //! Notifications on SNS.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sns::Client;
 
 use super::classify;
-use crate::ports::{Notification, Publisher, StoreError};
+use crate::ports::{Notification, PublishBatchError, Publisher, StoreError};
 
 /// Publishes to one SNS topic. At-least-once: a retried `Publish` whose first attempt got
 /// through delivers twice; consumers deduplicate on the event id in the message.
@@ -28,28 +30,101 @@ impl SnsPublisher {
     }
 }
 
-#[async_trait]
-impl Publisher for SnsPublisher {
-    /// `Publish` with `Message` = the JSON body and each attribute as a `String` message
-    /// attribute. `InvalidParameter*` (too large, bad attributes) → `Rejected`.
-    async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
-        let mut request = self
-            .client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message(&notification.message);
-        for (name, value) in &notification.attributes {
+/// SNS's limit of entries in one `PublishBatch`.
+const SNS_BATCH: usize = 10;
+
+/// Each attribute of `notification` as a `String` message attribute.
+fn message_attributes(
+    notification: &Notification,
+) -> Result<HashMap<String, MessageAttributeValue>, StoreError> {
+    notification
+        .attributes
+        .iter()
+        .map(|(name, value)| {
             let attribute = MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(value)
                 .build()
                 .map_err(|e| StoreError::Rejected(format!("message attribute {name}: {e}")))?;
-            request = request.message_attributes(name, attribute);
-        }
-        request
+            Ok((name.clone(), attribute))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Publisher for SnsPublisher {
+    /// `Publish` with `Message` = the JSON body and each attribute as a `String` message
+    /// attribute. `InvalidParameter*` (too large, bad attributes) → `Rejected`.
+    async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(&notification.message)
+            .set_message_attributes(Some(message_attributes(notification)?))
             .send()
             .await
             .map_err(|e| classify(&format!("Publish (event {})", notification.event_id), &e))?;
+        Ok(())
+    }
+
+    /// `PublishBatch` of up to 10 entries a call (entry id = index in the chunk), the chunks one
+    /// after another: nothing is sent after a chunk with a failed entry. A failed entry is
+    /// `Rejected` when SNS blames the sender, else `Unavailable`; the error names the lowest
+    /// failed index.
+    async fn publish_batch(&self, notifications: &[Notification]) -> Result<(), PublishBatchError> {
+        for (chunk_index, chunk) in notifications.chunks(SNS_BATCH).enumerate() {
+            let start = chunk_index * SNS_BATCH;
+            let at = |offset: usize, error: StoreError| PublishBatchError {
+                index: start + offset,
+                error,
+            };
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (offset, notification) in chunk.iter().enumerate() {
+                let entry = PublishBatchRequestEntry::builder()
+                    .id(offset.to_string())
+                    .message(&notification.message)
+                    .set_message_attributes(Some(
+                        message_attributes(notification).map_err(|e| at(offset, e))?,
+                    ))
+                    .build()
+                    .map_err(|e| {
+                        at(
+                            offset,
+                            StoreError::Rejected(format!("PublishBatch entry: {e}")),
+                        )
+                    })?;
+                entries.push(entry);
+            }
+            let out = self
+                .client
+                .publish_batch()
+                .topic_arn(&self.topic_arn)
+                .set_publish_batch_request_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| at(0, classify("PublishBatch", &e)))?;
+            let first_failed = out
+                .failed()
+                .iter()
+                .map(|f| (f.id().parse::<usize>().unwrap_or(0), f))
+                .min_by_key(|(offset, _)| *offset);
+            if let Some((offset, failed)) = first_failed {
+                let why = format!(
+                    "PublishBatch (event {}): {} {}",
+                    chunk
+                        .get(offset)
+                        .map_or_else(String::new, |n| n.event_id.to_string()),
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                );
+                let error = if failed.sender_fault() {
+                    StoreError::Rejected(why)
+                } else {
+                    StoreError::Unavailable(why)
+                };
+                return Err(at(offset, error));
+            }
+        }
         Ok(())
     }
 }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 use events_schema::OrderId;
 
@@ -101,15 +103,18 @@ impl SqsWorkQueue {
 
 /// A receipt that no longer refers to an in-flight message: deleted, redelivered, or expired.
 fn is_stale_receipt<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
+    super::service_code(err).is_some_and(is_stale_receipt_code)
+}
+
+/// The error codes of [`is_stale_receipt`], also reported per entry by `DeleteMessageBatch`.
+fn is_stale_receipt_code(code: &str) -> bool {
     matches!(
-        super::service_code(err),
-        Some(
-            "ReceiptHandleIsInvalid"
-                | "AWS.SimpleQueueService.ReceiptHandleIsInvalid"
-                | "InvalidIdFormat"
-                | "MessageNotInflight"
-                | "AWS.SimpleQueueService.MessageNotInflight"
-        )
+        code,
+        "ReceiptHandleIsInvalid"
+            | "AWS.SimpleQueueService.ReceiptHandleIsInvalid"
+            | "InvalidIdFormat"
+            | "MessageNotInflight"
+            | "AWS.SimpleQueueService.MessageNotInflight"
     )
 }
 
@@ -183,6 +188,52 @@ impl WorkQueue for SqsWorkQueue {
             Err(e) if is_stale_receipt(&e) => Ok(()),
             Err(e) => Err(classify("DeleteMessage", &e)),
         }
+    }
+
+    /// `DeleteMessageBatch` of up to 10 receipts per call, the calls concurrent. An entry that
+    /// failed on a stale receipt counts as acked, as for `ack`; any other failed entry makes
+    /// the call `Unavailable`.
+    async fn ack_many(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        let calls = deliveries.chunks(SQS_BATCH).map(|chunk| async move {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, delivery) in chunk.iter().enumerate() {
+                let entry = DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&delivery.receipt)
+                    .build()
+                    .map_err(|e| StoreError::Rejected(format!("DeleteMessageBatch entry: {e}")))?;
+                entries.push(entry);
+            }
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("DeleteMessageBatch", &e))?;
+            let failures: Vec<String> = out
+                .failed()
+                .iter()
+                .filter(|f| !is_stale_receipt_code(f.code()))
+                .map(|f| format!("{} {}", f.code(), f.message().unwrap_or_default()))
+                .collect();
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable(format!(
+                    "DeleteMessageBatch: {} of {} messages not deleted: {}",
+                    failures.len(),
+                    chunk.len(),
+                    failures.join("; ")
+                )))
+            }
+        });
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, StoreError>>()
+            .map(|_| ())
     }
 
     /// `ChangeMessageVisibility` to the retry delay of the receive count (whole seconds, at

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use events_schema::{EventEnvelope, EventId, OrderId, StoredEvent, Version};
 use rusqlite::{params, Connection, Row};
 
-use super::{is_unique_violation, map_err, to_i64, to_u64, SqliteDb};
+use super::{in_savepoint, is_unique_violation, map_err, to_i64, to_u64, SqliteDb};
 use crate::ports::{
     check_append_batch, AppendError, EventPage, EventStore, OrderIdPage, OrderScan, ScanSegment,
     StoreError,
@@ -107,6 +107,41 @@ impl EventStore for SqliteEventStore {
     async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
         let rows = AppendRows::new(events)?;
         self.db.write(move |tx| rows.append_in(tx)).await
+    }
+
+    /// One write job for the whole call, each append in its own savepoint inside it, so a
+    /// conflict rolls back only that append; a shape the port rejects is answered without
+    /// reaching the writer.
+    async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
+        let prepared: Vec<Result<AppendRows, StoreError>> = appends
+            .iter()
+            .map(|events| AppendRows::new(events))
+            .collect();
+        let written = self
+            .db
+            .write(move |tx| {
+                let mut outcomes = Vec::with_capacity(prepared.len());
+                for rows in prepared {
+                    let outcome = match rows {
+                        Ok(rows) => {
+                            let (outcome, clean) = in_savepoint(tx, |tx| rows.append_in(tx));
+                            if !clean {
+                                // The transaction is in an unknown state: fail the job, so the
+                                // writer rolls it back (every append of the call with it).
+                                return Err(StoreError::Unavailable(
+                                    "an append of a batch could not be rolled back".into(),
+                                ));
+                            }
+                            outcome
+                        }
+                        Err(e) => Err(e.into()),
+                    };
+                    outcomes.push(outcome);
+                }
+                Ok::<_, StoreError>(outcomes)
+            })
+            .await;
+        written.unwrap_or_else(|e| vec![Err(e.into()); appends.len()])
     }
 
     async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {

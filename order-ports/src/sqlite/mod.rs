@@ -449,7 +449,9 @@ fn writer_loop(conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
 
 /// Runs `f` in a savepoint: released on `Ok`, rolled back on `Err` or panic. The flag is `false`
 /// when the savepoint could not be closed, leaving the transaction in an unknown state.
-fn in_savepoint<T, E, F>(conn: &Connection, f: F) -> (Result<T, E>, bool)
+/// Savepoints nest: a job may call this again to undo a part of its own writes (SQLite's
+/// `RELEASE` / `ROLLBACK TO` act on the most recent savepoint of the name).
+pub(super) fn in_savepoint<T, E, F>(conn: &Connection, f: F) -> (Result<T, E>, bool)
 where
     E: From<StoreError>,
     F: FnOnce(&Connection) -> Result<T, E>,

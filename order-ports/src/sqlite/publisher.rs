@@ -7,7 +7,7 @@ use events_schema::EventId;
 use rusqlite::params;
 
 use super::{map_err, to_i64, to_u64, SqliteDb};
-use crate::ports::{Notification, Publisher, StoreError};
+use crate::ports::{Notification, PublishBatchError, Publisher, StoreError};
 
 /// A notification as stored locally.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,19 +80,59 @@ impl SqlitePublisher {
 #[async_trait]
 impl Publisher for SqlitePublisher {
     async fn publish(&self, notification: &Notification) -> Result<(), StoreError> {
-        let attributes = serde_json::to_string(&notification.attributes)
-            .map_err(|e| StoreError::Rejected(format!("notification attributes: {e}")))?;
-        let event_id = notification.event_id.to_string();
-        let message = notification.message.clone();
+        self.publish_batch(std::slice::from_ref(notification))
+            .await
+            .map_err(|e| e.error)
+    }
+
+    /// One write job for the batch: all of it is recorded, or (a failed commit) none of it.
+    async fn publish_batch(&self, notifications: &[Notification]) -> Result<(), PublishBatchError> {
         let published_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // Attributes that do not encode stop the batch there; what comes before is recorded.
+        let mut rows = Vec::with_capacity(notifications.len());
+        let mut refused = None;
+        for (index, n) in notifications.iter().enumerate() {
+            match serde_json::to_string(&n.attributes) {
+                Ok(attributes) => {
+                    rows.push((n.event_id.to_string(), n.message.clone(), attributes))
+                }
+                Err(e) => {
+                    refused = Some(PublishBatchError {
+                        index,
+                        error: StoreError::Rejected(format!("notification attributes: {e}")),
+                    });
+                    break;
+                }
+            }
+        }
+        if !rows.is_empty() {
+            self.write_rows(rows, published_at)
+                .await
+                .map_err(|error| PublishBatchError { index: 0, error })?;
+        }
+        refused.map_or(Ok(()), Err)
+    }
+}
+
+impl SqlitePublisher {
+    async fn write_rows(
+        &self,
+        rows: Vec<(String, String, String)>,
+        published_at: String,
+    ) -> Result<(), StoreError> {
         self.db
             .write(move |tx| {
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO notifications (event_id, message, attributes, published_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut s| s.execute(params![event_id, message, attributes, published_at]))
-                .map_err(map_err)?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO notifications (event_id, message, attributes, published_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(map_err)?;
+                for (event_id, message, attributes) in &rows {
+                    insert
+                        .execute(params![event_id, message, attributes, published_at])
+                        .map_err(map_err)?;
+                }
                 Ok(())
             })
             .await

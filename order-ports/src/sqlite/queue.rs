@@ -198,6 +198,30 @@ impl WorkQueue for SqliteWorkQueue {
             .await
     }
 
+    /// One write job for every receipt.
+    async fn ack_many(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let receipts: Vec<(String, String)> = deliveries
+            .iter()
+            .map(|d| (d.message_id.clone(), d.receipt.clone()))
+            .collect();
+        self.db
+            .write(move |tx| {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM queue WHERE message_id = ?1 AND receipt = ?2")
+                    .map_err(map_err)?;
+                for (message_id, receipt) in &receipts {
+                    delete
+                        .execute(params![message_id, receipt])
+                        .map_err(map_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// Hides the message for the retry delay of its receive count — except after its last
     /// allowed receive: then it is due at once, so the next receive dead-letters it without a
     /// pointless last wait.

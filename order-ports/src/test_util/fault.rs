@@ -32,8 +32,8 @@ use events_schema::{EventEnvelope, EventId, OrderId, OrderStatusRecord};
 
 use crate::feed::{Feed, FeedRecord};
 use crate::ports::{
-    AppendError, CustomerOrdersQuery, Delivery, EventPage, EventStore, Notification, Publisher,
-    StatusPage, StatusStore, StoreError, Upserted, WorkQueue,
+    AppendError, CustomerOrdersQuery, Delivery, EventPage, EventStore, Notification,
+    PublishBatchError, Publisher, StatusPage, StatusStore, StoreError, Upserted, WorkQueue,
 };
 
 /// The environment variable a test reads its fault seed from ([`seed_from_env`]), to replay a
@@ -246,6 +246,56 @@ impl Faults {
         }
     }
 
+    /// Runs a batch write of `items` (the inner port's operation `op`) with a fault decided for
+    /// each item on its own: an item failed before the call does not reach the inner port; an
+    /// item failed after it is written, then reported as a lost response. `call` gets the items
+    /// that reach the inner port and returns one outcome per item given, in order.
+    async fn run_each<I, T, E, Fut>(
+        &self,
+        port: &'static str,
+        op: &str,
+        items: &[I],
+        call: impl FnOnce(Vec<I>) -> Fut,
+    ) -> Vec<Result<T, E>>
+    where
+        I: Clone,
+        E: From<StoreError>,
+        Fut: Future<Output = Vec<Result<T, E>>>,
+    {
+        let decisions: Vec<Decision> = items.iter().map(|_| self.decide(true)).collect();
+        let passed: Vec<I> = items
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| !matches!(d, Decision::FailBefore))
+            .map(|(item, _)| item.clone())
+            .collect();
+        let mut inner = if passed.is_empty() {
+            Vec::new()
+        } else {
+            call(passed).await
+        }
+        .into_iter();
+        let lost = || StoreError::Unavailable(format!("the inner {op} lost an item")).into();
+        decisions
+            .into_iter()
+            .map(|decision| match decision {
+                Decision::Pass => inner.next().unwrap_or_else(|| Err(lost())),
+                Decision::FailBefore => {
+                    self.record(port, FaultKind::Unavailable);
+                    Err(Self::injected(port, op, FaultKind::Unavailable).into())
+                }
+                Decision::FailAfter => match inner.next() {
+                    Some(Ok(_)) => {
+                        self.record(port, FaultKind::LostResponse);
+                        Err(Self::injected(port, op, FaultKind::LostResponse).into())
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(lost()),
+                },
+            })
+            .collect()
+    }
+
     /// How many faults of `kind` were injected, on every port.
     pub fn count(&self, kind: FaultKind) -> u64 {
         lock(&self.counts)
@@ -325,6 +375,15 @@ impl EventStore for FaultyEventStore {
     async fn append(&self, events: &[EventEnvelope]) -> Result<(), AppendError> {
         self.faults
             .run("events", "append", true, self.inner.append(events))
+            .await
+    }
+
+    /// Each append fails on its own, before or (a lost response) after the inner write.
+    async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
+        self.faults
+            .run_each("events", "append_many", appends, |passed| async move {
+                self.inner.append_many(&passed).await
+            })
             .await
     }
 
@@ -433,6 +492,12 @@ impl WorkQueue for FaultyWorkQueue {
             .await
     }
 
+    async fn ack_many(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        self.faults
+            .run("queue", "ack_many", true, self.inner.ack_many(deliveries))
+            .await
+    }
+
     async fn fail(&self, delivery: &Delivery) -> Result<(), StoreError> {
         self.faults
             .run("queue", "fail", true, self.inner.fail(delivery))
@@ -480,53 +545,11 @@ impl StatusStore for FaultyStatusStore {
         &self,
         records: &[OrderStatusRecord],
     ) -> Vec<Result<Upserted, StoreError>> {
-        let decisions: Vec<Decision> = records.iter().map(|_| self.faults.decide(true)).collect();
-        let passed: Vec<OrderStatusRecord> = records
-            .iter()
-            .zip(&decisions)
-            .filter(|(_, d)| !matches!(d, Decision::FailBefore))
-            .map(|(r, _)| r.clone())
-            .collect();
-        let mut inner = if passed.is_empty() {
-            Vec::new()
-        } else {
-            self.inner.upsert_many(&passed).await
-        }
-        .into_iter();
-        decisions
-            .into_iter()
-            .map(|decision| match decision {
-                Decision::Pass => inner.next().unwrap_or_else(|| {
-                    Err(StoreError::Unavailable(
-                        "the inner upsert_many lost a record".into(),
-                    ))
-                }),
-                Decision::FailBefore => {
-                    self.faults.record("status", FaultKind::Unavailable);
-                    Err(Faults::injected(
-                        "status",
-                        "upsert_many",
-                        FaultKind::Unavailable,
-                    ))
-                }
-                Decision::FailAfter => {
-                    let outcome = inner.next();
-                    if matches!(outcome, Some(Err(_)) | None) {
-                        return outcome.unwrap_or_else(|| {
-                            Err(StoreError::Unavailable(
-                                "the inner upsert_many lost a record".into(),
-                            ))
-                        });
-                    }
-                    self.faults.record("status", FaultKind::LostResponse);
-                    Err(Faults::injected(
-                        "status",
-                        "upsert_many",
-                        FaultKind::LostResponse,
-                    ))
-                }
+        self.faults
+            .run_each("status", "upsert_many", records, |passed| async move {
+                self.inner.upsert_many(&passed).await
             })
-            .collect()
+            .await
     }
 
     async fn list_by_customer(
@@ -595,6 +618,47 @@ impl Publisher for FaultyPublisher {
             Ok(())
         };
         self.faults.run("publisher", "publish", true, call).await
+    }
+
+    /// A failed call is cut at a random notification: those before it reach the inner
+    /// publisher, and the error names it — or, for a lost response, the whole batch is
+    /// published and the error names its first notification.
+    async fn publish_batch(&self, notifications: &[Notification]) -> Result<(), PublishBatchError> {
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        let decision = self.faults.decide(true);
+        let reach = match decision {
+            Decision::FailBefore => self.faults.below(notifications.len()),
+            Decision::Pass | Decision::FailAfter => notifications.len(),
+        };
+        let sent = &notifications[..reach];
+        let outcome = if sent.is_empty() {
+            Ok(())
+        } else {
+            self.inner.publish_batch(sent).await
+        };
+        let published = match &outcome {
+            Ok(()) => sent.len(),
+            Err(e) => e.index,
+        };
+        {
+            let mut counts = lock(&self.published);
+            for n in &sent[..published.min(sent.len())] {
+                *counts.entry(n.event_id).or_insert(0) += 1;
+            }
+        }
+        outcome?;
+        let (kind, index) = match decision {
+            Decision::Pass => return Ok(()),
+            Decision::FailBefore => (FaultKind::Unavailable, reach),
+            Decision::FailAfter => (FaultKind::LostResponse, 0),
+        };
+        self.faults.record("publisher", kind);
+        Err(PublishBatchError {
+            index,
+            error: Faults::injected("publisher", "publish_batch", kind),
+        })
     }
 }
 
@@ -892,6 +956,40 @@ mod tests {
             p.events.inner.load(received.order_id).await.unwrap(),
             [received]
         );
+    }
+
+    #[tokio::test]
+    async fn batch_writes_meet_lost_responses_item_by_item_having_written_everything() {
+        let (p, faults) = faulty_ports(FaultConfig {
+            lost_response_share: 1.0,
+            ..FaultConfig::new(5, 1.0)
+        });
+        let (a, b) = (order_received(1, 10), order_received(2, 10));
+        let outcomes = p
+            .events
+            .append_many(&[std::slice::from_ref(&a), std::slice::from_ref(&b)])
+            .await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Err(AppendError::Store(e)) if e.is_transient())),
+            "{outcomes:?}"
+        );
+        assert_eq!(faults.count(FaultKind::LostResponse), 2);
+        for e in [&a, &b] {
+            assert_eq!(
+                p.events.inner.load(e.order_id).await.unwrap(),
+                std::slice::from_ref(e)
+            );
+        }
+
+        let batch = [notification(&a), notification(&b)];
+        let err = p.publisher.publish_batch(&batch).await.unwrap_err();
+        assert_eq!(err.index, 0, "a lost response names the first: {err}");
+        assert!(err.error.is_transient());
+        assert_eq!(p.publisher.published()[&a.event_id], 1);
+        assert_eq!(p.publisher.published()[&b.event_id], 1);
+        assert_eq!(faults.count(FaultKind::LostResponse), 3);
     }
 
     /// Whether each of `n` loads failed, under `seed`.

@@ -55,6 +55,7 @@ macro_rules! all_checks {
             appending_an_existing_version_is_a_conflict_and_writes_nothing,
             a_batch_that_conflicts_on_any_event_writes_none,
             a_multi_event_append_writes_all_events,
+            appending_many_settles_each_append_on_its_own,
             an_invalid_batch_is_rejected_and_writes_nothing,
             loading_an_unknown_order_gives_an_empty_history,
             loading_returns_events_in_version_order,
@@ -66,6 +67,7 @@ macro_rules! all_checks {
             acking_a_stale_receipt_is_not_an_error,
             a_message_received_max_times_is_no_longer_delivered,
             receiving_hands_out_at_most_max_messages,
+            acking_many_removes_every_message_and_stale_receipts_are_no_error,
             status_upserts_only_move_forward,
             getting_an_unprojected_order_gives_none,
             getting_many_finds_every_projected_order_and_omits_the_others,
@@ -77,6 +79,7 @@ macro_rules! all_checks {
             the_listing_cursor_is_the_position_in_the_documented_format,
             a_published_notification_reaches_subscribers,
             publishing_the_same_event_twice_is_not_an_error,
+            a_published_batch_reaches_subscribers_whole,
         );
     };
 }
@@ -256,6 +259,61 @@ pub async fn a_batch_that_conflicts_on_any_event_writes_none(b: &dyn Backend) {
         store.load(order).await.expect("load"),
         vec![events[0].clone(), theirs]
     );
+}
+
+/// One call, four independent appends: a new order, a rival version 1 of an existing order, the
+/// next step of another, and a batch the port rejects. Only the conflict and the rejection
+/// fail, and they write nothing; the others are written.
+pub async fn appending_many_settles_each_append_on_its_own(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let (new, taken, moving) = (
+        OrderId::new_random(),
+        OrderId::new_random(),
+        OrderId::new_random(),
+    );
+    let taken_v1 = received(taken, "cust-1");
+    let moving_history = history(moving, 2);
+    store
+        .append(std::slice::from_ref(&taken_v1))
+        .await
+        .expect("append taken v1");
+    store
+        .append(&moving_history[..1])
+        .await
+        .expect("append moving v1");
+
+    let new_v1 = received(new, "cust-1");
+    let rival = received(taken, "cust-2");
+    let outcomes = store
+        .append_many(&[
+            std::slice::from_ref(&new_v1),
+            std::slice::from_ref(&rival),
+            &moving_history[1..],
+            &[],
+        ])
+        .await;
+
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    assert_eq!(outcomes[0], Ok(()));
+    assert_eq!(
+        outcomes[1],
+        Err(AppendError::Conflict {
+            order_id: taken,
+            version: Version::FIRST
+        })
+    );
+    assert_eq!(outcomes[2], Ok(()));
+    assert!(
+        matches!(
+            outcomes[3],
+            Err(AppendError::Store(StoreError::Rejected(_)))
+        ),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(store.load(new).await.expect("load"), vec![new_v1]);
+    assert_eq!(store.load(taken).await.expect("load"), vec![taken_v1]);
+    assert_eq!(store.load(moving).await.expect("load"), moving_history);
 }
 
 pub async fn a_multi_event_append_writes_all_events(b: &dyn Backend) {
@@ -486,6 +544,40 @@ pub async fn receiving_hands_out_at_most_max_messages(b: &dyn Backend) {
     expected.sort();
     bodies.sort();
     assert_eq!(bodies, expected);
+}
+
+/// More messages than one SQS batch call takes (10), acked in one call, then acked again with
+/// their receipts now stale.
+pub async fn acking_many_removes_every_message_and_stale_receipts_are_no_error(b: &dyn Backend) {
+    let q = b.work_queue().await;
+    let orders: Vec<OrderId> = (0..12).map(|_| OrderId::new_random()).collect();
+    for o in &orders {
+        q.send(*o).await.expect("send");
+    }
+    // The latest receipt of each message (one may come back while the others are collected).
+    let visibility = Duration::from_secs(3);
+    let mut received: BTreeMap<String, Delivery> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while received.len() < orders.len() && tokio::time::Instant::now() < deadline {
+        for d in q.receive(10, visibility).await.expect("receive") {
+            received.insert(d.message_id.clone(), d);
+        }
+    }
+    let received: Vec<Delivery> = received.into_values().collect();
+    let mut bodies: Vec<String> = received.iter().map(|d| d.body.clone()).collect();
+    let mut expected: Vec<String> = orders.iter().map(ToString::to_string).collect();
+    bodies.sort();
+    expected.sort();
+    assert_eq!(bodies, expected);
+
+    q.ack_many(&received).await.expect("ack_many");
+    q.ack_many(&received).await.expect("stale ack_many");
+    q.ack_many(&[]).await.expect("ack_many of nothing");
+
+    // Gone for good: not even after their visibility timeout would have passed.
+    tokio::time::sleep(visibility + Duration::from_millis(200)).await;
+    let again = q.receive(10, VISIBILITY).await.expect("receive");
+    assert!(again.is_empty(), "acked, yet delivered again: {again:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -889,6 +981,28 @@ pub async fn publishing_the_same_event_twice_is_not_an_error(b: &dyn Backend) {
     publisher.publish(&n).await.expect("publish");
     publisher.publish(&n).await.expect("publish again");
     assert!(!observed(b, n.event_id).await.is_empty());
+}
+
+/// More notifications than one SNS `PublishBatch` takes (10), each observed as published.
+pub async fn a_published_batch_reaches_subscribers_whole(b: &dyn Backend) {
+    let publisher = b.publisher().await;
+    let batch: Vec<Notification> = (0..12)
+        .map(|_| notification(OrderId::new_random()))
+        .collect();
+    publisher
+        .publish_batch(&batch)
+        .await
+        .expect("publish_batch");
+    publisher.publish_batch(&[]).await.expect("an empty batch");
+    for n in &batch {
+        let found = observed(b, n.event_id).await;
+        assert!(
+            !found.is_empty(),
+            "notification {} not observed",
+            n.event_id
+        );
+        assert!(found.iter().all(|f| f == n), "{found:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
