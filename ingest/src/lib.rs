@@ -10,11 +10,19 @@
 //! * `GET /orders/{id}/events` — its history in version order;
 //! * `GET /health`.
 //!
-//! Every error is `application/problem+json` ([`ApiError`]).
+//! Every error is `application/problem+json` ([`ApiError`]). Every response carries the
+//! request's `X-Correlation-Id` ([`correlation`]).
 
 mod api;
+pub mod correlation;
 pub mod lambda;
 mod problem;
 
-pub use api::{router, AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
+pub use api::{AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
+
+/// The API. Served unchanged by the Lambda and by `orders serve`: the routes of `api`, inside
+/// the correlation layer.
+pub fn router(state: AppState) -> axum::Router {
+    api::router(state).layer(axum::middleware::from_fn(correlation::correlate))
+}
 pub use problem::ApiError;

@@ -24,7 +24,7 @@ impl Notifier {
     }
 
     /// Publishes `event` if it is an `OrderCompleted`; returns the id of what was published.
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id, event_type = %event.event_type()))]
+    #[tracing::instrument(skip_all, fields(orderId = %event.order_id, version = %event.version, correlationId = %event.correlation_id, event_type = %event.event_type()))]
     pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, ConsumeError> {
         let OrderEvent::OrderCompleted { total } = event.event else {
             return Ok(None);
@@ -38,6 +38,7 @@ impl Notifier {
             })?;
         let notification = completion_notification(event, &view, total);
         self.publisher.publish(&notification).await?;
+        order_ports::telemetry::notified(event);
         Ok(Some(event.event_id))
     }
 }
@@ -65,6 +66,10 @@ pub fn completion_notification(
         ),
         ("customerId".to_owned(), view.customer_id.to_string()),
         ("orderId".to_owned(), event.order_id.to_string()),
+        (
+            "correlationId".to_owned(),
+            event.correlation_id.as_str().to_owned(),
+        ),
     ]);
     Notification {
         event_id: event.event_id,

@@ -20,12 +20,15 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
 use order_ports::aws::{StartAt, StreamCheckpoints, StreamFeed};
 use order_ports::sqlite::SqliteFeed;
+use order_ports::metrics::Prometheus;
+use order_ports::telemetry::LogFormat;
 use order_ports::Feed;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -74,6 +77,27 @@ pub struct ServeArgs {
     /// Orders above this total (minor units) fail the credit check.
     #[arg(long, env = "CREDIT_LIMIT", default_value_t = ProcessingPolicy::default().credit_limit)]
     credit_limit: i64,
+    /// Log lines as text or JSON (one object per line). Default: text when stderr is a
+    /// terminal, JSON otherwise.
+    #[arg(long, env = "ORDERS_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    /// The format `--log-format` asks for, else the one for where stderr goes.
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format {
+            Some(LogFormatArg::Text) => LogFormat::Text,
+            Some(LogFormatArg::Json) => LogFormat::Json,
+            None => LogFormat::for_stderr(),
+        }
+    }
 }
 
 /// The projector's and the notifier's feeds.
@@ -85,10 +109,18 @@ enum Feeds {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let (ports, feeds, where_) = match backend::open_ports(&args.backend).await? {
-        (ports, Opened::Sqlite(db)) => open_sqlite(&args, ports, &db),
-        (ports, Opened::Aws { config, names }) => open_aws(&args, ports, &config, &names).await?,
+    let (ports, feeds, where_, local_queue) = match backend::open_ports(&args.backend).await? {
+        (ports, Opened::Sqlite(db)) => {
+            let (ports, feeds, where_) = open_sqlite(&args, ports, &db);
+            (ports, feeds, where_, Some(db.work_queue_default()))
+        }
+        (ports, Opened::Aws { config, names }) => {
+            let (ports, feeds, where_) = open_aws(&args, ports, &config, &names).await?;
+            (ports, feeds, where_, None)
+        }
     };
+    let metrics = Arc::new(Prometheus::new());
+    order_ports::metrics::install(metrics.clone());
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -145,7 +177,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         intake: ports.intake,
         events: ports.events,
         status: ports.status,
-    });
+    })
+    .merge(metrics_route(metrics, local_queue));
     let mut graceful = http_shutdown.clone();
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move { order_ports::stopped(&mut graceful).await });
@@ -275,6 +308,43 @@ async fn open_aws(
         names.events_stream_arn
     );
     Ok((ports, Feeds::Aws(projector_feed, notifier_feed), where_))
+}
+
+/// `GET /metrics`: the Prometheus registry, with the queue's depth and dead letters read at
+/// each scrape (from the SQLite file; on `--backend aws` they stay 0: read SQS's own metrics).
+/// Only here, not in the shared API router: the Lambdas publish EMF instead.
+fn metrics_route(
+    metrics: Arc<Prometheus>,
+    queue: Option<order_ports::sqlite::SqliteWorkQueue>,
+) -> axum::Router {
+    let scrape = move || {
+        let (metrics, queue) = (metrics.clone(), queue.clone());
+        async move {
+            if let Some(queue) = &queue {
+                match (queue.depth().await, queue.dead_letters().await) {
+                    (Ok(depth), Ok(dead)) => {
+                        metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+                        metrics
+                            .dead_letters
+                            .set(i64::try_from(dead.len()).unwrap_or(i64::MAX));
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!(error = %e, "metrics: could not read the queue's depth");
+                    }
+                }
+            }
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                metrics.render(),
+            )
+        }
+    };
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .layer(axum::middleware::from_fn(ingest::correlation::correlate))
 }
 
 /// Ctrl-C or SIGTERM.

@@ -92,6 +92,10 @@ pub async fn handle(
     }))
     .await;
     let mut response = SqsBatchResponse::default();
+    let failed = outcomes.iter().filter(|(_, ok)| !ok).count() as u64;
+    if failed > 0 {
+        order_ports::metrics::record(order_ports::metrics::Metric::BatchItemFailures(failed));
+    }
     for (id, succeeded) in outcomes {
         if !succeeded {
             let mut failure = BatchItemFailure::default();

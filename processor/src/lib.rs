@@ -57,7 +57,7 @@ impl Processor {
     }
 
     /// Processes one work message (its body is an order id) to a terminal status.
-    #[tracing::instrument(skip(self), fields(order_id = body))]
+    #[tracing::instrument(skip(self), fields(order_id = body, correlationId))]
     pub async fn process(&self, body: &str) -> Result<OrderStatus, ProcessError> {
         let order_id = OrderId::parse(body.trim())
             .map_err(|_| ProcessError::Poison(format!("{body:?} is not an order id")))?;
@@ -70,6 +70,7 @@ impl Processor {
                 )));
             };
             let correlation_id = last.correlation_id.clone();
+            tracing::Span::current().record("correlationId", correlation_id.as_str());
             loop {
                 let Some(event) = decide_next(&view, &self.policy) else {
                     return Ok(view.status);
@@ -78,7 +79,7 @@ impl Processor {
                 match self.events.append(std::slice::from_ref(&next)).await {
                     Ok(()) => {
                         view.apply(&next)?;
-                        tracing::debug!(version = %next.version, event = %next.event_type(), "appended");
+                        order_ports::telemetry::processed(&next, history.first());
                     }
                     // Someone else appended this step: reload and decide again.
                     Err(AppendError::Conflict { .. }) => break,

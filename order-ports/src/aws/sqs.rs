@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 use events_schema::OrderId;
 
 use super::classify;
 use crate::ports::{retry_delay, Delivery, StoreError, WorkQueue};
 
+/// The message attribute holding the correlation id of the order's request.
+pub const CORRELATION_ATTRIBUTE: &str = "correlationId";
 /// SQS's batch limit for `SendMessageBatch` and `ReceiveMessage`.
 const SQS_BATCH: usize = 10;
 /// Long-poll wait of [`WorkQueue::receive`] ("about a second").
@@ -120,6 +124,27 @@ impl WorkQueue for SqsWorkQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(order_id.to_string())
+            .send()
+            .await
+            .map_err(|e| classify("SendMessage", &e))?;
+        Ok(())
+    }
+
+    async fn send_correlated(
+        &self,
+        order_id: OrderId,
+        correlation_id: &events_schema::CorrelationId,
+    ) -> Result<(), StoreError> {
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(correlation_id.as_str())
+            .build()
+            .map_err(|e| StoreError::Rejected(format!("message attribute: {e}")))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(order_id.to_string())
+            .message_attributes(CORRELATION_ATTRIBUTE, attribute)
             .send()
             .await
             .map_err(|e| classify("SendMessage", &e))?;

@@ -8,6 +8,7 @@ mod faults;
 mod history;
 mod left_behind;
 mod loadtest;
+mod operations;
 mod pipeline;
 mod readme;
 mod reconcile;
