@@ -42,7 +42,7 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
         // log lines carry a fresh id instead of echoing what the client sent.
         Some(None) => CorrelationId::generate(),
     };
-    let is_order_post = request.method() == Method::POST && request.uri().path() == "/orders";
+    let is_order_post = *request.method() == Method::POST && request.uri().path() == "/orders";
     let span = tracing::info_span!(
         "request",
         correlationId = %id,
