@@ -159,6 +159,7 @@ mod tests {
                 ("eventType".to_owned(), "OrderCompleted".to_owned()),
                 ("customerId".to_owned(), "cust-9".to_owned()),
                 ("orderId".to_owned(), completed.order_id.to_string()),
+                ("correlationId".to_owned(), "corr-9".to_owned()),
             ])
         );
     }

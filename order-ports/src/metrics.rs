@@ -124,7 +124,8 @@ impl Emf {
                 document["Reason"] = serde_json::json!(reason);
             }
             Metric::OrderCompleted { latency } => {
-                metrics.push(serde_json::json!({"Name": "ProcessingLatency", "Unit": "Milliseconds"}));
+                metrics
+                    .push(serde_json::json!({"Name": "ProcessingLatency", "Unit": "Milliseconds"}));
                 document["ProcessingLatency"] = serde_json::json!(millis(*latency));
             }
             _ => {}
@@ -237,7 +238,11 @@ mod prometheus {
                 me.rejected.clone(),
             );
             registry.register("completed", "Orders completed", me.completed.clone());
-            registry.register("failed", "Orders failed (business outcome)", me.failed.clone());
+            registry.register(
+                "failed",
+                "Orders failed (business outcome)",
+                me.failed.clone(),
+            );
             registry.register(
                 "processing_latency_seconds",
                 "From OrderReceived to OrderCompleted",

@@ -106,9 +106,6 @@ mod tests {
     #[test]
     fn the_chain_names_every_cause_in_order() {
         let e = Outer(Inner(std::io::Error::other("disk on fire")));
-        assert_eq!(
-            ErrorChain(&e).to_string(),
-            "outer: inner: disk on fire"
-        );
+        assert_eq!(ErrorChain(&e).to_string(), "outer: inner: disk on fire");
     }
 }

@@ -26,8 +26,8 @@ use std::time::Duration;
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
 use order_ports::aws::{StartAt, StreamCheckpoints, StreamFeed};
-use order_ports::sqlite::SqliteFeed;
 use order_ports::metrics::Prometheus;
+use order_ports::sqlite::SqliteFeed;
 use order_ports::telemetry::LogFormat;
 use order_ports::Feed;
 use tokio::sync::watch;
@@ -323,7 +323,9 @@ fn metrics_route(
             if let Some(queue) = &queue {
                 match (queue.depth().await, queue.dead_letters().await) {
                     (Ok(depth), Ok(dead)) => {
-                        metrics.queue_depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+                        metrics
+                            .queue_depth
+                            .set(i64::try_from(depth).unwrap_or(i64::MAX));
                         metrics
                             .dead_letters
                             .set(i64::try_from(dead.len()).unwrap_or(i64::MAX));

@@ -33,9 +33,16 @@ async fn emf_lines<F: std::future::Future>(function: &str, work: F) -> Vec<Strin
 fn validate(line: &str) -> Vec<String> {
     let doc: Value = serde_json::from_str(line).expect("an EMF line is one JSON object");
     let aws = doc["_aws"].as_object().expect("_aws");
-    let timestamp = aws["Timestamp"].as_i64().expect("_aws.Timestamp is an integer");
-    assert!(timestamp > 1_600_000_000_000, "Timestamp in epoch milliseconds");
-    let directives = aws["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics");
+    let timestamp = aws["Timestamp"]
+        .as_i64()
+        .expect("_aws.Timestamp is an integer");
+    assert!(
+        timestamp > 1_600_000_000_000,
+        "Timestamp in epoch milliseconds"
+    );
+    let directives = aws["CloudWatchMetrics"]
+        .as_array()
+        .expect("CloudWatchMetrics");
     assert!(!directives.is_empty());
     let mut names = Vec::new();
     for directive in directives {
@@ -84,7 +91,8 @@ async fn the_ingest_function_emits_accepted_and_rejected_orders() {
             .body(Body::from(body.to_string()))
             .expect("request")
     };
-    let good = json!({"customerId": "c-1", "items": [{"productId": "p", "quantity": 1, "unitPrice": 5}]});
+    let good =
+        json!({"customerId": "c-1", "items": [{"productId": "p", "quantity": 1, "unitPrice": 5}]});
     let lines = emf_lines("orders-ingest", async {
         let accepted = app.clone().oneshot(post(good)).await.expect("answer");
         assert_eq!(accepted.status().as_u16(), 202);
@@ -170,8 +178,7 @@ async fn completed_history(db: &TempSqlite) -> Vec<EventEnvelope> {
 async fn the_projector_function_emits_its_lag_per_event_written() {
     let db = TempSqlite::new();
     let history = completed_history(&db).await;
-    let projector =
-        projector::Projector::new(db.events(), Arc::new(db.db().status_store()));
+    let projector = projector::Projector::new(db.events(), Arc::new(db.db().status_store()));
     let lines = emf_lines("orders-projector", async {
         let response =
             order_ports::lambda::handle_stream_batch(&projector, stream_batch(&history)).await;
@@ -188,8 +195,7 @@ async fn the_notifier_function_emits_each_notification_published() {
     let notifier = notifier::Notifier::new(db.events(), Arc::new(db.db().publisher()));
     let lines = emf_lines("orders-notifier", async {
         let response =
-            order_ports::lambda::handle_stream_batch(&notifier, stream_batch(&history[2..]))
-                .await;
+            order_ports::lambda::handle_stream_batch(&notifier, stream_batch(&history[2..])).await;
         assert!(response.batch_item_failures.is_empty());
     })
     .await;

@@ -562,11 +562,10 @@ fn alarm_metrics(alarm: &Value) -> Vec<(String, String)> {
 /// The dashboard's widgets' metric rows, with CloudWatch's `"."` (same as the row above)
 /// resolved, as `(namespace, metric name)`.
 fn dashboard_metrics(template: &Value) -> BTreeSet<(String, String)> {
-    let body = match cfn(
-        properties(resource(template, "Dashboard"), "Dashboard")
-            .get("DashboardBody")
-            .expect("DashboardBody"),
-    ) {
+    let body = match cfn(properties(resource(template, "Dashboard"), "Dashboard")
+        .get("DashboardBody")
+        .expect("DashboardBody"))
+    {
         Cfn::Sub(text) | Cfn::Literal(text) => text,
         other => panic!("DashboardBody is not a string or !Sub: {other:?}"),
     };
@@ -643,7 +642,10 @@ fn alarms_and_the_dashboard_name_only_metrics_the_functions_emit() {
         .filter(|(ns, _)| ns == order_ports::metrics::NAMESPACE)
         .map(|(_, name)| name)
         .collect();
-    assert_eq!(on_dashboard, emitted, "the dashboard shows every service metric");
+    assert_eq!(
+        on_dashboard, emitted,
+        "the dashboard shows every service metric"
+    );
 }
 
 #[test]
@@ -683,7 +685,11 @@ fn each_operational_alarm_exists_and_publishes_to_the_alarm_topic() {
     // processing latency.
     assert_eq!(watched("AWS/SQS", "ApproximateNumberOfMessagesVisible"), 2);
     assert_eq!(watched("AWS/Lambda", "IteratorAge"), 2);
-    assert!(watched("AWS/Lambda", "Invocations") >= 1, "an error-rate alarm");
+    assert!(
+        watched("AWS/Lambda", "Errors") >= 4,
+        "errors of each function"
+    );
+    assert_eq!(watched("Orders", "BatchItemFailures"), 1, "failed messages");
     assert_eq!(watched("AWS/ApiGateway", "5xx"), 1);
     assert_eq!(watched("Orders", "ProcessingLatency"), 1);
     let latency = alarms
@@ -713,7 +719,10 @@ fn each_function_log_group_keeps_its_retention_and_counts_its_error_lines() {
     let template = template();
     let filters = resources_of_type(&template, "AWS::Logs::MetricFilter");
     for function in functions() {
-        let log_group = log_group_of(resource(&template, function.logical_id), function.logical_id);
+        let log_group = log_group_of(
+            resource(&template, function.logical_id),
+            function.logical_id,
+        );
         let group = resource(&template, &log_group);
         assert_eq!(
             properties(group, &log_group)

@@ -51,7 +51,10 @@ impl Logged {
             .expect("kill -TERM");
         assert!(status.success());
         let status = self.child.wait().expect("wait");
-        assert!(status.success(), "orders serve exits 0 on SIGTERM, got {status}");
+        assert!(
+            status.success(),
+            "orders serve exits 0 on SIGTERM, got {status}"
+        );
     }
 }
 
@@ -153,7 +156,10 @@ async fn one_correlation_id_follows_an_order_through_every_step() {
     }
 
     let notification = wait_for_notification(&data, &order_id).await;
-    assert_eq!(notification["message"]["correlationId"], correlation.as_str());
+    assert_eq!(
+        notification["message"]["correlationId"],
+        correlation.as_str()
+    );
     assert_eq!(
         notification["attributes"]["correlationId"],
         correlation.as_str()
@@ -201,8 +207,15 @@ fn parse_prometheus(text: &str) -> Vec<Sample> {
             match (words.next(), words.next(), words.next()) {
                 (Some("TYPE"), Some(name), Some(kind)) => {
                     assert!(
-                        ["counter", "gauge", "histogram", "summary", "untyped", "unknown"]
-                            .contains(&kind),
+                        [
+                            "counter",
+                            "gauge",
+                            "histogram",
+                            "summary",
+                            "untyped",
+                            "unknown"
+                        ]
+                        .contains(&kind),
                         "{line}"
                     );
                     families.insert(name.to_owned());
@@ -351,7 +364,11 @@ async fn the_metrics_count_exactly_what_was_accepted_rejected_completed_and_fail
 
     assert_eq!(value(&after, "orders_accepted_total", &[]), 3.0);
     assert_eq!(
-        value(&after, "orders_rejected_total", &[("reason", "invalid_order")]),
+        value(
+            &after,
+            "orders_rejected_total",
+            &[("reason", "invalid_order")]
+        ),
         1.0
     );
     assert_eq!(
