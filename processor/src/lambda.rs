@@ -85,7 +85,7 @@ pub async fn handle(
             .await;
         let id = message.message_id.clone().unwrap_or_default();
         if let Err(e) = &outcome {
-            tracing::warn!(message_id = %id, error = %e, "message failed");
+            tracing::warn!(message_id = %id, error = %order_ports::telemetry::ErrorChain(e), "message failed");
             back_off(queue, message).await;
         }
         (id, outcome.is_ok())

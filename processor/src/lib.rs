@@ -125,7 +125,7 @@ async fn settle(
     match outcome {
         Ok(_) => queue.ack(delivery).await,
         Err(e) => {
-            tracing::warn!(message_id = %delivery.message_id, receive_count = delivery.receive_count, error = %e, "message failed");
+            tracing::warn!(message_id = %delivery.message_id, receive_count = delivery.receive_count, error = %order_ports::telemetry::ErrorChain(&e), "message failed");
             queue.fail(delivery).await
         }
     }

@@ -467,8 +467,7 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
     the_read_routes_answer_through_the_api(&http, &api, &accepted).await;
     a_customers_orders_are_listed_newest_first_through_the_api(&http, &api, &records).await;
     bad_requests_get_problem_documents_and_write_nothing(&stack, &http, &api).await;
-    the_functions_emit_their_metrics_and_the_dashboard_and_alarms_exist(&stack, &http, &api)
-        .await;
+    the_functions_emit_their_metrics_and_the_dashboard_and_alarms_exist(&stack, &http, &api).await;
     eprintln!(
         "aws_stack: pipeline test done in {:.1}s after deploy",
         started.elapsed().as_secs_f64()
@@ -813,8 +812,8 @@ async fn the_functions_emit_their_metrics_and_the_dashboard_and_alarms_exist(
         .collect();
     let mut args = vec![stack.name.as_str()];
     args.extend(functions.iter().map(String::as_str));
-    let found: Value = serde_json::from_str(&stack.boto3(OPERATIONS_PY, &args))
-        .expect("the snippet prints JSON");
+    let found: Value =
+        serde_json::from_str(&stack.boto3(OPERATIONS_PY, &args)).expect("the snippet prints JSON");
     for (function, expected) in functions.iter().zip([
         &["OrdersAccepted", "OrdersRejected"][..],
         &["OrdersCompleted", "ProcessingLatency"],
