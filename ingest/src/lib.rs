@@ -11,15 +11,23 @@
 //! * `GET /health`;
 //! * `GET /openapi.json` — the OpenAPI 3.1 document of all of this ([`openapi`]).
 //!
-//! Every error is `application/problem+json` ([`ApiError`]).
+//! Every error is `application/problem+json` ([`ApiError`]). Every response carries the
+//! request's `X-Correlation-Id` ([`correlation`]).
 
 mod api;
 pub mod auth;
+pub mod correlation;
 pub mod lambda;
 pub mod limits;
 pub mod openapi;
 mod problem;
 
-pub use api::{router, AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
+pub use api::{AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use auth::{with_authentication, Authentication, Caller, JwtVerifier};
+
+/// The API. Served unchanged by the Lambda and by `orders serve`: the routes of `api`, inside
+/// the correlation layer.
+pub fn router(state: AppState) -> axum::Router {
+    api::router(state).layer(axum::middleware::from_fn(correlation::correlate))
+}
 pub use problem::ApiError;

@@ -165,6 +165,19 @@ impl ApiError {
         }
     }
 
+    /// The short code of a refused `POST /orders`, the `reason` of its rejection metric.
+    fn reason(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::BadBody(_) => "malformed_body",
+            ApiError::Validation(_) => "invalid_order",
+            ApiError::BadHeader { .. } => "bad_header",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            _ => "other",
+        }
+    }
+
     /// What the client reads. For server errors a fixed sentence: the cause is only logged.
     fn detail(&self) -> String {
         match self {
@@ -229,6 +242,9 @@ impl IntoResponse for ApiError {
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, bytes).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::correlation::RejectReason(self.reason()));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

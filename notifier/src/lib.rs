@@ -27,12 +27,13 @@ impl Notifier {
     }
 
     /// Publishes `event` if it is an `OrderCompleted`; returns the id of what was published.
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id, event_type = %event.event_type()))]
+    #[tracing::instrument(skip_all, fields(orderId = %event.order_id, version = %event.version, correlationId = %event.correlation_id, event_type = %event.event_type()))]
     pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, ConsumeError> {
         let Some(notification) = self.completion(event).await? else {
             return Ok(None);
         };
         self.publisher.publish(&notification).await?;
+        order_ports::telemetry::notified(event);
         Ok(Some(event.event_id))
     }
 
@@ -84,9 +85,17 @@ impl Notifier {
         let notifications: Vec<Notification> = ready.iter().map(|(_, n)| n.clone()).collect();
         let mut from = 0;
         while from < notifications.len() {
-            let Err(PublishBatchError { index, error }) =
-                self.publisher.publish_batch(&notifications[from..]).await
-            else {
+            let result = self.publisher.publish_batch(&notifications[from..]).await;
+            let published = match &result {
+                Ok(()) => notifications.len(),
+                Err(e) => from + e.index,
+            };
+            for (event_index, _) in ready.get(from..published).unwrap_or_default() {
+                if let Some(event) = events.get(*event_index) {
+                    order_ports::telemetry::notified(event);
+                }
+            }
+            let Err(PublishBatchError { index, error }) = result else {
                 break;
             };
             let failed = from + index;
@@ -129,6 +138,10 @@ pub fn completion_notification(
         ),
         ("customerId".to_owned(), view.customer_id.to_string()),
         ("orderId".to_owned(), event.order_id.to_string()),
+        (
+            "correlationId".to_owned(),
+            event.correlation_id.as_str().to_owned(),
+        ),
     ]);
     Notification {
         event_id: event.event_id,
@@ -228,6 +241,7 @@ mod tests {
                 ("eventType".to_owned(), "OrderCompleted".to_owned()),
                 ("customerId".to_owned(), "cust-9".to_owned()),
                 ("orderId".to_owned(), completed.order_id.to_string()),
+                ("correlationId".to_owned(), "corr-9".to_owned()),
             ])
         );
     }

@@ -159,6 +159,18 @@ pub trait WorkQueue: Send + Sync + 'static {
     /// Enqueues work for one order. Errors: `Unavailable` as usual.
     async fn send(&self, order_id: OrderId) -> Result<(), StoreError>;
 
+    /// [`send`](Self::send), with the correlation id of the request that placed the order for a
+    /// queue that can carry it beside the body (SQS: the message attribute `correlationId`, seen
+    /// in the DLQ and by operators). Queues without attributes just send.
+    async fn send_correlated(
+        &self,
+        order_id: OrderId,
+        correlation_id: &events_schema::CorrelationId,
+    ) -> Result<(), StoreError> {
+        let _ = correlation_id;
+        self.send(order_id).await
+    }
+
     /// Up to `max` messages, each hidden from other receivers for `visibility`. Waits briefly
     /// (up to about a second locally, long polling on SQS) when the queue is empty, then returns
     /// an empty list. Messages that were received too often are moved to the dead letters
@@ -593,7 +605,9 @@ impl OrderIntake for AppendThenEnqueue {
     async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError> {
         check_intake(received)?;
         self.events.append(std::slice::from_ref(received)).await?;
-        self.queue.send(received.order_id).await?;
+        self.queue
+            .send_correlated(received.order_id, &received.correlation_id)
+            .await?;
         Ok(())
     }
 

@@ -103,7 +103,11 @@ pub enum CliError {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
-    init_tracing();
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format(),
+        _ => order_ports::telemetry::LogFormat::Text,
+    };
+    init_tracing(log_format);
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Notifications(args) => notifications::show(args).await.map(|()| ExitCode::SUCCESS),
@@ -125,11 +129,20 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: order_ports::telemetry::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ORDERS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // JSON as on Lambda: the event's fields at the top level, the current span's under `span`.
+    let _ = match format {
+        order_ports::telemetry::LogFormat::Text => builder.try_init(),
+        order_ports::telemetry::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

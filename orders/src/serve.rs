@@ -31,7 +31,9 @@ use std::time::Duration;
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
 use order_ports::aws::{StartAt, StreamCheckpoints, StreamFeed};
+use order_ports::metrics::Prometheus;
 use order_ports::sqlite::SqliteFeed;
+use order_ports::telemetry::LogFormat;
 use order_ports::Feed;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -87,6 +89,27 @@ pub struct ServeArgs {
     http: HttpLimits,
     #[command(flatten)]
     auth: AuthArgs,
+    /// Log lines as text or JSON (one object per line). Default: text when stderr is a
+    /// terminal, JSON otherwise.
+    #[arg(long, env = "ORDERS_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    /// The format `--log-format` asks for, else the one for where stderr goes.
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format {
+            Some(LogFormatArg::Text) => LogFormat::Text,
+            Some(LogFormatArg::Json) => LogFormat::Json,
+            None => LogFormat::for_stderr(),
+        }
+    }
 }
 
 /// What one client may hold of the HTTP server.
@@ -122,10 +145,18 @@ enum Feeds {
 
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let authentication = args.auth.authentication()?;
-    let (ports, feeds, where_) = match backend::open_ports(&args.backend).await? {
-        (ports, Opened::Sqlite(db)) => open_sqlite(&args, ports, &db),
-        (ports, Opened::Aws { config, names }) => open_aws(&args, ports, &config, &names).await?,
+    let (ports, feeds, where_, local_queue) = match backend::open_ports(&args.backend).await? {
+        (ports, Opened::Sqlite(db)) => {
+            let (ports, feeds, where_) = open_sqlite(&args, ports, &db);
+            (ports, feeds, where_, Some(db.work_queue_default()))
+        }
+        (ports, Opened::Aws { config, names }) => {
+            let (ports, feeds, where_) = open_aws(&args, ports, &config, &names).await?;
+            (ports, feeds, where_, None)
+        }
     };
+    let metrics = Arc::new(Prometheus::new());
+    order_ports::metrics::install(metrics.clone());
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -182,7 +213,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         intake: ports.intake,
         events: ports.events,
         status: ports.status,
-    });
+    })
+    .merge(metrics_route(metrics, local_queue));
     let app = match authentication {
         Some(authentication) => ingest::with_authentication(app, authentication),
         None => app,
@@ -481,6 +513,45 @@ impl AuthArgs {
             .map_err(|e| CliError::Config(format!("--auth-jwks {}: {e}", path.display())))?;
         Ok(Some(ingest::Authentication::Tokens(verifier)))
     }
+}
+
+/// `GET /metrics`: the Prometheus registry, with the queue's depth and dead letters read at
+/// each scrape (from the SQLite file; on `--backend aws` they stay 0: read SQS's own metrics).
+/// Only here, not in the shared API router: the Lambdas publish EMF instead.
+fn metrics_route(
+    metrics: Arc<Prometheus>,
+    queue: Option<order_ports::sqlite::SqliteWorkQueue>,
+) -> axum::Router {
+    let scrape = move || {
+        let (metrics, queue) = (metrics.clone(), queue.clone());
+        async move {
+            if let Some(queue) = &queue {
+                match (queue.depth().await, queue.dead_letters().await) {
+                    (Ok(depth), Ok(dead)) => {
+                        metrics
+                            .queue_depth
+                            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                        metrics
+                            .dead_letters
+                            .set(i64::try_from(dead.len()).unwrap_or(i64::MAX));
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!(error = %e, "metrics: could not read the queue's depth");
+                    }
+                }
+            }
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                metrics.render(),
+            )
+        }
+    };
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .layer(axum::middleware::from_fn(ingest::correlation::correlate))
 }
 
 /// Ctrl-C or SIGTERM.

@@ -997,3 +997,240 @@ fn the_auth_claim_parameter_defaults_to_sub() {
     let template = template();
     assert_eq!(parameter(&template, &BTreeMap::new(), "AuthClaim"), "sub");
 }
+
+/// Every metric the functions emit as EMF, named by the code that renders them.
+fn emitted_metrics() -> BTreeSet<String> {
+    use order_ports::metrics::{Emf, Metric};
+    use std::time::Duration;
+    let emf = Emf::with_sink("f", |_| {});
+    let every = [
+        Metric::OrderAccepted,
+        Metric::OrderRejected { reason: "r" },
+        Metric::OrderCompleted {
+            latency: Duration::ZERO,
+        },
+        Metric::OrderFailed,
+        Metric::ProjectorLag(Duration::ZERO),
+        Metric::NotificationPublished,
+        Metric::BatchItemFailures(1),
+    ];
+    every
+        .iter()
+        .flat_map(|m| {
+            emf.render(m, 0)["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .expect("Metrics")
+                .iter()
+                .filter_map(|d| d["Name"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn resources_of_type<'t>(template: &'t Value, kind: &str) -> Vec<(String, &'t Value)> {
+    resources(template)
+        .iter()
+        .filter(|(_, r)| type_of(r) == kind)
+        .filter_map(|(id, r)| id.as_str().map(|id| (id.to_owned(), r)))
+        .collect()
+}
+
+/// `(namespace, metric name)` of an alarm: its own, or those of its metric-math inputs.
+fn alarm_metrics(alarm: &Value) -> Vec<(String, String)> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
+    match alarm.get("Metrics").and_then(Value::as_sequence) {
+        Some(metrics) => metrics
+            .iter()
+            .filter_map(|m| m.get("MetricStat").and_then(|s| s.get("Metric")))
+            .map(|m| (text(m.get("Namespace")), text(m.get("MetricName"))))
+            .collect(),
+        None => vec![(text(alarm.get("Namespace")), text(alarm.get("MetricName")))],
+    }
+}
+
+/// The dashboard's widgets' metric rows, with CloudWatch's `"."` (same as the row above)
+/// resolved, as `(namespace, metric name)`.
+fn dashboard_metrics(template: &Value) -> BTreeSet<(String, String)> {
+    let body = match cfn(properties(resource(template, "Dashboard"), "Dashboard")
+        .get("DashboardBody")
+        .expect("DashboardBody"))
+    {
+        Cfn::Sub(text) | Cfn::Literal(text) => text,
+        other => panic!("DashboardBody is not a string or !Sub: {other:?}"),
+    };
+    // `${…}` substitutions hold names and ids only: any string stands in for them.
+    let mut plain = String::new();
+    let mut rest = body.as_str();
+    while let Some(start) = rest.find("${") {
+        plain.push_str(&rest[..start]);
+        plain.push('X');
+        rest = rest[start..].split_once('}').map_or("", |(_, after)| after);
+    }
+    plain.push_str(rest);
+    let body: serde_json::Value = serde_json::from_str(&plain).expect("the dashboard is JSON");
+    let mut found = BTreeSet::new();
+    for widget in body["widgets"].as_array().expect("widgets") {
+        let mut previous: Vec<String> = Vec::new();
+        for row in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let parts: Vec<String> = row
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect();
+            if parts.is_empty() {
+                continue;
+            }
+            let current: Vec<String> = if parts[0] == "..." {
+                previous.clone()
+            } else {
+                parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        if p == "." {
+                            previous.get(i).cloned().unwrap_or_default()
+                        } else {
+                            p.clone()
+                        }
+                    })
+                    .collect()
+            };
+            if current.len() >= 2 {
+                found.insert((current[0].clone(), current[1].clone()));
+            }
+            previous = current;
+        }
+    }
+    found
+}
+
+#[test]
+fn alarms_and_the_dashboard_name_only_metrics_the_functions_emit() {
+    let template = template();
+    let emitted = emitted_metrics();
+    assert!(emitted.contains("ProcessingLatency") && emitted.contains("OrdersRejected"));
+    let mut named = dashboard_metrics(&template);
+    for (_, alarm) in resources_of_type(&template, "AWS::CloudWatch::Alarm") {
+        named.extend(alarm_metrics(properties(alarm, "alarm")));
+    }
+    for (namespace, name) in &named {
+        if namespace == order_ports::metrics::NAMESPACE {
+            assert!(
+                emitted.contains(name),
+                "{namespace}/{name} is in the template but no function emits it; emitted: {emitted:?}"
+            );
+        }
+    }
+    let on_dashboard: BTreeSet<String> = dashboard_metrics(&template)
+        .into_iter()
+        .filter(|(ns, _)| ns == order_ports::metrics::NAMESPACE)
+        .map(|(_, name)| name)
+        .collect();
+    assert_eq!(
+        on_dashboard, emitted,
+        "the dashboard shows every service metric"
+    );
+}
+
+#[test]
+fn the_dashboard_shows_the_service_metrics_next_to_the_aws_ones() {
+    let shown = dashboard_metrics(&template());
+    for (namespace, name) in [
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/Lambda", "Duration"),
+        ("AWS/Lambda", "IteratorAge"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/ApiGateway", "4xx"),
+        ("AWS/ApiGateway", "5xx"),
+    ] {
+        assert!(
+            shown.contains(&(namespace.to_owned(), name.to_owned())),
+            "the dashboard lacks {namespace}/{name}"
+        );
+    }
+}
+
+#[test]
+fn each_operational_alarm_exists_and_publishes_to_the_alarm_topic() {
+    let template = template();
+    let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+    let watched = |namespace: &str, metric: &str| {
+        alarms
+            .iter()
+            .filter(|(_, a)| {
+                alarm_metrics(properties(a, "alarm"))
+                    .iter()
+                    .any(|(ns, m)| ns == namespace && m == metric)
+            })
+            .count()
+    };
+    // DLQ and on-failure depth, iterator age of both stream functions, error rate, API 5xx,
+    // processing latency.
+    assert_eq!(watched("AWS/SQS", "ApproximateNumberOfMessagesVisible"), 2);
+    assert_eq!(watched("AWS/Lambda", "IteratorAge"), 2);
+    assert!(
+        watched("AWS/Lambda", "Errors") >= 4,
+        "errors of each function"
+    );
+    assert_eq!(watched("Orders", "BatchItemFailures"), 1, "failed messages");
+    assert_eq!(watched("AWS/ApiGateway", "5xx"), 1);
+    assert_eq!(watched("Orders", "ProcessingLatency"), 1);
+    let latency = alarms
+        .iter()
+        .find(|(_, a)| alarm_metrics(properties(a, "alarm"))[0].1 == "ProcessingLatency")
+        .map(|(_, a)| properties(a, "alarm"))
+        .expect("latency alarm");
+    assert_eq!(
+        latency.get("ExtendedStatistic").and_then(Value::as_str),
+        Some("p99")
+    );
+    for (id, alarm) in &alarms {
+        let actions = properties(alarm, id)
+            .get("AlarmActions")
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{id} has no AlarmActions"));
+        assert_eq!(
+            actions.iter().map(cfn).collect::<Vec<_>>(),
+            vec![Cfn::Ref("AlarmTopic".to_owned())],
+            "{id} publishes to the alarm topic"
+        );
+    }
+}
+
+#[test]
+fn each_function_log_group_keeps_its_retention_and_counts_its_error_lines() {
+    let template = template();
+    let filters = resources_of_type(&template, "AWS::Logs::MetricFilter");
+    for function in functions() {
+        let log_group = log_group_of(
+            resource(&template, function.logical_id),
+            function.logical_id,
+        );
+        let group = resource(&template, &log_group);
+        assert_eq!(
+            properties(group, &log_group)
+                .get("RetentionInDays")
+                .map(cfn),
+            Some(Cfn::Ref("LogRetentionDays".to_owned())),
+            "{log_group} keeps its retention"
+        );
+        let counting: Vec<&String> = filters
+            .iter()
+            .filter(|(_, f)| {
+                let p = properties(f, "filter");
+                p.get("LogGroupName").map(cfn) == Some(Cfn::Ref(log_group.clone()))
+                    && p.get("FilterPattern")
+                        .and_then(Value::as_str)
+                        .is_some_and(|pattern| pattern.contains("ERROR"))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(counting.len(), 1, "one ERROR-line filter on {log_group}");
+    }
+}

@@ -92,10 +92,13 @@ pub async fn handle(
         .zip(outcomes)
         .filter_map(|(message, outcome)| {
             let e = outcome.err()?;
-            tracing::warn!(message_id = message.message_id.as_deref().unwrap_or_default(), error = %e, "message failed");
+            tracing::warn!(message_id = message.message_id.as_deref().unwrap_or_default(), error = %order_ports::telemetry::ErrorChain(&e), "message failed");
             Some(message)
         })
         .collect();
+    if let Ok(count @ 1..) = u64::try_from(failed.len()) {
+        order_ports::metrics::record(order_ports::metrics::Metric::BatchItemFailures(count));
+    }
     let mut response = SqsBatchResponse::default();
     for message in &failed {
         let mut failure = BatchItemFailure::default();

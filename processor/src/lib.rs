@@ -231,9 +231,7 @@ impl OrderWork {
             return;
         };
         match view.apply(next) {
-            Ok(()) => {
-                tracing::debug!(order_id = %self.order_id, version = %next.version, event = %next.event_type(), "appended");
-            }
+            Ok(()) => order_ports::telemetry::processed(next, view.created_at),
             Err(e) => self.step = Step::Done(Err(e.into())),
         }
     }
@@ -289,7 +287,7 @@ async fn settle(
         queue.ack_many(&done).await?;
     }
     for (delivery, e) in failed {
-        tracing::warn!(message_id = %delivery.message_id, receive_count = delivery.receive_count, error = %e, "message failed");
+        tracing::warn!(message_id = %delivery.message_id, receive_count = delivery.receive_count, error = %order_ports::telemetry::ErrorChain(&e), "message failed");
         queue.fail(delivery).await?;
     }
     Ok(())

@@ -34,7 +34,7 @@ impl Projector {
         Self { events, status }
     }
 
-    #[tracing::instrument(skip_all, fields(order_id = %event.order_id, version = %event.version))]
+    #[tracing::instrument(skip_all, fields(orderId = %event.order_id, version = %event.version, correlationId = %event.correlation_id))]
     pub async fn project(&self, event: &EventEnvelope) -> Result<Projected, ConsumeError> {
         let current = self.status.get(event.order_id).await?;
         let next_view = match &current {
@@ -46,10 +46,14 @@ impl Projector {
                 .and_then(|mut view| view.apply(event).ok().map(|()| view)),
             None => OrderView::start(event).ok(),
         };
-        match next_view {
+        let projected = match next_view {
             Some(view) => self.write(&view, Projected::Applied(view.version)).await,
             None => self.repair(event).await,
+        };
+        if let Ok(Projected::Applied(_) | Projected::Repaired(_)) = projected {
+            order_ports::telemetry::projected(event);
         }
+        projected
     }
 
     async fn repair(&self, event: &EventEnvelope) -> Result<Projected, ConsumeError> {
@@ -140,8 +144,13 @@ impl Projector {
         for (n, &i) in writing.iter().enumerate() {
             let plan = &mut plans[i];
             match outcomes.get(n) {
+                Some(Ok(Upserted::Written)) => {
+                    for &index in &plan.events {
+                        order_ports::telemetry::projected(&events[index]);
+                    }
+                }
                 // Stale: another projector instance got there first; the view is as new.
-                Some(Ok(Upserted::Written | Upserted::Stale)) => {}
+                Some(Ok(Upserted::Stale)) => {}
                 Some(Err(e)) if !e.is_transient() => {
                     let reason = e.to_string();
                     let failed: Vec<usize> = plan.events.clone();

@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 use events_schema::OrderId;
@@ -14,6 +15,8 @@ use events_schema::OrderId;
 use super::classify;
 use crate::ports::{retry_delay, Delivery, StoreError, WorkQueue};
 
+/// The message attribute holding the correlation id of the order's request.
+pub const CORRELATION_ATTRIBUTE: &str = "correlationId";
 /// SQS's batch limit for `SendMessageBatch` and `ReceiveMessage`.
 const SQS_BATCH: usize = 10;
 /// Long-poll wait of [`WorkQueue::receive`] ("about a second").
@@ -125,6 +128,27 @@ impl WorkQueue for SqsWorkQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(order_id.to_string())
+            .send()
+            .await
+            .map_err(|e| classify("SendMessage", &e))?;
+        Ok(())
+    }
+
+    async fn send_correlated(
+        &self,
+        order_id: OrderId,
+        correlation_id: &events_schema::CorrelationId,
+    ) -> Result<(), StoreError> {
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(correlation_id.as_str())
+            .build()
+            .map_err(|e| StoreError::Rejected(format!("message attribute: {e}")))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(order_id.to_string())
+            .message_attributes(CORRELATION_ATTRIBUTE, attribute)
             .send()
             .await
             .map_err(|e| classify("SendMessage", &e))?;

@@ -467,6 +467,7 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
     the_read_routes_answer_through_the_api(&http, &api, &accepted).await;
     a_customers_orders_are_listed_newest_first_through_the_api(&http, &api, &records).await;
     bad_requests_get_problem_documents_and_write_nothing(&stack, &http, &api).await;
+    the_functions_emit_their_metrics_and_the_dashboard_and_alarms_exist(&stack, &http, &api).await;
     eprintln!(
         "aws_stack: pipeline test done in {:.1}s after deploy",
         started.elapsed().as_secs_f64()
@@ -804,6 +805,100 @@ async fn bad_requests_get_problem_documents_and_write_nothing(
         "100 orders × 3 events and nothing else in OrderEvents"
     );
 }
+
+/// Operations on the deployed stack (docs/operations.md): the correlation id is echoed through
+/// API Gateway; each function wrote EMF lines of its metrics to its log group (the emulator keeps
+/// them as log events; it does not turn them into metrics); and CloudFormation created the
+/// dashboard and every alarm in CloudWatch.
+async fn the_functions_emit_their_metrics_and_the_dashboard_and_alarms_exist(
+    stack: &Stack,
+    http: &reqwest::Client,
+    api: &str,
+) {
+    let response = http
+        .get(format!("{api}/orders/not-a-uuid"))
+        .header("X-Correlation-Id", "e2e-ops-1")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.headers()["x-correlation-id"], "e2e-ops-1");
+
+    let functions: Vec<String> = ["ingest", "processor", "projector", "notifier"]
+        .iter()
+        .map(|f| stack.function(f))
+        .collect();
+    let mut args = vec![stack.name.as_str()];
+    args.extend(functions.iter().map(String::as_str));
+    let found: Value =
+        serde_json::from_str(&stack.boto3(OPERATIONS_PY, &args)).expect("the snippet prints JSON");
+    for (function, expected) in functions.iter().zip([
+        &["OrdersAccepted", "OrdersRejected"][..],
+        &["OrdersCompleted", "ProcessingLatency"],
+        &["ProjectorLag"],
+        &["NotificationsPublished"],
+    ]) {
+        let emitted: Vec<&str> = found["metrics"][function]
+            .as_array()
+            .unwrap_or_else(|| panic!("no EMF lines from {function}: {found}"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for name in expected {
+            assert!(
+                emitted.contains(name),
+                "{function} emitted {emitted:?}, not {name}"
+            );
+        }
+    }
+    let alarms = found["alarms"].as_object().expect("alarms");
+    assert!(alarms.len() >= 15, "the stack's alarms: {alarms:?}");
+    for (logical_id, in_cloudwatch) in alarms {
+        assert_eq!(
+            in_cloudwatch.as_bool(),
+            Some(true),
+            "{logical_id} is not in DescribeAlarms"
+        );
+    }
+    let dashboard = found["dashboard"].as_str().expect("dashboard body");
+    for metric in ["OrdersAccepted", "ProcessingLatency", "IteratorAge", "5xx"] {
+        assert!(dashboard.contains(metric), "the dashboard lacks {metric}");
+    }
+}
+
+/// args: stack name, then function names. Prints `{metrics: {function: [EMF metric names]},
+/// alarms: {logical id: found in DescribeAlarms}, dashboard: body}`.
+const OPERATIONS_PY: &str = r#"
+import json
+stack, functions = args[0], args[1:]
+logs = session.client("logs", endpoint_url=endpoint)
+cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
+cfn = session.client("cloudformation", endpoint_url=endpoint)
+metrics = {}
+for function in functions:
+    names = set()
+    pages = logs.get_paginator("filter_log_events").paginate(logGroupName="/aws/lambda/" + function)
+    for page in pages:
+        for event in page["events"]:
+            for line in event["message"].splitlines():
+                line = line.strip()
+                if not line.startswith("{") or '"_aws"' not in line:
+                    continue
+                document = json.loads(line)
+                for directive in document["_aws"]["CloudWatchMetrics"]:
+                    names.update(m["Name"] for m in directive["Metrics"])
+    metrics[function] = sorted(names)
+resources = cfn.describe_stack_resources(StackName=stack)["StackResources"]
+alarm_ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources
+             if r["ResourceType"] == "AWS::CloudWatch::Alarm"}
+described = set()
+for page in cloudwatch.get_paginator("describe_alarms").paginate():
+    described.update(a["AlarmName"] for a in page["MetricAlarms"])
+alarms = {logical: physical in described for logical, physical in alarm_ids.items()}
+dashboard_name = next(r["PhysicalResourceId"] for r in resources
+                      if r["ResourceType"] == "AWS::CloudWatch::Dashboard")
+dashboard = cloudwatch.get_dashboard(DashboardName=dashboard_name)["DashboardBody"]
+print(json.dumps({"metrics": metrics, "alarms": alarms, "dashboard": dashboard}))
+"#;
 
 const MAX_RECEIVE_COUNT: u32 = 2;
 const VISIBILITY_TIMEOUT_SECONDS: u64 = 2;

@@ -10,6 +10,7 @@ mod history;
 mod history_aws;
 mod left_behind;
 mod loadtest;
+mod operations;
 mod pipeline;
 mod readme;
 mod reconcile;
