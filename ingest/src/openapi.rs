@@ -41,12 +41,36 @@ Idempotency-Key is 1 to 255 visible ASCII characters; X-Correlation-Id is 1 to 1
         openapi_json,
     ),
     components(schemas(Problem, FieldErrorDoc)),
+    modifiers(&OptionalBearer),
     tags(
         (name = "orders", description = "Orders and their history."),
         (name = "operations", description = "Health and this document."),
     ),
 )]
 struct ApiDoc;
+
+/// The `bearer` scheme the order routes accept: optional, since authentication is off unless
+/// the deployment turns it on (template `AuthIssuer`/`AuthAudience`, `orders serve --auth-jwks`).
+struct OptionalBearer;
+
+impl utoipa::Modify for OptionalBearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "Only when authentication is on: a JWT whose claim (`sub` by default) names the \
+                 caller's customer; it may then create and read only that customer's orders \
+                 (403 for another customer, 404 for another customer's order ids).",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 /// The document, as an object.
 pub fn document() -> utoipa::openapi::OpenApi {
