@@ -9,9 +9,7 @@ use std::hint::black_box;
 
 use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use events_schema::{
-    CorrelationId, EventEnvelope, MinorUnits, OrderEvent, OrderId, OrderRequest, Version,
-};
+use events_schema::EventEnvelope;
 use order_ports::lambda::handle_stream_batch;
 use order_ports::{BatchOutcome, ConsumeError, EventConsumer};
 
@@ -32,42 +30,9 @@ impl EventConsumer for Discard {
     }
 }
 
-/// The happy path of one order: its three events.
-fn order_history() -> [EventEnvelope; 3] {
-    let body = serde_json::json!({"customerId": "customer-42", "currency": "EUR", "items": [
-        {"productId": "sku-1", "quantity": 2, "unitPrice": 1999},
-        {"productId": "sku-2", "quantity": 1, "unitPrice": 4500},
-        {"productId": "sku-3", "quantity": 10, "unitPrice": 99}]});
-    let order = OrderRequest::validate(&body).expect("a valid order");
-    let total: MinorUnits = order.total();
-    let order_id = OrderId::new_random();
-    let correlation_id = CorrelationId::generate();
-    let version = |v| Version::new(v).expect("≥ 1");
-    [
-        EventEnvelope::new(
-            order_id,
-            version(1),
-            correlation_id.clone(),
-            OrderEvent::OrderReceived(order),
-        ),
-        EventEnvelope::new(
-            order_id,
-            version(2),
-            correlation_id.clone(),
-            OrderEvent::OrderProcessingStarted,
-        ),
-        EventEnvelope::new(
-            order_id,
-            version(3),
-            correlation_id,
-            OrderEvent::OrderCompleted { total },
-        ),
-    ]
-}
-
 /// The invocation payload Lambda hands over: `RECORDS` INSERT records of whole order histories.
 fn stream_event_json() -> Vec<u8> {
-    let records: Vec<serde_json::Value> = std::iter::repeat_with(order_history)
+    let records: Vec<serde_json::Value> = std::iter::repeat_with(order_ports::test_util::completed_history)
         .flatten()
         .take(RECORDS)
         .enumerate()

@@ -11,10 +11,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use events_schema::{
-    CorrelationId, EventEnvelope, MinorUnits, OrderEvent, OrderId, OrderRequest, OrderStatusRecord,
-    OrderView, Version,
-};
+use events_schema::{EventEnvelope, OrderId, OrderStatusRecord, OrderView};
 use order_ports::{
     BatchOutcome, CustomerOrdersQuery, EventPage, EventStore, PendingPage, StatusPage, StatusStore,
     StoreError, Upserted,
@@ -86,39 +83,6 @@ impl EventStore for NoLog {
     }
 }
 
-/// One order's happy path: its three events.
-fn order_history() -> [EventEnvelope; 3] {
-    let body = serde_json::json!({"customerId": "customer-42", "currency": "EUR", "items": [
-        {"productId": "sku-1", "quantity": 2, "unitPrice": 1999},
-        {"productId": "sku-2", "quantity": 1, "unitPrice": 4500},
-        {"productId": "sku-3", "quantity": 10, "unitPrice": 99}]});
-    let order = OrderRequest::validate(&body).expect("a valid order");
-    let total: MinorUnits = order.total();
-    let order_id = OrderId::new_random();
-    let correlation_id = CorrelationId::generate();
-    let version = |v| Version::new(v).expect("≥ 1");
-    [
-        EventEnvelope::new(
-            order_id,
-            version(1),
-            correlation_id.clone(),
-            OrderEvent::OrderReceived(order),
-        ),
-        EventEnvelope::new(
-            order_id,
-            version(2),
-            correlation_id.clone(),
-            OrderEvent::OrderProcessingStarted,
-        ),
-        EventEnvelope::new(
-            order_id,
-            version(3),
-            correlation_id,
-            OrderEvent::OrderCompleted { total },
-        ),
-    ]
-}
-
 /// A batch of `BATCH` events and the views stored before it: with `stored_first`, each order's
 /// `OrderReceived` was projected by an earlier batch (the batch carries versions 2 and 3);
 /// otherwise the batch carries whole histories of orders not yet projected.
@@ -126,7 +90,7 @@ fn batch(stored_first: bool) -> (Views, Vec<EventEnvelope>) {
     let mut views = HashMap::new();
     let mut events = Vec::with_capacity(BATCH);
     while events.len() < BATCH {
-        let [received, started, completed] = order_history();
+        let [received, started, completed] = order_ports::test_util::completed_history();
         if stored_first {
             let view = OrderView::start(&received).expect("version 1 starts a view");
             views.insert(received.order_id, OrderStatusRecord::from(&view));

@@ -32,6 +32,40 @@ pub fn order_received(quantity: u32, unit_price: MinorUnits) -> EventEnvelope {
     )
 }
 
+/// One order's happy path, as the benches and tests of stream consumers feed it: received (three
+/// line items), processing started, completed with the order's total.
+pub fn completed_history() -> [EventEnvelope; 3] {
+    let body = serde_json::json!({"customerId": "customer-42", "currency": "EUR", "items": [
+        {"productId": "sku-1", "quantity": 2, "unitPrice": 1999},
+        {"productId": "sku-2", "quantity": 1, "unitPrice": 4500},
+        {"productId": "sku-3", "quantity": 10, "unitPrice": 99}]});
+    let order = OrderRequest::validate(&body).expect("a valid order");
+    let total: MinorUnits = order.total();
+    let order_id = OrderId::new_random();
+    let correlation_id = CorrelationId::generate();
+    let version = |v| Version::new(v).expect("≥ 1");
+    [
+        EventEnvelope::new(
+            order_id,
+            version(1),
+            correlation_id.clone(),
+            OrderEvent::OrderReceived(order),
+        ),
+        EventEnvelope::new(
+            order_id,
+            version(2),
+            correlation_id.clone(),
+            OrderEvent::OrderProcessingStarted,
+        ),
+        EventEnvelope::new(
+            order_id,
+            version(3),
+            correlation_id,
+            OrderEvent::OrderCompleted { total },
+        ),
+    ]
+}
+
 /// A variable lookup for `Config::from_lookup` tests of the functions: answers from `vars` and
 /// records in `asked` every name looked up.
 pub fn env_lookup<'a>(
