@@ -19,17 +19,16 @@ enum DlqCommand {
     /// One line per dead letter: message id, body (the order id), receive count, when. Nothing
     /// is removed (on SQS each message is received and made visible again).
     List {
-        #[command(flatten)]
-        backend: BackendArgs,
         /// One JSON object per line instead.
         #[arg(long)]
         json: bool,
+        // Last: the backend's AWS options set a help heading that would also take the ones above.
+        #[command(flatten)]
+        backend: BackendArgs,
     },
     /// Send dead letters back to the work queue (safe: the processor is idempotent) and remove
     /// them from the dead letters. One line per message redriven.
     Redrive {
-        #[command(flatten)]
-        backend: BackendArgs,
         /// Only this order's messages.
         #[arg(long, value_parser = parse_order_id, conflicts_with = "all", required_unless_present = "all")]
         order: Option<OrderId>,
@@ -39,6 +38,9 @@ enum DlqCommand {
         /// One JSON object per line instead.
         #[arg(long)]
         json: bool,
+        // Last: the backend's AWS options set a help heading that would also take the ones above.
+        #[command(flatten)]
+        backend: BackendArgs,
     },
 }
 

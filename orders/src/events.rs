@@ -94,8 +94,6 @@ then sorted in bounded memory: runs of 100000 events are sorted and spilled to t
 (in $TMPDIR, about 400 bytes an event), then merged; nothing is written to the output before \
 the read ends.")]
 pub struct EventsArgs {
-    #[command(flatten)]
-    backend: BackendArgs,
     /// Only this order's events.
     #[arg(long)]
     order: Option<String>,
@@ -130,6 +128,9 @@ pub struct EventsArgs {
     /// one).
     #[arg(long, hide = true, default_value_t = SORT_RUN)]
     sort_run_events: usize,
+    // Last: the backend's AWS options set a help heading that would also take the ones above.
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// Reads the filter flags; one clear message for the first bad one.

@@ -146,3 +146,49 @@ fn init_tracing(format: order_ports::telemetry::LogFormat) {
             .try_init(),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+    use crate::aws_backend::AwsArgs;
+
+    const AWS_HEADING: &str = "AWS backend (--backend aws)";
+
+    fn all_commands(command: &clap::Command) -> Vec<clap::Command> {
+        let mut found = vec![command.clone()];
+        for sub in command.get_subcommands() {
+            found.extend(all_commands(sub));
+        }
+        found
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn only_the_aws_options_appear_under_the_aws_heading_in_every_help() {
+        let aws_ids: Vec<String> = <AwsArgs as clap::Args>::augment_args(clap::Command::new("x"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(aws_ids.iter().any(|id| id == "endpoint_url"));
+        let mut misplaced = Vec::new();
+        let mut under_heading = 0;
+        for command in all_commands(&Cli::command()) {
+            for arg in command.get_arguments() {
+                if arg.get_help_heading() == Some(AWS_HEADING) {
+                    under_heading += 1;
+                    if !aws_ids.iter().any(|id| id == arg.get_id().as_str()) {
+                        misplaced.push(format!("{} --{}", command.get_name(), arg.get_id()));
+                    }
+                }
+            }
+        }
+        assert!(under_heading > 0, "no command shows the AWS options");
+        assert!(misplaced.is_empty(), "under the AWS heading: {misplaced:?}");
+    }
+}

@@ -7,11 +7,12 @@ use crate::CliError;
 
 #[derive(Debug, clap::Args)]
 pub struct NotificationsArgs {
-    #[command(flatten)]
-    backend: BackendArgs,
     /// Keep running and print new notifications as they are published.
     #[arg(long, short)]
     follow: bool,
+    // Last: the backend's AWS options set a help heading that would also take the ones above.
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// Prints one JSON object per line: `{seq, eventId, publishedAt, attributes, message}`.

@@ -29,8 +29,6 @@ progress bar (events/s, ETA) is drawn on stderr when it is a terminal.
 Forward-only: a view behind its log (or missing) is written; a view ahead of its log or \
 disagreeing with it at the same version is a problem that only --force repairs.")]
 pub struct RebuildArgs {
-    #[command(flatten)]
-    backend: BackendArgs,
     /// Only this order.
     #[arg(long, value_parser = parse_order_id)]
     order: Option<OrderId>,
@@ -41,6 +39,9 @@ pub struct RebuildArgs {
     /// Orders rebuilt at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    // Last: the backend's AWS options set a help heading that would also take the ones above.
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// What happened to one order.

@@ -49,8 +49,6 @@ An order's history is cut before its first event that occurred after --as-of (ev
 version order, and their times normally never go back). Reads only: safe while `orders serve` \
 runs on the same file. A progress bar is drawn on stderr when it is a terminal.")]
 pub struct ReplayArgs {
-    #[command(flatten)]
-    backend: BackendArgs,
     /// Fold only the events that occurred at or before this time (RFC 3339, e.g.
     /// 2025-03-01T12:00:00Z).
     #[arg(long, value_name = "TIME", required_unless_present = "at_version")]
@@ -67,6 +65,9 @@ pub struct ReplayArgs {
     /// Orders read at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    // Last: the backend's AWS options set a help heading that would also take the ones above.
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// Where an order's history is cut.

@@ -71,8 +71,6 @@ pub struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "ORDERS_LISTEN", default_value = "127.0.0.1:3000")]
     listen: String,
-    #[command(flatten)]
-    backend: BackendArgs,
     /// Concurrent queue receivers in the processor.
     #[arg(long, env = "ORDERS_WORKERS", default_value_t = 4)]
     workers: usize,
@@ -93,6 +91,9 @@ pub struct ServeArgs {
     /// terminal, JSON otherwise.
     #[arg(long, env = "ORDERS_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormatArg>,
+    // Last: the backend's AWS options set a help heading that would also take the ones above.
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -32,8 +32,6 @@ An order whose history cannot be read or folded is reported on stderr and left o
 code is then 1. Reads only: safe while `orders serve` runs on the same file. A progress bar is \
 drawn on stderr when it is a terminal.")]
 pub struct StatsArgs {
-    #[command(flatten)]
-    backend: BackendArgs,
     /// Only orders received at or after this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
@@ -49,6 +47,9 @@ pub struct StatsArgs {
     /// Orders read at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    // Last: the backend's AWS options set a help heading that would also take the ones above.
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

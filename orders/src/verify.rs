@@ -30,8 +30,6 @@ On DynamoDB the orders are found with key-only parallel Scans of the event table
 with any event, including one whose version 1 is missing), then each history is read with a \
 consistent Query.")]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    backend: BackendArgs,
     /// An order still RECEIVED or PROCESSING after this long (since its last event) is a
     /// problem: e.g. 90s, 5m, 1h.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
@@ -39,6 +37,9 @@ pub struct VerifyArgs {
     /// Orders checked at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    // Last: the backend's AWS options set a help heading that would also take the ones above.
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// One broken rule of one order.
