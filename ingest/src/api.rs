@@ -20,7 +20,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::auth::Caller;
-use crate::openapi;
+use crate::doc_types;
 use crate::problem::ApiError;
 
 /// Largest accepted request body (256 KiB); larger bodies get `413`.
@@ -44,16 +44,14 @@ pub struct AppState {
     pub status: Arc<dyn StatusStore>,
 }
 
-/// The API. Served unchanged by the Lambda and by `orders serve`.
+/// The order routes and `/health`; [`crate::router`] adds the document, the fallbacks and the
+/// correlation layer.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/orders", post(create_order).get(list_orders))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/events", get(get_events))
         .route("/health", get(health))
-        .route("/openapi.json", get(openapi::serve_document))
-        .fallback(|| async { ApiError::RouteNotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // The body limit is enforced by `read_body`, which answers 413 politely.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -65,7 +63,7 @@ pub fn router(state: AppState) -> Router {
 pub(crate) struct Accepted {
     #[schema(value_type = String, format = Uuid)]
     order_id: OrderId,
-    #[schema(value_type = openapi::OrderStatusDoc)]
+    #[schema(value_type = doc_types::OrderStatusDoc)]
     status: OrderStatus,
     links: Links,
 }
@@ -100,7 +98,7 @@ pub(crate) struct Links {
             description = "Stored on every event of the order; generated when absent. 1 to 128 of [A-Za-z0-9-_.:@]."),
     ),
     request_body(
-        content = openapi::OrderRequestDoc,
+        content = doc_types::OrderRequestDoc,
         content_type = "application/json",
         description = "The order. At most 262144 bytes (256 KiB); larger bodies get 413.",
     ),
@@ -108,16 +106,13 @@ pub(crate) struct Links {
     responses(
         (status = 202, description = "Accepted: the order is logged and queued.", body = Accepted,
             headers(("Location" = String, description = "/orders/{orderId}"))),
-        (status = 400, description = "Malformed JSON, an unreadable body or an invalid header.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 408, description = "The body did not arrive in time (`orders serve --body-timeout`).", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 262144 bytes.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not JSON.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An invalid order (every bad field in `errors`) or an Idempotency-Key reused with another order.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid (WWW-Authenticate: Bearer).", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Authentication is on and the order names another customer than the token.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A server failure (logged; nothing of it is shown).", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A backend is temporarily unavailable: retry (Retry-After).", body = openapi::Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = String, description = "Seconds to wait before retrying."))),
+        (status = 400, description = "Malformed JSON, an unreadable body or an invalid header.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time (`orders serve --body-timeout`).", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 262144 bytes.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not JSON.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid order (every bad field in `errors`) or an Idempotency-Key reused with another order.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Authentication is on and the order names another customer than the token.", body = doc_types::Problem, content_type = "application/problem+json"),
+        doc_types::CommonProblems,
     ),
 )]
 #[tracing::instrument(skip_all, fields(order_id, idempotent))]
@@ -320,12 +315,10 @@ fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
     params(("id" = String, Path, format = Uuid, description = "The order id (a UUID).")),
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "The order's status record.", body = openapi::OrderStatusRecordDoc),
-        (status = 400, description = "The id is not a UUID.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid (WWW-Authenticate: Bearer).", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A server failure.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A backend is temporarily unavailable: retry.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The order's status record.", body = doc_types::OrderStatusRecordDoc),
+        (status = 400, description = "The id is not a UUID.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order.", body = doc_types::Problem, content_type = "application/problem+json"),
+        doc_types::CommonProblems,
     ),
 )]
 #[tracing::instrument(skip(state, caller))]
@@ -370,7 +363,7 @@ pub(crate) struct History {
     #[schema(value_type = String, format = Uuid)]
     order_id: OrderId,
     /// In version order, from 1.
-    #[schema(value_type = Vec<openapi::StoredEventDoc>)]
+    #[schema(value_type = Vec<doc_types::StoredEventDoc>)]
     events: Vec<StoredEvent>,
 }
 
@@ -383,11 +376,9 @@ pub(crate) struct History {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The events of the order.", body = History),
-        (status = 400, description = "The id is not a UUID.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid (WWW-Authenticate: Bearer).", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A server failure.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A backend is temporarily unavailable: retry.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The id is not a UUID.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order.", body = doc_types::Problem, content_type = "application/problem+json"),
+        doc_types::CommonProblems,
     ),
 )]
 #[tracing::instrument(skip(state, caller))]
@@ -424,7 +415,7 @@ pub const DEFAULT_CUSTOMER_ORDERS_LIMIT: usize = 50;
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CustomerOrders {
     /// Newest first (by `createdAt`, ties by `orderId`).
-    #[schema(value_type = Vec<openapi::OrderStatusRecordDoc>, max_items = 100)]
+    #[schema(value_type = Vec<doc_types::OrderStatusRecordDoc>, max_items = 100)]
     orders: Vec<OrderStatusRecord>,
     /// Pass back as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
@@ -519,7 +510,7 @@ fn customer_orders_query(pairs: Vec<(String, String)>) -> Result<CustomerOrdersQ
     params(
         ("customerId" = String, Query, min_length = 1, max_length = 64,
             pattern = r"^[A-Za-z0-9._:@-]{1,64}$", description = "The customer."),
-        ("status" = Option<openapi::OrderStatusDoc>, Query, description = "Only the orders currently in this status."),
+        ("status" = Option<doc_types::OrderStatusDoc>, Query, description = "Only the orders currently in this status."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Orders per page (default 50)."),
         ("cursor" = Option<String>, Query, min_length = 1,
             description = "The `nextCursor` of the previous page (opaque; anything else is a 400)."),
@@ -527,11 +518,9 @@ fn customer_orders_query(pairs: Vec<(String, String)>) -> Result<CustomerOrdersQ
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "A page of the customer's orders.", body = CustomerOrders),
-        (status = 400, description = "A missing, invalid, unknown or repeated query parameter, named in `errors`.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Authentication is on and the bearer token is missing or invalid (WWW-Authenticate: Bearer).", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Authentication is on and customerId is not the token's customer.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 500, description = "A server failure.", body = openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A backend is temporarily unavailable: retry.", body = openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A missing, invalid, unknown or repeated query parameter, named in `errors`.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Authentication is on and customerId is not the token's customer.", body = doc_types::Problem, content_type = "application/problem+json"),
+        doc_types::CommonProblems,
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -569,7 +558,7 @@ pub(crate) async fn list_orders(
     get,
     path = "/health",
     tag = "operations",
-    responses((status = 200, description = "The API is up.", body = openapi::HealthDoc)),
+    responses((status = 200, description = "The API is up.", body = doc_types::HealthDoc)),
 )]
 pub(crate) async fn health() -> Json<Value> {
     Json(serde_json::json!({ "status": "ok" }))

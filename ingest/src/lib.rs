@@ -17,6 +17,7 @@
 mod api;
 pub mod auth;
 pub mod correlation;
+mod doc_types;
 pub mod lambda;
 pub mod limits;
 pub mod openapi;
@@ -25,9 +26,15 @@ mod problem;
 pub use api::{AppState, MAX_BODY_BYTES, MAX_IDEMPOTENCY_KEY_LEN};
 pub use auth::{with_authentication, Authentication, Caller, JwtVerifier};
 
-/// The API. Served unchanged by the Lambda and by `orders serve`: the routes of `api`, inside
-/// the correlation layer.
+/// The API. Served unchanged by the Lambda and by `orders serve`: the routes of `api` and the
+/// document of `openapi`, with problem answers for unknown routes and methods, inside the
+/// correlation layer.
 pub fn router(state: AppState) -> axum::Router {
-    api::router(state).layer(axum::middleware::from_fn(correlation::correlate))
+    api::router(state)
+        .route("/openapi.json", axum::routing::get(openapi::serve_document))
+        // Last of the routes: it applies to the method routers registered before it.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|| async { ApiError::RouteNotFound })
+        .layer(axum::middleware::from_fn(correlation::correlate))
 }
 pub use problem::ApiError;

@@ -116,7 +116,7 @@ pub(crate) struct ProblemBody {
     /// Each field (body path such as `items[2].quantity`, header, query parameter or `id`) at
     /// fault and why; absent when the problem is about no field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<crate::openapi::FieldErrorDoc>, required = false, min_items = 1)]
+    #[schema(value_type = Vec<FieldErrorDoc>, required = false, min_items = 1)]
     errors: Vec<FieldError>,
 }
 
@@ -261,6 +261,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// One problem with one field.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = FieldError)]
+#[allow(dead_code)]
+pub(crate) struct FieldErrorDoc {
+    /// A body path such as `items[2].quantity`, a header, a query parameter or `id`.
+    field: String,
+    message: String,
 }
 
 #[cfg(test)]
