@@ -11,12 +11,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::parse_timestamp;
 use crate::envelope::{EventEnvelope, OrderEvent, Version};
 use crate::event_type::EventType;
 use crate::ids::{CorrelationId, CustomerId, OrderId};
 use crate::money::{Currency, MinorUnits};
-use crate::status::OrderStatusRecord;
 use crate::validation::ValidOrder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -180,43 +178,6 @@ impl OrderView {
     /// The envelope for `event` as this order's next version.
     pub fn next_envelope(&self, event: OrderEvent, correlation_id: CorrelationId) -> EventEnvelope {
         EventEnvelope::new(self.order_id, self.version.next(), correlation_id, event)
-    }
-}
-
-/// A stored status record that cannot be turned back into a view.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad timestamp in status record field {field}: {value:?}")]
-pub struct RecordError {
-    pub field: &'static str,
-    pub value: String,
-}
-
-impl TryFrom<&OrderStatusRecord> for OrderView {
-    type Error = RecordError;
-    fn try_from(r: &OrderStatusRecord) -> Result<Self, RecordError> {
-        let ts = |field: &'static str, value: &str| {
-            parse_timestamp(value).ok_or_else(|| RecordError {
-                field,
-                value: value.to_owned(),
-            })
-        };
-        Ok(Self {
-            order_id: r.order_id,
-            customer_id: r.customer_id.clone(),
-            currency: r.currency,
-            item_count: r.item_count,
-            total: r.total,
-            status: r.status,
-            version: r.version,
-            created_at: ts("createdAt", &r.created_at)?,
-            updated_at: ts("updatedAt", &r.updated_at)?,
-            completed_at: r
-                .completed_at
-                .as_deref()
-                .map(|v| ts("completedAt", v))
-                .transpose()?,
-            failure_reason: r.failure_reason.clone(),
-        })
     }
 }
 

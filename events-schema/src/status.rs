@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{format_timestamp, Version};
+use crate::envelope::{format_timestamp, parse_timestamp, Version};
 use crate::ids::{CustomerId, OrderId};
 use crate::money::{Currency, MinorUnits};
 use crate::order::{OrderStatus, OrderView};
@@ -69,5 +69,42 @@ impl OrderStatusRecord {
     /// Reads an `OrderStatus` item.
     pub fn from_item(item: serde_dynamo::Item) -> Result<Self, serde_dynamo::Error> {
         serde_dynamo::from_item(item)
+    }
+}
+
+/// A stored status record that cannot be turned back into a view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad timestamp in status record field {field}: {value:?}")]
+pub struct RecordError {
+    pub field: &'static str,
+    pub value: String,
+}
+
+impl TryFrom<&OrderStatusRecord> for OrderView {
+    type Error = RecordError;
+    fn try_from(r: &OrderStatusRecord) -> Result<Self, RecordError> {
+        let ts = |field: &'static str, value: &str| {
+            parse_timestamp(value).ok_or_else(|| RecordError {
+                field,
+                value: value.to_owned(),
+            })
+        };
+        Ok(Self {
+            order_id: r.order_id,
+            customer_id: r.customer_id.clone(),
+            currency: r.currency,
+            item_count: r.item_count,
+            total: r.total,
+            status: r.status,
+            version: r.version,
+            created_at: ts("createdAt", &r.created_at)?,
+            updated_at: ts("updatedAt", &r.updated_at)?,
+            completed_at: r
+                .completed_at
+                .as_deref()
+                .map(|v| ts("completedAt", v))
+                .transpose()?,
+            failure_reason: r.failure_reason.clone(),
+        })
     }
 }

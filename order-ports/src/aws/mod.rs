@@ -37,9 +37,9 @@ pub use dynamo::{DynamoEventStore, DynamoStatusStore};
 pub use sns::SnsPublisher;
 pub use sqs::{SqsDeadLetters, SqsWorkQueue};
 #[cfg(feature = "stream-feed")]
-pub use stream_checkpoints::{StreamCheckpoints, DEFAULT_CHECKPOINTS_FILE};
+pub use stream_checkpoints::{StartAt, StreamCheckpoints, DEFAULT_CHECKPOINTS_FILE};
 #[cfg(feature = "stream-feed")]
-pub use stream_feed::{StartAt, StreamFeed};
+pub use stream_feed::StreamFeed;
 
 /// Attempts per SDK call (1 try + retries) in the standard retry mode, with exponential
 /// backoff and jitter. Lambda invocations are short: a few attempts, then let the caller decide.

@@ -22,8 +22,16 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::stream_feed::StartAt;
 use crate::ports::StoreError;
+
+/// Where a consumer starts reading the shards that exist when it opens the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest record still in the stream.
+    TrimHorizon,
+    /// Only records written after the feed was opened.
+    Latest,
+}
 
 /// The default file, relative to the working directory.
 pub const DEFAULT_CHECKPOINTS_FILE: &str = "orders-aws-checkpoints.db";

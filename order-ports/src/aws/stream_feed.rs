@@ -46,7 +46,7 @@ use aws_sdk_dynamodbstreams::Client;
 use events_schema::EventEnvelope;
 
 use super::service_code;
-use super::stream_checkpoints::{Registration, StreamCheckpoints};
+use super::stream_checkpoints::{Registration, StartAt, StreamCheckpoints};
 use crate::feed::{Feed, FeedRecord};
 use crate::ports::StoreError;
 
@@ -64,15 +64,6 @@ pub const CLOCK_MARGIN: Duration = Duration::from_secs(60);
 /// How long a write may take to show up in the stream: a draining consumer stops only after
 /// its polls have brought nothing for this long.
 const STREAM_SETTLE: Duration = Duration::from_secs(2);
-
-/// Where a consumer starts reading the shards that exist when it opens the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
-    /// The oldest record still in the stream.
-    TrimHorizon,
-    /// Only records written after the feed was opened.
-    Latest,
-}
 
 /// A record's place in the stream: its shard and sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
