@@ -353,8 +353,7 @@ const LOCAL_PAGE_EVENTS: usize = 10_000;
 
 fn local_histories(store: SqliteEventStore) -> BoxStream<'static, Result<History, CliError>> {
     // The next page is read while the caller folds this one.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<History>, CliError>>(2);
-    tokio::spawn(async move {
+    crate::walk::produced(2, |tx| async move {
         let mut after = None;
         loop {
             let page = store
@@ -373,9 +372,6 @@ fn local_histories(store: SqliteEventStore) -> BoxStream<'static, Result<History
                 None => return,
             }
         }
-    });
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|page| (page, rx))
     })
     .flat_map(|page| match page {
         Ok(histories) => futures::stream::iter(histories.into_iter().map(Ok)).left_stream(),

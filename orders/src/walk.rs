@@ -14,34 +14,47 @@ const PAGE: usize = 500;
 /// Every order id with at least one event, each once, in no particular order; an error ends
 /// the stream.
 pub fn all_orders(scan: Arc<dyn OrderScan>) -> BoxStream<'static, Result<OrderId, StoreError>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(2 * PAGE);
-    let total = scan.segments().max(1);
-    for index in 0..total {
-        let (scan, tx) = (scan.clone(), tx.clone());
-        tokio::spawn(async move {
-            let segment = ScanSegment { index, total };
-            let mut cursor = None;
-            loop {
-                match scan.list_orders(segment, cursor.take(), PAGE).await {
-                    Ok(page) => {
-                        for id in page.order_ids {
-                            if tx.send(Ok(id)).await.is_err() {
-                                return;
+    produced(2 * PAGE, move |tx| async move {
+        let total = scan.segments().max(1);
+        for index in 0..total {
+            let (scan, tx) = (scan.clone(), tx.clone());
+            tokio::spawn(async move {
+                let segment = ScanSegment { index, total };
+                let mut cursor = None;
+                loop {
+                    match scan.list_orders(segment, cursor.take(), PAGE).await {
+                        Ok(page) => {
+                            for id in page.order_ids {
+                                if tx.send(Ok(id)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            match page.next {
+                                Some(next) => cursor = Some(next),
+                                None => return,
                             }
                         }
-                        match page.next {
-                            Some(next) => cursor = Some(next),
-                            None => return,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
                         }
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
                 }
-            }
-        });
-    }
+            });
+        }
+    })
+}
+
+/// What a producer task sends, as a stream: the producer (spawned now) runs ahead of the reader
+/// by at most `capacity` items, and a send fails once the stream is dropped, so it can stop.
+pub fn produced<T, F, Fut>(capacity: usize, producer: F) -> BoxStream<'static, T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    tokio::spawn(producer(tx));
     futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     })
