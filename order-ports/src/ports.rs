@@ -283,7 +283,8 @@ pub trait StatusStore: Send + Sync + 'static {
     /// `cursor = None`, then pass [`PendingPage::next`] back (with the same `before`) until it is
     /// `None`: that walks every such order once, in pages of at most `limit`. The cursor is
     /// opaque and does not expire. Order: oldest `updatedAt` first on SQLite; on DynamoDB
-    /// oldest first within each shard of the sparse `pending` index, shard after shard (ADR 6).
+    /// oldest `createdAt` first within each shard of the sparse `pending` index, shard after
+    /// shard (ADR 6).
     /// An order that moves on during a walk may or may not be in it.
     ///
     /// On DynamoDB this reads a global secondary index, which is eventually consistent: an
@@ -696,7 +697,8 @@ pub(crate) fn check_pending_limit(limit: usize) -> Result<(), StoreError> {
 }
 
 /// A position in a walk of pending orders: the last order returned. `shard` is the DynamoDB
-/// index shard (always 0 on SQLite). Encoded as `{shard}|{updatedAt}|{orderId}`.
+/// index shard (always 0 on SQLite). Encoded as `{shard}|{updatedAt}|{orderId}`; on DynamoDB
+/// the timestamp is the `pending` index's sort key, `createdAt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PendingPosition {
     pub shard: u32,
