@@ -91,6 +91,20 @@ REFERENCES = {
 }
 
 
+# An ESTIMATE, not a measurement: billed milliseconds per invocation on AWS, from the chain of
+# AWS calls each function waits on in turn, at ~5 ms per in-region DynamoDB call and ~10 ms per
+# SQS/SNS call (typical published figures: single-digit ms for DynamoDB), plus ~2 ms of its own
+# work. The emulator's REPORT durations (the measured line) are an upper bound instead: every
+# call there is a round trip to a Python process on a busy machine.
+ESTIMATED_MS = {
+    "ingest": 2 + 5 + 10,          # conditional PutItem (v1), then SendMessage
+    "processor": 2 + 5 * 5,        # per order, concurrently: Query, then twice GetItem + PutItem
+    "projector": 2 + 5 + 5,        # BatchGetItem of the batch's views, then the PutItems at once
+    "notifier": 2 + 5 + 10,        # the histories (Query, at once), then PublishBatch calls
+    "reconciler": 2 + 16 * 5,      # a Query per pending shard (not invoked per order)
+}
+
+
 # ---------------------------------------------------------------- DynamoDB size rules
 
 def number_size(n: str) -> int:
@@ -462,8 +476,9 @@ LAMBDA_NAMES = ("ingest", "processor", "projector", "notifier", "reconciler")
 def per_order(counts: dict) -> dict:
     """The measured counts as quantities per order."""
     n = counts["orders"]
-    lam = {}
+    lam, memory = {}, 128
     for group, f in counts["lambda"].items():
+        memory = f["memory_mb"]
         short = next((x for x in LAMBDA_NAMES if x in group.lower()), group)
         lam[short] = {"invocations": f["invocations"] / n,
                       "gb_seconds": f["billed_ms"] / 1000 * f["memory_mb"] / 1024 / n}
@@ -479,7 +494,15 @@ def per_order(counts: dict) -> dict:
     sqs += 2 * lam.get("processor", {}).get("invocations", 0)
     return {"api": "http", "api_requests": counts["api_requests"] / n,
             "wru": sum(counts["wru"].values()) / n, "rru": sum(counts["rru"].values()) / n,
-            "sqs": sqs, "sns": sns, "lambda": lam}
+            "sqs": sqs, "sns": sns, "lambda": lam, "memory_mb": memory}
+
+
+def with_estimated_durations(q: dict) -> dict:
+    """`q` with each function's GB-s from ESTIMATED_MS instead of the emulator's durations."""
+    memory_gb = q.get("memory_mb", 128) / 1024
+    lam = {name: {**f, "gb_seconds": f["invocations"] * ESTIMATED_MS.get(name, 0) / 1000 * memory_gb}
+           for name, f in q["lambda"].items()}
+    return {**q, "lambda": lam}
 
 
 def dollars_per_million(q: dict, provisioned: bool = False) -> dict:
@@ -509,6 +532,9 @@ def cmd_price(args) -> int:
         q = per_order(counts)
         rows["this code, on demand"] = (q, dollars_per_million(q))
         rows["this code, provisioned at 70%"] = (q, dollars_per_million(q, provisioned=True))
+        e = with_estimated_durations(q)
+        rows["  same, GB-s ESTIMATED, on demand"] = (e, dollars_per_million(e))
+        rows["  same, GB-s ESTIMATED, prov. 70%"] = (e, dollars_per_million(e, provisioned=True))
     for name, ref in REFERENCES.items():
         rows[name] = (ref, dollars_per_million(ref))
     rows["floor, provisioned at 70%"] = (REFERENCES["floor of this architecture"],
