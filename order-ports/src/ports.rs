@@ -269,8 +269,9 @@ pub trait StatusStore: Send + Sync + 'static {
     /// the walk may or may not be in it. An unknown customer gives an empty page without a
     /// cursor.
     ///
-    /// On DynamoDB this reads a global secondary index, which is eventually consistent: an
-    /// order projected a moment ago may be missing, or show an older status, for a short while.
+    /// On DynamoDB this reads a key-only global secondary index, which is eventually
+    /// consistent (an order projected a moment ago may be missing for a short while), then
+    /// the views it points to, consistently.
     ///
     /// Errors: `Rejected` for a `limit` outside 1..=[`MAX_CUSTOMER_ORDERS_LIMIT`] or a cursor
     /// this store did not produce; `Corrupt` when a stored record cannot be decoded;
