@@ -2,23 +2,28 @@
 """AWS requests and capacity units per order, counted on the emulator, and the cost per
 1,000,000 orders at us-east-1 list prices. Python standard library only.
 
-    scripts/cost.py measure --orders 300 [--zips target/lambda] [--out target/cost-counts.json]
+    scripts/cost.py measure --orders 300 [--concurrency 16] [--zips target/lambda] [--out target/cost-counts.json]
     scripts/cost.py price [--counts target/cost-counts.json] [--json]
 
 `measure` starts its own ministack (as scripts/emulator-start.sh does) with a counting proxy in
 front of it: the emulator hands the proxy's URL to the functions it runs as AWS_ENDPOINT_URL,
 so every AWS call of every deployed function goes through the proxy, which records it (service,
 operation, status, and for DynamoDB the items written and read). It deploys template.yaml
-(scripts/deploy.sh --skip-build), zeroes the counts, posts N orders through the HTTP API, waits
-until every order is COMPLETED in the view and notified, and writes the counts with the
-functions' invocations and durations (their REPORT lines) to --out.
+(scripts/deploy.sh --skip-build), zeroes the counts, posts N orders through the HTTP API from
+--concurrency clients at once (so that the stream and queue batches fill as under load: one
+client posting one order after the other leaves most batches with one order), waits until
+every order is COMPLETED in the view and notified, and writes the counts with the functions'
+invocations and durations (their REPORT lines) to --out.
 
 DynamoDB capacity is computed from the recorded items by DynamoDB's published rules, not taken
 from the emulator (which does not compute it): a write costs ceil(item size / 1 KB) WRU, twice
 that in a transaction, and a failed conditional write costs the same as a successful one; each
 global secondary index that the written item enters, leaves or changes costs one more write of
 the projected item (two when its index key changes); a strongly consistent read costs
-ceil(size / 4 KB) RRU, per item for GetItem/BatchGetItem, over the whole result for Query.
+ceil(size / 4 KB) RRU, per item for GetItem/BatchGetItem, over the whole result for Query
+(half that when eventually consistent). SNS and SQS bill a request per 64 KB chunk of its
+payload: a PublishBatch of up to ten messages is one request when the ten together are under
+64 KB; the script counts billed requests that way (`sns_billed`, `sqs_billed`).
 
 `price` turns counts into dollars with the PRICES below, beside two references from the same
 prices: the seed's design and this architecture's floor (see REFERENCES). Lambda's own polling
@@ -29,6 +34,7 @@ reading a DynamoDB stream from a Lambda trigger is free.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import http.client
 import http.server
 import json
@@ -66,22 +72,36 @@ PRICES = {
 }
 PROVISIONED_UTILISATION = 0.70             # the template's target tracking value
 
-# Per order, for the references. Writes are of items under 1 KB; the ingest invocation is
-# priced at 256 MB for 10 ms (GB-s are a small share either way).
+# Per order, for the references. Writes are of items under 1 KB; an invocation is priced at
+# the template's default MemorySize (128 MB) for 10 ms (GB-s are a small share either way).
 REFERENCES = {
     "seed (one mutable row, REST API)": {
         "api": "rest", "api_requests": 1, "wru": 3, "rru": 0, "sqs": 1, "sns": 1,
-        "lambda": {"ingest": {"invocations": 1, "gb_seconds": 0.25 * 0.010},
-                   "worker": {"invocations": 1, "gb_seconds": 0.25 * 0.010}},
+        "lambda": {"ingest": {"invocations": 1, "gb_seconds": 0.125 * 0.010},
+                   "worker": {"invocations": 1, "gb_seconds": 0.125 * 0.010}},
         "note": "one PutItem and two UpdateItems on one row, one SendMessage, one Publish, "
                 "REST API, an ingest and a worker invocation",
     },
     "floor of this architecture": {
         "api": "http", "api_requests": 1, "wru": 5, "rru": 0, "sqs": 1, "sns": 1,
-        "lambda": {"ingest": {"invocations": 1, "gb_seconds": 0.25 * 0.010}},
+        "lambda": {"ingest": {"invocations": 1, "gb_seconds": 0.125 * 0.010}},
         "note": "three event writes, one view write, one index entry, one SendMessage, one "
                 "Publish, one HTTP API request, one ingest invocation (batched consumers free)",
     },
+}
+
+
+# An ESTIMATE, not a measurement: billed milliseconds per invocation on AWS, from the chain of
+# AWS calls each function waits on in turn, at ~5 ms per in-region DynamoDB call and ~10 ms per
+# SQS/SNS call (typical published figures: single-digit ms for DynamoDB), plus ~2 ms of its own
+# work. The emulator's REPORT durations (the measured line) are an upper bound instead: every
+# call there is a round trip to a Python process on a busy machine.
+ESTIMATED_MS = {
+    "ingest": 2 + 5 + 10,          # conditional PutItem (v1), then SendMessage
+    "processor": 2 + 5 * 5,        # per order, concurrently: Query, then twice GetItem + PutItem
+    "projector": 2 + 5 + 5,        # BatchGetItem of the batch's views, then the PutItems at once
+    "notifier": 2 + 5 + 10,        # the histories (Query, at once), then PublishBatch calls
+    "reconciler": 2 + 16 * 5,      # a Query per pending shard (not invoked per order)
 }
 
 
@@ -140,6 +160,7 @@ class Ledger:
             self.wru: Counter = Counter()        # "table" / "table/index" -> units
             self.rru: Counter = Counter()
             self.sns_messages = 0
+            self.billed: Counter = Counter()     # "sns" / "sqs" -> requests as billed (64 KB chunks)
 
     def index_writes(self, table: str, old: dict | None, new: dict | None):
         for index in self.indexes.get(table, []):
@@ -184,6 +205,9 @@ class Ledger:
                 self.dynamodb(operation, ok, request, response)
             elif service == "sns" and ok:
                 self.sns_messages += len(request.get("entries", [])) or 1
+            if service in ("sns", "sqs") and ok:
+                chunks = max(1, math.ceil(request.get("payload_bytes", 0) / 65536))
+                self.billed[service] += chunks
 
     def dynamodb(self, op: str, ok: bool, req: dict, resp: dict):
         if op == "PutItem":
@@ -218,7 +242,23 @@ class Ledger:
     def snapshot(self) -> dict:
         with self.lock:
             return {"requests": dict(self.requests), "wru": dict(self.wru), "rru": dict(self.rru),
-                    "sns_messages": self.sns_messages}
+                    "sns_messages": self.sns_messages, "billed": dict(self.billed)}
+
+
+def payload_bytes(fields: list[tuple[str, str]]) -> int:
+    """The billed payload of an SNS/SQS request: message bodies and message attribute names,
+    types and values (query protocol field names; the JSON protocol is flattened to these)."""
+    return sum(len(v.encode()) for k, v in fields
+               if k.endswith(("Message", "MessageBody", ".Name", ".DataType", ".StringValue")))
+
+
+def flatten(value, prefix: str = "") -> list[tuple[str, str]]:
+    """A JSON-protocol request as (dotted path, scalar) pairs, e.g. `Entries.0.MessageBody`."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in flatten(v, f"{prefix}.{k}" if prefix else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in flatten(v, f"{prefix}.{i}")]
+    return [(prefix, str(value))]
 
 
 def service_and_operation(headers, path: str, body: bytes) -> tuple[str, str, dict]:
@@ -230,11 +270,19 @@ def service_and_operation(headers, path: str, body: bytes) -> tuple[str, str, di
             request = json.loads(body or b"{}")
         except ValueError:
             request = {}
-        return service, target.rsplit(".", 1)[-1], request
-    form = urllib.parse.parse_qs(body.decode(errors="replace")) if body else {}
+        operation = target.rsplit(".", 1)[-1]
+        if service in ("sns", "sqs"):
+            # MessageAttributes are maps keyed by name: count the names as the query form does.
+            fields = flatten(request)
+            names = [(k, k.rsplit(".", 2)[-2]) for k, _ in fields if k.endswith(".DataType")]
+            request = {"payload_bytes": payload_bytes(fields) + sum(len(n.encode()) for _, n in names),
+                       "entries": request.get("PublishBatchRequestEntries", []) if operation == "PublishBatch" else []}
+        return service, operation, request
+    fields = urllib.parse.parse_qsl(body.decode(errors="replace")) if body else []
+    form = dict(fields)
     if "Action" in form:
         entries = [k for k in form if k.startswith("PublishBatchRequestEntries.member.") and k.endswith(".Id")]
-        return service, form["Action"][0], {"entries": entries}
+        return service, form["Action"], {"entries": entries, "payload_bytes": payload_bytes(fields)}
     return service, f"{path.split('?')[0]}", {}
 
 
@@ -385,13 +433,16 @@ def cmd_measure(args) -> int:
         ledger.reset()
         since = int(time.time() * 1000) - 1000
         started = time.time()
-        ids = []
-        for n in range(args.orders):
-            answer = post(f"{api}/orders", {"customerId": f"customer-{n % 50}", "currency": "EUR",
-                                            "items": [{"productId": "sku-1", "quantity": 2, "unitPrice": 1999},
-                                                      {"productId": "sku-2", "quantity": 1, "unitPrice": 4500}]})
-            ids.append(answer["orderId"])
-        print(f"posted {len(ids)} orders in {time.time() - started:.1f} s; waiting for COMPLETED …", file=sys.stderr)
+
+        def order(n: int) -> str:
+            return post(f"{api}/orders", {"customerId": f"customer-{n % 50}", "currency": "EUR",
+                                          "items": [{"productId": "sku-1", "quantity": 2, "unitPrice": 1999},
+                                                    {"productId": "sku-2", "quantity": 1, "unitPrice": 4500}]})["orderId"]
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            ids = list(pool.map(order, range(args.orders)))
+        print(f"posted {len(ids)} orders from {args.concurrency} clients in {time.time() - started:.1f} s; "
+              "waiting for COMPLETED …", file=sys.stderr)
         deadline = time.time() + args.timeout
         while True:
             snap = ledger.snapshot()
@@ -405,7 +456,7 @@ def cmd_measure(args) -> int:
                 raise RuntimeError(f"after {args.timeout} s: {done} completed, {published} published")
             time.sleep(3)
         time.sleep(5)  # let the last batches' writes land in the ledger
-        result = {"orders": len(ids), "api_requests": len(ids), **ledger.snapshot(),
+        result = {"orders": len(ids), "concurrency": args.concurrency, "api_requests": len(ids), **ledger.snapshot(),
                   "lambda": reports(endpoint, since), "measured": time.strftime("%Y-%m-%d"),
                   "stack": stack}
         args.out.write_text(json.dumps(result, indent=2))
@@ -425,19 +476,33 @@ LAMBDA_NAMES = ("ingest", "processor", "projector", "notifier", "reconciler")
 def per_order(counts: dict) -> dict:
     """The measured counts as quantities per order."""
     n = counts["orders"]
-    lam = {}
+    lam, memory = {}, 128
     for group, f in counts["lambda"].items():
+        memory = f["memory_mb"]
         short = next((x for x in LAMBDA_NAMES if x in group.lower()), group)
         lam[short] = {"invocations": f["invocations"] / n,
                       "gb_seconds": f["billed_ms"] / 1000 * f["memory_mb"] / 1024 / n}
     requests = counts["requests"]
-    sqs = sum(v for k, v in requests.items() if k.startswith("sqs:")) / n
+    billed = counts.get("billed")
+    if billed is not None:
+        # Requests as billed: one per 64 KB chunk of each successful request's payload.
+        sqs, sns = billed.get("sqs", 0) / n, billed.get("sns", 0) / n
+    else:  # counts from before the script counted chunks: one per request
+        sqs = sum(v for k, v in requests.items() if k.startswith("sqs:")) / n
+        sns = sum(v for k, v in requests.items() if k.startswith("sns:Publish")) / n
     # Lambda's SQS poller: a ReceiveMessage and a DeleteMessageBatch per processor batch.
     sqs += 2 * lam.get("processor", {}).get("invocations", 0)
-    sns = sum(v for k, v in requests.items() if k.startswith("sns:Publish")) / n
     return {"api": "http", "api_requests": counts["api_requests"] / n,
             "wru": sum(counts["wru"].values()) / n, "rru": sum(counts["rru"].values()) / n,
-            "sqs": sqs, "sns": sns, "lambda": lam}
+            "sqs": sqs, "sns": sns, "lambda": lam, "memory_mb": memory}
+
+
+def with_estimated_durations(q: dict) -> dict:
+    """`q` with each function's GB-s from ESTIMATED_MS instead of the emulator's durations."""
+    memory_gb = q.get("memory_mb", 128) / 1024
+    lam = {name: {**f, "gb_seconds": f["invocations"] * ESTIMATED_MS.get(name, 0) / 1000 * memory_gb}
+           for name, f in q["lambda"].items()}
+    return {**q, "lambda": lam}
 
 
 def dollars_per_million(q: dict, provisioned: bool = False) -> dict:
@@ -467,6 +532,9 @@ def cmd_price(args) -> int:
         q = per_order(counts)
         rows["this code, on demand"] = (q, dollars_per_million(q))
         rows["this code, provisioned at 70%"] = (q, dollars_per_million(q, provisioned=True))
+        e = with_estimated_durations(q)
+        rows["  same, GB-s ESTIMATED, on demand"] = (e, dollars_per_million(e))
+        rows["  same, GB-s ESTIMATED, prov. 70%"] = (e, dollars_per_million(e, provisioned=True))
     for name, ref in REFERENCES.items():
         rows[name] = (ref, dollars_per_million(ref))
     rows["floor, provisioned at 70%"] = (REFERENCES["floor of this architecture"],
@@ -477,7 +545,8 @@ def cmd_price(args) -> int:
     for name, (_, d) in rows.items():
         print(f"{name:<32}" + "".join(f"{d[c]:>17.3f}" for c in columns))
     if args.counts.exists():
-        print(f"\nper order, measured on {counts['orders']} orders ({counts.get('measured')}):")
+        print(f"\nper order, measured on {counts['orders']} orders from {counts.get('concurrency', 1)} "
+              f"clients ({counts.get('measured')}):")
         print(f"  WRU {q['wru']:.2f}  RRU {q['rru']:.2f}  SQS {q['sqs']:.2f}  SNS {q['sns']:.3f}  "
               f"API {q['api_requests']:.0f}")
         for name, f in sorted(q["lambda"].items()):
@@ -499,6 +568,7 @@ def main() -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     m = sub.add_parser("measure")
     m.add_argument("--orders", type=int, default=300)
+    m.add_argument("--concurrency", type=int, default=16, help="clients posting orders at once")
     m.add_argument("--zips", type=Path, default=ROOT / "target/lambda")
     m.add_argument("--out", type=Path, default=ROOT / "target/cost-counts.json")
     m.add_argument("--timeout", type=float, default=600)

@@ -68,7 +68,8 @@ fn auth_claim<F: Fn(&str) -> Option<String>>(env: &mut EnvReader<F>) -> Option<S
 
 /// What this function's role must grant, built from the adapters' per-method constants:
 /// the HTTP API appends (`POST /orders`) and loads (`GET`) events, reads the status view
-/// (`GET /orders/{id}`) and its `byCustomer` index (`GET /orders?customerId=`) and enqueues
+/// (`GET /orders/{id}`) and its `byCustomer` index with the views it points to
+/// (`GET /orders?customerId=`) and enqueues
 /// work (`POST`, also on an idempotent retry).
 /// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
@@ -76,6 +77,7 @@ pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoEventStore::LOAD,
     DynamoStatusStore::GET,
     DynamoStatusStore::LIST_BY_CUSTOMER,
+    DynamoStatusStore::GET_MANY,
     SqsWorkQueue::SEND,
     iam::LOGS,
 ];

@@ -269,8 +269,9 @@ pub trait StatusStore: Send + Sync + 'static {
     /// the walk may or may not be in it. An unknown customer gives an empty page without a
     /// cursor.
     ///
-    /// On DynamoDB this reads a global secondary index, which is eventually consistent: an
-    /// order projected a moment ago may be missing, or show an older status, for a short while.
+    /// On DynamoDB this reads a key-only global secondary index, which is eventually
+    /// consistent (an order projected a moment ago may be missing for a short while), then
+    /// the views it points to, consistently.
     ///
     /// Errors: `Rejected` for a `limit` outside 1..=[`MAX_CUSTOMER_ORDERS_LIMIT`] or a cursor
     /// this store did not produce; `Corrupt` when a stored record cannot be decoded;
@@ -283,7 +284,8 @@ pub trait StatusStore: Send + Sync + 'static {
     /// `cursor = None`, then pass [`PendingPage::next`] back (with the same `before`) until it is
     /// `None`: that walks every such order once, in pages of at most `limit`. The cursor is
     /// opaque and does not expire. Order: oldest `updatedAt` first on SQLite; on DynamoDB
-    /// oldest first within each shard of the sparse `pending` index, shard after shard (ADR 6).
+    /// oldest `createdAt` first within each shard of the sparse `pending` index, shard after
+    /// shard (ADR 6).
     /// An order that moves on during a walk may or may not be in it.
     ///
     /// On DynamoDB this reads a global secondary index, which is eventually consistent: an
@@ -696,7 +698,8 @@ pub(crate) fn check_pending_limit(limit: usize) -> Result<(), StoreError> {
 }
 
 /// A position in a walk of pending orders: the last order returned. `shard` is the DynamoDB
-/// index shard (always 0 on SQLite). Encoded as `{shard}|{updatedAt}|{orderId}`.
+/// index shard (always 0 on SQLite). Encoded as `{shard}|{updatedAt}|{orderId}`; on DynamoDB
+/// the timestamp is the `pending` index's sort key, `createdAt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PendingPosition {
     pub shard: u32,

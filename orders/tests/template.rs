@@ -1234,3 +1234,61 @@ fn each_function_log_group_keeps_its_retention_and_counts_its_error_lines() {
         assert_eq!(counting.len(), 1, "one ERROR-line filter on {log_group}");
     }
 }
+
+/// The status table's indexes hold keys only, on attributes an order's view writes do not
+/// change while it is in the index (`customerId`, `createdAt`; `pendingShard` only appears and
+/// disappears): an order costs one `byCustomer` write and one `pending` put and delete, however
+/// often its view is rewritten (BENCHMARKS.md, cost per order). The adapter reads the views
+/// through the index keys, so a projection added here would be paid on every view write and
+/// read by nobody.
+#[test]
+fn the_status_indexes_hold_keys_only_on_attributes_a_pending_order_does_not_change() {
+    let resources = deployed(&[]);
+    let indexes: BTreeMap<String, (Vec<(String, String)>, String)> =
+        properties(&resources["OrderStatus"], "OrderStatus")
+            .get("GlobalSecondaryIndexes")
+            .and_then(Value::as_sequence)
+            .expect("OrderStatus has GSIs")
+            .iter()
+            .map(|index| {
+                let text = |v: &Value, key: &str| {
+                    v.get(key)
+                        .and_then(Value::as_str)
+                        .unwrap_or_else(|| panic!("{key} of {index:?}"))
+                        .to_owned()
+                };
+                let keys = index
+                    .get("KeySchema")
+                    .and_then(Value::as_sequence)
+                    .expect("a GSI has a key schema")
+                    .iter()
+                    .map(|k| (text(k, "AttributeName"), text(k, "KeyType")))
+                    .collect();
+                let projection = text(
+                    index.get("Projection").expect("a GSI has a projection"),
+                    "ProjectionType",
+                );
+                (text(index, "IndexName"), (keys, projection))
+            })
+            .collect();
+    let key = |name: &str, kind: &str| (name.to_owned(), kind.to_owned());
+    assert_eq!(
+        indexes,
+        BTreeMap::from([
+            (
+                "byCustomer".to_owned(),
+                (
+                    vec![key("customerId", "HASH"), key("createdAt", "RANGE")],
+                    "KEYS_ONLY".to_owned()
+                )
+            ),
+            (
+                "pending".to_owned(),
+                (
+                    vec![key("pendingShard", "HASH"), key("createdAt", "RANGE")],
+                    "KEYS_ONLY".to_owned()
+                )
+            ),
+        ])
+    );
+}

@@ -23,10 +23,12 @@ pub const OPTIONAL_ENV: [&str; 1] = [OLDER_THAN_VAR];
 const OLDER_THAN_VAR: &str = "RECONCILE_OLDER_THAN_SECONDS";
 
 /// What this function's role must grant, built from the adapters' per-method constants:
-/// [`reconcile`] queries the sparse `pending` index of the status table and sends to the work
-/// queue. `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
+/// [`reconcile`] queries the sparse `pending` index of the status table, reads the views it
+/// points to and sends to the work queue. `orders/tests/template.rs` checks the role in
+/// `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoStatusStore::PENDING_BEFORE,
+    DynamoStatusStore::GET_MANY,
     SqsWorkQueue::SEND,
     iam::LOGS,
 ];

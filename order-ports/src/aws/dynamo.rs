@@ -464,6 +464,31 @@ impl DynamoStatusStore {
     }
 }
 
+impl DynamoStatusStore {
+    /// The views of key-only index entries, in the entries' order, read with
+    /// [`get_many`](StatusStore::get_many) (consistent `BatchGetItem`s). An entry whose view is
+    /// gone (the index lags a table rebuild) is skipped: the index is eventually consistent.
+    async fn views_of(
+        &self,
+        entries: &[HashMap<String, AttributeValue>],
+    ) -> Result<Vec<OrderStatusRecord>, StoreError> {
+        let ids = entries
+            .iter()
+            .map(|entry| {
+                match entry.get("orderId") {
+                    Some(AttributeValue::S(id)) => OrderId::parse(id).ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("index entry without an order id: {entry:?}"))
+                })
+            })
+            .collect::<Result<Vec<OrderId>, StoreError>>()?;
+        let mut views = self.get_many(&ids).await?;
+        Ok(ids.iter().filter_map(|id| views.remove(id)).collect())
+    }
+}
+
 fn decode_status(item: HashMap<String, AttributeValue>) -> Result<OrderStatusRecord, StoreError> {
     let key = describe_key(&item);
     OrderStatusRecord::from_item(to_generic(item)?)
@@ -536,10 +561,11 @@ impl StatusStore for DynamoStatusStore {
             .await
     }
 
-    /// `Query`s on the GSI [`BY_CUSTOMER_INDEX`], descending, from the cursor's
-    /// `ExclusiveStartKey`, until one record more than the page has been found (so the cursor
-    /// is only returned when there is more) or the customer's orders are exhausted. The status
-    /// filter is a `FilterExpression`: DynamoDB applies it after `Limit`, hence the loop.
+    /// `Query`s on the key-only GSI [`BY_CUSTOMER_INDEX`], descending, from the cursor's
+    /// `ExclusiveStartKey`, then the views the index entries point to ([`Self::views_of`]),
+    /// until one record more than the page has been found (so the cursor is only returned when
+    /// there is more) or the customer's orders are exhausted. The status filter applies to the
+    /// views read, hence the loop and the larger batches of a filtered listing.
     async fn list_by_customer(
         &self,
         query: &CustomerOrdersQuery,
@@ -567,7 +593,7 @@ impl StatusStore for DynamoStatusStore {
                 Some(_) => missing.max(FILTERED_QUERY_BATCH),
                 None => missing,
             };
-            let mut request = self
+            let out = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -576,17 +602,14 @@ impl StatusStore for DynamoStatusStore {
                 .expression_attribute_values(":c", customer.clone())
                 .scan_index_forward(false)
                 .limit(i32::try_from(batch).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            if let Some(status) = query.status {
-                request = request
-                    .filter_expression("#s = :s")
-                    .expression_attribute_names("#s", "status")
-                    .expression_attribute_values(":s", AttributeValue::S(status.as_str().into()));
-            }
-            let out = request.send().await.map_err(|e| classify("Query", &e))?;
-            for item in out.items.unwrap_or_default() {
-                if records.len() < wanted {
-                    records.push(decode_status(item)?);
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query", &e))?;
+            let entries = out.items.unwrap_or_default();
+            for record in self.views_of(&entries).await? {
+                if records.len() < wanted && query.status.is_none_or(|s| s == record.status) {
+                    records.push(record);
                 }
             }
             start = out.last_evaluated_key;
@@ -661,7 +684,7 @@ fn status_item(record: &OrderStatusRecord) -> Result<HashMap<String, AttributeVa
 }
 
 /// The sparse GSI of the `OrderStatus` table holding only the non-terminal orders: partition
-/// key [`PENDING_SHARD`], sort key `updatedAt`, projecting `status` (ADR 6).
+/// key [`PENDING_SHARD`], sort key `createdAt`, keys only (ADR 6).
 pub const PENDING_INDEX: &str = "pending";
 
 /// The attribute [`DynamoStatusStore`] writes only on a non-terminal record: the partition key
@@ -685,10 +708,14 @@ pub fn pending_shard(order_id: OrderId) -> u32 {
 }
 
 impl DynamoStatusStore {
-    /// [`StatusStore::pending_before`]: a `Query` of `updatedAt < before` on each shard of
-    /// [`PENDING_INDEX`] in turn, from the cursor's shard and position, until one entry more
-    /// than the page is found (so a cursor is only returned when there is more) or the last
-    /// shard is exhausted. The cursor is the page's last entry; its index key plus `orderId`
+    /// [`StatusStore::pending_before`]: a `Query` of `createdAt < before` on each shard of the
+    /// key-only [`PENDING_INDEX`] in turn, from the cursor's shard and position, then the views
+    /// the entries point to ([`Self::views_of`]), keeping those still pending and last updated
+    /// before `before`, until one more than the page is found (so a cursor is only returned when
+    /// there is more) or the last shard is exhausted. A view is updated at or after its
+    /// creation, so `createdAt < before` loses none of them and the index key stays put while
+    /// the order is pending (one index put and one delete per order). The cursor is the page's
+    /// last entry; its index key (the position's timestamp is `createdAt` here) plus `orderId`
     /// is the `ExclusiveStartKey` to go on from.
     async fn pending_page(
         &self,
@@ -706,7 +733,7 @@ impl DynamoStatusStore {
                 )));
             }
         }
-        let before = AttributeValue::S(events_schema::envelope::format_timestamp(before));
+        let before = events_schema::envelope::format_timestamp(before);
         let wanted = limit + 1;
         let mut found: Vec<(u32, PendingOrder, String)> = Vec::with_capacity(wanted);
         let mut shard = after.as_ref().map_or(0, |p| p.shard);
@@ -716,7 +743,7 @@ impl DynamoStatusStore {
                     PENDING_SHARD.to_owned(),
                     AttributeValue::S(p.shard.to_string()),
                 ),
-                ("updatedAt".to_owned(), AttributeValue::S(p.updated_at)),
+                ("createdAt".to_owned(), AttributeValue::S(p.updated_at)),
                 (
                     "orderId".to_owned(),
                     AttributeValue::S(p.order_id.to_string()),
@@ -729,22 +756,29 @@ impl DynamoStatusStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(PENDING_INDEX)
-                .key_condition_expression("#shard = :shard AND updatedAt < :before")
+                .key_condition_expression("#shard = :shard AND createdAt < :before")
                 .expression_attribute_names("#shard", PENDING_SHARD)
                 .expression_attribute_values(":shard", AttributeValue::S(shard.to_string()))
-                .expression_attribute_values(":before", before.clone())
+                .expression_attribute_values(":before", AttributeValue::S(before.clone()))
                 .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| classify("Query", &e))?;
-            for item in out.items.unwrap_or_default() {
-                let text = |name: &str| match item.get(name) {
-                    Some(AttributeValue::S(s)) => s.as_str(),
-                    _ => "",
-                };
-                let order = pending_order(text("orderId"), text("status"), text("updatedAt"))?;
-                found.push((shard, order, text("updatedAt").to_owned()));
+            let entries = out.items.unwrap_or_default();
+            for view in self.views_of(&entries).await? {
+                // Text comparison: both are timestamps in the one stored form.
+                if view.status.is_terminal() || view.updated_at >= before {
+                    continue;
+                }
+                if found.len() < wanted {
+                    let order = pending_order(
+                        &view.order_id.to_string(),
+                        view.status.as_str(),
+                        &view.updated_at,
+                    )?;
+                    found.push((shard, order, view.created_at));
+                }
             }
             start = out.last_evaluated_key;
             if start.is_none() {
@@ -754,10 +788,10 @@ impl DynamoStatusStore {
         let more = found.len() > limit;
         found.truncate(limit);
         let next = match found.last() {
-            Some((shard, order, updated_at)) if more => Some(
+            Some((shard, order, created_at)) if more => Some(
                 PendingPosition {
                     shard: *shard,
-                    updated_at: updated_at.clone(),
+                    updated_at: created_at.clone(),
                     order_id: order.order_id,
                 }
                 .encode(),

@@ -102,13 +102,15 @@ impl DynamoStatusStore {
         actions: &["dynamodb:BatchGetItem"],
     };
     /// [`StatusStore::list_by_customer`](crate::StatusStore::list_by_customer): `Query` on the
-    /// `byCustomer` index (the index ARN, not the table's).
+    /// key-only `byCustomer` index (the index ARN, not the table's), plus [`Self::GET_MANY`]
+    /// for the views its entries point to.
     pub const LIST_BY_CUSTOMER: Permission = Permission {
         resource: Resource::StatusTableIndex,
         actions: &["dynamodb:Query"],
     };
     /// [`StatusStore::pending_before`](crate::StatusStore::pending_before): `Query` on the
-    /// sparse `pending` index, one per shard.
+    /// sparse, key-only `pending` index, one per shard, plus [`Self::GET_MANY`] for the views
+    /// its entries point to.
     pub const PENDING_BEFORE: Permission = Permission {
         resource: Resource::StatusTableIndex,
         actions: &["dynamodb:Query"],

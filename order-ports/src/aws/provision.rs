@@ -42,8 +42,8 @@ fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinitio
 }
 
 /// Creates `events_table` (PK `orderId` S, SK `version` N, stream `NEW_IMAGE`) and
-/// `status_table` (PK `orderId` S, GSI `byCustomer` on `customerId`/`createdAt`, projection
-/// ALL; sparse GSI `pending` on `pendingShard`/`updatedAt`, projecting `status`), both
+/// `status_table` (PK `orderId` S, GSI `byCustomer` on `customerId`/`createdAt` and sparse GSI
+/// `pending` on `pendingShard`/`createdAt`, both keys only, as in `template.yaml`), both
 /// on-demand, and waits until they exist.
 pub async fn create_tables(
     clients: &AwsClients,
@@ -75,7 +75,7 @@ pub async fn create_tables(
         .key_schema(key("createdAt", KeyType::Range)?)
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::All)
+                .projection_type(ProjectionType::KeysOnly)
                 .build(),
         )
         .build()
@@ -83,11 +83,10 @@ pub async fn create_tables(
     let pending = GlobalSecondaryIndex::builder()
         .index_name(PENDING_INDEX)
         .key_schema(key(PENDING_SHARD, KeyType::Hash)?)
-        .key_schema(key("updatedAt", KeyType::Range)?)
+        .key_schema(key("createdAt", KeyType::Range)?)
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::Include)
-                .non_key_attributes("status")
+                .projection_type(ProjectionType::KeysOnly)
                 .build(),
         )
         .build()
@@ -101,7 +100,6 @@ pub async fn create_tables(
         .key_schema(key("orderId", KeyType::Hash)?)
         .global_secondary_indexes(by_customer)
         .attribute_definitions(attribute(PENDING_SHARD, ScalarAttributeType::S)?)
-        .attribute_definitions(attribute("updatedAt", ScalarAttributeType::S)?)
         .global_secondary_indexes(pending)
         .send()
         .await
