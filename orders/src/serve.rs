@@ -274,7 +274,11 @@ async fn serve_http(
     }));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout));
+        .header_read_timeout(Duration::from_secs(limits.header_timeout))
+        // A client that sends a whole order and hangs up at once still has it taken in: without
+        // this, hyper drops the request's handler on the read side's EOF, maybe before its write
+        // was spawned. The header and body deadlines still bound what such a client can hold.
+        .half_close(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut refused: u64 = 0;
     loop {

@@ -68,8 +68,8 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// [`StoreError::Unavailable`].
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Reader connections kept open for reuse (more are opened on demand and closed after use).
-const MAX_IDLE_READERS: usize = 4;
+/// Reader connections kept open for reuse, and the most reads run at once (see `read_slots`).
+const MAX_IDLE_READERS: usize = 8;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -167,6 +167,9 @@ struct Inner {
     /// Jobs for the writer thread, which owns the one writing connection.
     writer: std::sync::mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// One per read running: a burst of reads (a processor batch loads 100 histories at once)
+    /// waits for a pooled connection rather than opening, and closing, one per read.
+    read_slots: tokio::sync::Semaphore,
     /// Woken whenever a queue message becomes visible (send, fail), so waiting receivers return
     /// promptly instead of sleeping out their poll interval.
     queue_signal: tokio::sync::Notify,
@@ -233,6 +236,7 @@ impl SqliteDb {
                 path,
                 writer: jobs,
                 readers: Mutex::new(vec![first_reader]),
+                read_slots: tokio::sync::Semaphore::new(MAX_IDLE_READERS),
                 queue_signal: tokio::sync::Notify::new(),
             }),
         })
@@ -377,6 +381,12 @@ impl SqliteDb {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        let _slot = self
+            .inner
+            .read_slots
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the sqlite readers are closed".into()))?;
         let inner = Arc::clone(&self.inner);
         run_blocking(move || {
             let conn = match lock(&inner.readers).pop() {

@@ -2,7 +2,9 @@
 //! half a request, or headers and then a trickle of body, do not stop `/health` and
 //! `POST /orders` from answering; the server closes the first after `--header-timeout`, answers
 //! the second `408` after `--body-timeout`; and an address over `--max-connections-per-ip` has
-//! its extra connections closed at once while other clients are served.
+//! its extra connections closed at once while other clients are served. And a client that sends
+//! a whole `POST /orders` and hangs up before the answer still has its order taken in and
+//! completed.
 //!
 //! The greedy clients connect from other loopback addresses (127.0.0.2, 127.0.0.3) than the
 //! well-behaved one (127.0.0.1), as different hosts would.
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::customer_orders::walk_customer_orders;
 use crate::support::{client, order_body, Server};
 
 fn server_addr(server: &Server) -> SocketAddr {
@@ -200,5 +203,59 @@ async fn an_address_over_its_connection_cap_is_closed_at_once_while_others_are_s
     assert_eq!(&buf, b"HTTP/1.1 200");
     // Hung up first, so the graceful stop does not wait out their half-sent heads.
     drop((greedy, again));
+    server.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_whole_order_whose_client_hangs_up_before_the_answer_is_completed() {
+    const CLIENTS: u32 = 50;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("orders.db");
+    let server = Server::start(&data);
+    let addr = server_addr(&server);
+    // Unique, so the listing below can only find the orders of these clients.
+    let customer = format!("hang-up-{}", std::process::id());
+
+    // Each client writes a complete request and closes its socket at once, without reading:
+    // the server sees the end of the stream while (or before) it handles the request.
+    let clients = (0..CLIENTS).map(|n| {
+        let body = order_body(&customer, n).to_string();
+        async move {
+            let request = format!(
+                "POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .expect("send the request");
+            drop(stream);
+        }
+    });
+    futures::future::join_all(clients).await;
+
+    // Nobody got a 202 to poll by id: the customer's listing is where they show up.
+    let client = client();
+    let query = format!("customerId={customer}&limit=100");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let orders: Vec<serde_json::Value> = walk_customer_orders(&client, &server.base, &query)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let completed = orders.iter().filter(|o| o["status"] == "COMPLETED").count();
+        if completed == CLIENTS as usize && orders.len() == CLIENTS as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 60 s, {} of {CLIENTS} hung-up orders are listed, {completed} completed",
+            orders.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     server.terminate();
 }
