@@ -1292,3 +1292,39 @@ fn the_status_indexes_hold_keys_only_on_attributes_a_pending_order_does_not_chan
         ])
     );
 }
+
+#[test]
+fn the_stream_batching_window_defaults_to_none_and_reaches_the_projector_mapping_only() {
+    let template = template();
+    assert_eq!(
+        parameter_values(&template, &[])["StreamBatchingWindowSeconds"],
+        "0"
+    );
+    let resources = deployed(&[]);
+    let windows: BTreeMap<&str, Option<Cfn>> =
+        of_type(&resources, "AWS::Lambda::EventSourceMapping")
+            .into_iter()
+            .map(|(id, mapping)| {
+                let window = properties(mapping, id)
+                    .get("MaximumBatchingWindowInSeconds")
+                    .map(|w| match w {
+                        Value::Number(n) => Cfn::Literal(n.to_string()),
+                        other => cfn(other),
+                    });
+                (id, window)
+            })
+            .collect();
+    // The processor's SQS mapping keeps its fixed 1 s; the notifier gets no window (its
+    // notifications would lag for next to no saving: template.yaml, the parameter).
+    assert_eq!(
+        windows,
+        BTreeMap::from([
+            (
+                "EventsToProjector",
+                Some(Cfn::Ref("StreamBatchingWindowSeconds".to_owned()))
+            ),
+            ("EventsToNotifier", None),
+            ("WorkQueueToProcessor", Some(Cfn::Literal("1".to_owned()))),
+        ])
+    );
+}
