@@ -113,6 +113,12 @@ def main() -> int:
         sys.exit(f"deploy: WorkQueueVisibilityTimeout ({visibility}) < Timeout ({timeout}); AWS refuses the SQS mapping")
     if visibility < 6 * timeout:
         log(f"warning: WorkQueueVisibilityTimeout ({visibility}) < 6 x Timeout ({6 * timeout})")
+    # A batching window ages the projector's stream records by design: an iterator-age alarm
+    # below it would sound all the time.
+    window_ms = 1000 * int(overrides.get("StreamBatchingWindowSeconds", defaults.get("StreamBatchingWindowSeconds", "0")))
+    age_alarm_ms = int(overrides.get("IteratorAgeAlarmMs", defaults.get("IteratorAgeAlarmMs", "60000")))
+    if window_ms and age_alarm_ms <= window_ms:
+        sys.exit(f"deploy: IteratorAgeAlarmMs ({age_alarm_ms}) <= StreamBatchingWindowSeconds in ms ({window_ms}); the alarm would always sound")
 
     bucket = args.bucket
     if not bucket:
