@@ -18,8 +18,8 @@ use order_ports::{Delivery, WorkQueue};
 use crate::Processor;
 
 /// `ChangeMessageVisibility` calls of one batch's failed messages in flight at once: a batch
-/// that fails whole must not start a request per record at once (see
-/// [`LOAD_CONCURRENCY`](crate::LOAD_CONCURRENCY)).
+/// that fails whole must not start a request per record at once (BENCHMARKS.md, "Peak RSS of
+/// each function on a 1,000-record batch").
 const BACK_OFF_CONCURRENCY: usize = 32;
 
 /// The environment variables [`Config`] requires (`template.yaml` sets each of them).

@@ -48,11 +48,6 @@ impl From<FoldError> for ProcessError {
 /// How many times one message may lose the append race before it is handed back to the queue.
 const MAX_CONFLICTS: usize = 8;
 
-/// History loads of one batch in flight at once. Each is a request of the store's client with
-/// its buffers; starting all of a 1,000-record batch at once took the processor Lambda to 78 MiB
-/// (BENCHMARKS.md, "Peak RSS of each function on a 1,000-record batch").
-pub const LOAD_CONCURRENCY: usize = 32;
-
 #[derive(Clone)]
 pub struct Processor {
     events: Arc<dyn EventStore>,
@@ -134,10 +129,9 @@ impl Processor {
             .collect()
     }
 
-    /// Loads, [`LOAD_CONCURRENCY`] at a time, the history of every order whose next step is not
-    /// known, and folds it.
+    /// Loads the history of every order whose next step is not known, in one
+    /// [`EventStore::load_many`], and folds it.
     async fn load_histories(&self, works: &mut [OrderWork]) {
-        use futures::StreamExt;
         let to_load: Vec<&mut OrderWork> = works
             .iter_mut()
             .filter(|w| matches!(w.step, Step::Load))
@@ -145,17 +139,8 @@ impl Processor {
         if to_load.is_empty() {
             return;
         }
-        // Built up front: a lazy `map` in the stream trips the `Send` check of the callers'
-        // spawned futures. `buffered` keeps the histories in the order of `to_load`, which the
-        // zip below needs.
-        let loads: Vec<_> = to_load
-            .iter()
-            .map(|w| self.events.load(w.order_id))
-            .collect();
-        let histories: Vec<_> = futures::stream::iter(loads)
-            .buffered(LOAD_CONCURRENCY)
-            .collect()
-            .await;
+        let order_ids: Vec<OrderId> = to_load.iter().map(|w| w.order_id).collect();
+        let histories = self.events.load_many(&order_ids).await;
         for (work, history) in to_load.into_iter().zip(histories) {
             work.step = match history {
                 Ok(history) => match (OrderView::fold(&history), history.last()) {

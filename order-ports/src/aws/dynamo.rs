@@ -239,6 +239,8 @@ impl DynamoEventStore {
 /// SDK with its buffers, and a processor batch of 1,000 orders sent at once took the processor
 /// Lambda to 78 MiB (BENCHMARKS.md, "Peak RSS of each function on a 1,000-record batch").
 const APPEND_CONCURRENCY: usize = 32;
+/// `Query`s of one [`EventStore::load_many`] in flight at once, for the same reason.
+const LOAD_CONCURRENCY: usize = 32;
 
 #[async_trait]
 impl EventStore for DynamoEventStore {
@@ -265,6 +267,19 @@ impl EventStore for DynamoEventStore {
         // `buffered`, not `buffer_unordered`: outcome `i` is append `i`'s.
         futures::stream::iter(calls)
             .buffered(APPEND_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// The `Query`s, [`LOAD_CONCURRENCY`] at a time.
+    async fn load_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Vec<Result<Vec<EventEnvelope>, StoreError>> {
+        // Built up front, as in `append_many`; `buffered` keeps history `i` at index `i`.
+        let calls: Vec<_> = order_ids.iter().map(|id| self.load(*id)).collect();
+        futures::stream::iter(calls)
+            .buffered(LOAD_CONCURRENCY)
             .collect()
             .await
     }
