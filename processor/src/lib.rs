@@ -73,9 +73,9 @@ impl Processor {
     /// Processes a batch of work messages, each to a terminal status; one outcome per body, in
     /// order, each as [`process`](Self::process) would give it.
     ///
-    /// The orders move on in step: their histories are loaded concurrently, then each step
-    /// (`OrderProcessingStarted`, then the outcome) is appended for every order of the batch in
-    /// one [`EventStore::append_many`]. An order that loses the race for a step is reloaded and
+    /// The orders move on in step: their histories are loaded by one [`EventStore::load_many`],
+    /// then each step (`OrderProcessingStarted`, then the outcome) is appended for every order
+    /// of the batch in one [`EventStore::append_many`]. An order that loses the race for a step is reloaded and
     /// decided again, alone, in the next round; the others go on. Several messages for one
     /// order share its work and its outcome.
     pub async fn process_batch(&self, bodies: &[&str]) -> Vec<Result<OrderStatus, ProcessError>> {
