@@ -130,6 +130,23 @@ pub trait EventStore: Send + Sync + 'static {
     /// Errors: `Corrupt` when a stored event cannot be decoded; `Unavailable` as usual.
     async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError>;
 
+    /// The histories of several orders — the processor loading a batch. Each as by
+    /// [`load`](Self::load); outcome `i` is `order_ids[i]`'s, and one order's failure does not
+    /// fail another's. SQLite reads them all in one read job on one connection; DynamoDB sends
+    /// a bounded number of `Query`s at a time. The default loads one after another.
+    ///
+    /// Errors per element: as [`load`](Self::load).
+    async fn load_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Vec<Result<Vec<EventEnvelope>, StoreError>> {
+        let mut histories = Vec::with_capacity(order_ids.len());
+        for order_id in order_ids {
+            histories.push(self.load(*order_id).await);
+        }
+        histories
+    }
+
     /// A page of the whole log, for replay and export. Start with `cursor = None`, then pass
     /// [`EventPage::next`] until it is `None`. Each event is returned exactly once over a full
     /// pass. Order: the SQLite log returns global append order; DynamoDB returns table scan order

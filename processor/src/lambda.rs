@@ -17,6 +17,11 @@ use order_ports::{Delivery, WorkQueue};
 
 use crate::Processor;
 
+/// `ChangeMessageVisibility` calls of one batch's failed messages in flight at once: a batch
+/// that fails whole must not start a request per record at once (BENCHMARKS.md, "Peak RSS of
+/// each function on a 1,000-record batch").
+const BACK_OFF_CONCURRENCY: usize = 32;
+
 /// The environment variables [`Config`] requires (`template.yaml` sets each of them).
 pub const REQUIRED_ENV: [&str; 2] = ["EVENTS_TABLE", "WORK_QUEUE_URL"];
 /// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
@@ -105,7 +110,10 @@ pub async fn handle(
         failure.item_identifier = message.message_id.clone().unwrap_or_default();
         response.batch_item_failures.push(failure);
     }
-    futures::future::join_all(failed.into_iter().map(|m| back_off(queue, m))).await;
+    use futures::StreamExt;
+    futures::stream::iter(failed)
+        .for_each_concurrent(BACK_OFF_CONCURRENCY, |m| back_off(queue, m))
+        .await;
     response
 }
 

@@ -73,9 +73,9 @@ impl Processor {
     /// Processes a batch of work messages, each to a terminal status; one outcome per body, in
     /// order, each as [`process`](Self::process) would give it.
     ///
-    /// The orders move on in step: their histories are loaded concurrently, then each step
-    /// (`OrderProcessingStarted`, then the outcome) is appended for every order of the batch in
-    /// one [`EventStore::append_many`]. An order that loses the race for a step is reloaded and
+    /// The orders move on in step: their histories are loaded by one [`EventStore::load_many`],
+    /// then each step (`OrderProcessingStarted`, then the outcome) is appended for every order
+    /// of the batch in one [`EventStore::append_many`]. An order that loses the race for a step is reloaded and
     /// decided again, alone, in the next round; the others go on. Several messages for one
     /// order share its work and its outcome.
     pub async fn process_batch(&self, bodies: &[&str]) -> Vec<Result<OrderStatus, ProcessError>> {
@@ -129,8 +129,8 @@ impl Processor {
             .collect()
     }
 
-    /// Loads, concurrently, the history of every order whose next step is not known, and folds
-    /// it.
+    /// Loads the history of every order whose next step is not known, in one
+    /// [`EventStore::load_many`], and folds it.
     async fn load_histories(&self, works: &mut [OrderWork]) {
         let to_load: Vec<&mut OrderWork> = works
             .iter_mut()
@@ -139,8 +139,8 @@ impl Processor {
         if to_load.is_empty() {
             return;
         }
-        let histories =
-            futures::future::join_all(to_load.iter().map(|w| self.events.load(w.order_id))).await;
+        let order_ids: Vec<OrderId> = to_load.iter().map(|w| w.order_id).collect();
+        let histories = self.events.load_many(&order_ids).await;
         for (work, history) in to_load.into_iter().zip(histories) {
             work.step = match history {
                 Ok(history) => match (OrderView::fold(&history), history.last()) {

@@ -145,18 +145,24 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
-        let key = order_id.to_string();
-        self.db
+        self.db.read(move |conn| load_in(conn, order_id)).await
+    }
+
+    /// One read job for the whole call: a hop to the blocking pool and a wake-up back per
+    /// batch rather than per order. Each history is its own statement (a consistent snapshot
+    /// per order, as [`load`](EventStore::load) gives).
+    async fn load_many(
+        &self,
+        order_ids: &[OrderId],
+    ) -> Vec<Result<Vec<EventEnvelope>, StoreError>> {
+        let ids = order_ids.to_vec();
+        let loaded = self
+            .db
             .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(&format!(
-                        "SELECT {COLUMNS} FROM events WHERE order_id = ?1 ORDER BY version"
-                    ))
-                    .map_err(map_err)?;
-                let rows = stmt.query_map([&key], read_row).map_err(map_err)?;
-                rows.map(|r| decode(r.map_err(map_err)??.1)).collect()
+                Ok::<_, StoreError>(ids.into_iter().map(|id| load_in(conn, id)).collect())
             })
-            .await
+            .await;
+        loaded.unwrap_or_else(|e| vec![Err(e); order_ids.len()])
     }
 
     async fn read_all(
@@ -350,6 +356,22 @@ fn append_in(
         }
     }
     Ok(())
+}
+
+/// Every event of one order, in version order.
+fn load_in(
+    conn: &rusqlite::Connection,
+    order_id: OrderId,
+) -> Result<Vec<EventEnvelope>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE order_id = ?1 ORDER BY version"
+        ))
+        .map_err(map_err)?;
+    let rows = stmt
+        .query_map([order_id.to_string()], read_row)
+        .map_err(map_err)?;
+    rows.map(|r| decode(r.map_err(map_err)??.1)).collect()
 }
 
 /// A row as `(seq, stored event)`; a malformed column is `Err(Corrupt)` inside `Ok`, so that

@@ -58,6 +58,7 @@ macro_rules! all_checks {
             appending_many_settles_each_append_on_its_own,
             an_invalid_batch_is_rejected_and_writes_nothing,
             loading_an_unknown_order_gives_an_empty_history,
+            loading_many_gives_each_order_its_history_at_its_index,
             loading_returns_events_in_version_order,
             read_all_pages_through_every_event_exactly_once,
             read_all_rejects_a_cursor_it_did_not_produce,
@@ -364,6 +365,28 @@ pub async fn loading_an_unknown_order_gives_an_empty_history(b: &dyn Backend) {
         .await
         .expect("load")
         .is_empty());
+}
+
+pub async fn loading_many_gives_each_order_its_history_at_its_index(b: &dyn Backend) {
+    let store = b.event_store().await;
+    let (short, long, unknown) = (
+        OrderId::new_random(),
+        OrderId::new_random(),
+        OrderId::new_random(),
+    );
+    let (short_history, long_history) = (history(short, 2), history(long, 5));
+    store.append(&short_history).await.expect("append");
+    store.append(&long_history).await.expect("append");
+    let loaded: Vec<Vec<EventEnvelope>> = store
+        .load_many(&[long, unknown, short, long])
+        .await
+        .into_iter()
+        .map(|h| h.expect("load"))
+        .collect();
+    assert_eq!(
+        loaded,
+        [long_history.clone(), vec![], short_history, long_history]
+    );
 }
 
 pub async fn loading_returns_events_in_version_order(b: &dyn Backend) {
