@@ -42,32 +42,30 @@ impl Notifier {
         &self,
         event: &EventEnvelope,
     ) -> Result<Option<Notification>, ConsumeError> {
-        let OrderEvent::OrderCompleted { total } = event.event else {
+        if !matches!(event.event, OrderEvent::OrderCompleted { .. }) {
             return Ok(None);
-        };
-        // The completion carries only the total; who ordered and in which currency is in v1.
+        }
         let history = self.events.load(event.order_id).await?;
-        let view = OrderView::fold(history.iter().take_while(|e| e.version <= event.version))
-            .map_err(|e| ConsumeError::Permanent(e.to_string()))?
-            .ok_or_else(|| {
-                ConsumeError::Permanent(format!("order {} has no history", event.order_id))
-            })?;
-        Ok(Some(completion_notification(event, &view, total)))
+        completion_from(event, &history)
     }
 
-    /// The batch's completions, their histories loaded concurrently, published in order with
+    /// The batch's completions, their histories loaded together ([`EventStore::load_many`]), published in order with
     /// [`Publisher::publish_batch`]. The outcome keeps the contract of
     /// [`EventConsumer::consume_batch`]: nothing is published at or after the first event that
     /// failed transiently (a history that could not be read, a publish that failed); an event
     /// whose notification can never be made or published is set aside and the rest go on.
     pub async fn notify_batch(&self, events: &[EventEnvelope]) -> BatchOutcome {
-        let prepared = futures::future::join_all(
-            events
-                .iter()
-                .enumerate()
-                .map(|(index, event)| async move { (index, self.completion(event).await) }),
-        )
-        .await;
+        let completed: Vec<usize> = (0..events.len())
+            .filter(|&i| matches!(events[i].event, OrderEvent::OrderCompleted { .. }))
+            .collect();
+        let order_ids: Vec<_> = completed.iter().map(|&i| events[i].order_id).collect();
+        let histories = self.events.load_many(&order_ids).await;
+        let prepared = completed.iter().zip(histories).map(|(&index, history)| {
+            let notification = history
+                .map_err(ConsumeError::from)
+                .and_then(|history| completion_from(&events[index], &history));
+            (index, notification)
+        });
         let mut permanent = Vec::new();
         let mut transient = Vec::new();
         let mut ready: Vec<(usize, Notification)> = Vec::new();
@@ -113,6 +111,23 @@ impl Notifier {
         }
         BatchOutcome::from_failures(permanent, transient)
     }
+}
+
+/// The notification of the completion `event`, from its order's history (who ordered and in
+/// which currency are in v1; the completion carries only the total). `None` for other events.
+fn completion_from(
+    event: &EventEnvelope,
+    history: &[EventEnvelope],
+) -> Result<Option<Notification>, ConsumeError> {
+    let OrderEvent::OrderCompleted { total } = event.event else {
+        return Ok(None);
+    };
+    let view = OrderView::fold(history.iter().take_while(|e| e.version <= event.version))
+        .map_err(|e| ConsumeError::Permanent(e.to_string()))?
+        .ok_or_else(|| {
+            ConsumeError::Permanent(format!("order {} has no history", event.order_id))
+        })?;
+    Ok(Some(completion_notification(event, &view, total)))
 }
 
 /// The message subscribers receive for a completed order.

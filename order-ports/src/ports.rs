@@ -112,7 +112,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// Each append is atomic on its own, and one append's conflict or rejection never undoes
     /// nor prevents another. A store failure is the adapter's: SQLite writes them all in one
     /// write job, so a failed commit fails every append of the call (none was written);
-    /// DynamoDB sends them concurrently, each succeeding or failing on its own. The default
+    /// DynamoDB sends a bounded number at a time, each succeeding or failing on its own. The default
     /// appends one after another.
     ///
     /// Errors per element: as [`append`](Self::append).
