@@ -24,6 +24,12 @@ use crate::ports::{
 
 const NEW_KEY_ONLY: &str = "attribute_not_exists(orderId)";
 
+/// Runs `calls` at most `limit` at a time; outcome `i` is call `i`'s. The calls are built up
+/// front by the caller: a lazy `map` inside the stream trips the `Send` check of async_trait.
+async fn at_most<F: std::future::Future>(limit: usize, calls: Vec<F>) -> Vec<F::Output> {
+    futures::stream::iter(calls).buffered(limit).collect().await
+}
+
 /// A `Scan` page's events, and the key the next page starts after.
 type ScannedPage = (Vec<EventEnvelope>, Option<HashMap<String, AttributeValue>>);
 
@@ -262,13 +268,8 @@ impl EventStore for DynamoEventStore {
     /// several events of one order): DynamoDB has no conditional batch write, and a transaction
     /// across orders would fail them all on one conflict.
     async fn append_many(&self, appends: &[&[EventEnvelope]]) -> Vec<Result<(), AppendError>> {
-        // Built up front: a lazy `map` in the stream trips the `Send` check of async_trait.
         let calls: Vec<_> = appends.iter().map(|events| self.append(events)).collect();
-        // `buffered`, not `buffer_unordered`: outcome `i` is append `i`'s.
-        futures::stream::iter(calls)
-            .buffered(APPEND_CONCURRENCY)
-            .collect()
-            .await
+        at_most(APPEND_CONCURRENCY, calls).await
     }
 
     /// The `Query`s, [`LOAD_CONCURRENCY`] at a time.
@@ -276,12 +277,8 @@ impl EventStore for DynamoEventStore {
         &self,
         order_ids: &[OrderId],
     ) -> Vec<Result<Vec<EventEnvelope>, StoreError>> {
-        // Built up front, as in `append_many`; `buffered` keeps history `i` at index `i`.
         let calls: Vec<_> = order_ids.iter().map(|id| self.load(*id)).collect();
-        futures::stream::iter(calls)
-            .buffered(LOAD_CONCURRENCY)
-            .collect()
-            .await
+        at_most(LOAD_CONCURRENCY, calls).await
     }
 
     async fn load(&self, order_id: OrderId) -> Result<Vec<EventEnvelope>, StoreError> {
@@ -579,12 +576,8 @@ impl StatusStore for DynamoStatusStore {
         &self,
         records: &[OrderStatusRecord],
     ) -> Vec<Result<Upserted, StoreError>> {
-        use futures::StreamExt;
         let calls: Vec<_> = records.iter().map(|record| self.upsert(record)).collect();
-        futures::stream::iter(calls)
-            .buffered(UPSERT_CONCURRENCY)
-            .collect()
-            .await
+        at_most(UPSERT_CONCURRENCY, calls).await
     }
 
     /// `Query`s on the key-only GSI [`BY_CUSTOMER_INDEX`], descending, from the cursor's
