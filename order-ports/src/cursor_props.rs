@@ -42,10 +42,10 @@ proptest! {
         ms in 0i64..10_000_000_000_000,
         order_id in arb_order_id(),
     ) {
-        let updated_at = format_timestamp(
+        let sort_key = format_timestamp(
             chrono::DateTime::from_timestamp_millis(ms).expect("in range"),
         );
-        let position = PendingPosition { shard, updated_at, order_id };
+        let position = PendingPosition { shard, sort_key, order_id };
         prop_assert_eq!(PendingPosition::decode(&position.encode()).expect("decodes"), position);
     }
 

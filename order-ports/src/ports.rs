@@ -715,38 +715,39 @@ pub(crate) fn check_pending_limit(limit: usize) -> Result<(), StoreError> {
 }
 
 /// A position in a walk of pending orders: the last order returned. `shard` is the DynamoDB
-/// index shard (always 0 on SQLite). Encoded as `{shard}|{updatedAt}|{orderId}`; on DynamoDB
-/// the timestamp is the `pending` index's sort key, `createdAt`.
+/// index shard (always 0 on SQLite). Encoded as `{shard}|{sortKey}|{orderId}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PendingPosition {
     pub shard: u32,
-    pub updated_at: String,
+    /// The walk's sort key, a stored timestamp: `updatedAt` on SQLite, the `pending` index's
+    /// `createdAt` on DynamoDB.
+    pub sort_key: String,
     pub order_id: OrderId,
 }
 
 impl PendingPosition {
     pub fn encode(&self) -> String {
-        format!("{}|{}|{}", self.shard, self.updated_at, self.order_id)
+        format!("{}|{}|{}", self.shard, self.sort_key, self.order_id)
     }
 
     pub fn decode(cursor: &str) -> Result<Self, StoreError> {
         let bad = || StoreError::Rejected(format!("not a cursor of this store: {cursor:?}"));
         let mut parts = cursor.split('|');
-        let (Some(shard), Some(updated_at), Some(order_id), None) =
+        let (Some(shard), Some(sort_key), Some(order_id), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(bad());
         };
         let shard = shard.parse().map_err(|_| bad())?;
         // Only a timestamp in the stored form: it is compared as text.
-        let parsed = events_schema::envelope::parse_timestamp(updated_at).ok_or_else(bad)?;
-        if events_schema::envelope::format_timestamp(parsed) != updated_at {
+        let parsed = events_schema::envelope::parse_timestamp(sort_key).ok_or_else(bad)?;
+        if events_schema::envelope::format_timestamp(parsed) != sort_key {
             return Err(bad());
         }
         let order_id = OrderId::parse(order_id).map_err(|_| bad())?;
         Ok(Self {
             shard,
-            updated_at: updated_at.to_owned(),
+            sort_key: sort_key.to_owned(),
             order_id,
         })
     }

@@ -18,9 +18,7 @@ use crate::ports::{
     CustomerOrdersQuery, EventPage, EventStore, OrderIdPage, OrderScan, ScanSegment, StatusPage,
     StatusRepair, StatusStore, StoreError, Upserted,
 };
-use crate::ports::{
-    check_pending_limit, pending_order, PendingOrder, PendingPage, PendingPosition,
-};
+use crate::ports::{check_pending_limit, PendingOrder, PendingPage, PendingPosition};
 
 const NEW_KEY_ONLY: &str = "attribute_not_exists(orderId)";
 
@@ -762,7 +760,7 @@ impl DynamoStatusStore {
                     PENDING_SHARD.to_owned(),
                     AttributeValue::S(p.shard.to_string()),
                 ),
-                ("createdAt".to_owned(), AttributeValue::S(p.updated_at)),
+                ("createdAt".to_owned(), AttributeValue::S(p.sort_key)),
                 (
                     "orderId".to_owned(),
                     AttributeValue::S(p.order_id.to_string()),
@@ -791,11 +789,18 @@ impl DynamoStatusStore {
                     continue;
                 }
                 if found.len() < wanted {
-                    let order = pending_order(
-                        &view.order_id.to_string(),
-                        view.status.as_str(),
-                        &view.updated_at,
-                    )?;
+                    let updated_at = events_schema::envelope::parse_timestamp(&view.updated_at)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "view {}: bad updatedAt {:?}",
+                                view.order_id, view.updated_at
+                            ))
+                        })?;
+                    let order = PendingOrder {
+                        order_id: view.order_id,
+                        status: view.status,
+                        updated_at,
+                    };
                     found.push((shard, order, view.created_at));
                 }
             }
@@ -810,7 +815,7 @@ impl DynamoStatusStore {
             Some((shard, order, created_at)) if more => Some(
                 PendingPosition {
                     shard: *shard,
-                    updated_at: created_at.clone(),
+                    sort_key: created_at.clone(),
                     order_id: order.order_id,
                 }
                 .encode(),

@@ -240,7 +240,7 @@ impl SqliteStatusStore {
         }
         let before = events_schema::envelope::format_timestamp(before);
         let (after_time, after_order) = after
-            .map(|p| (p.updated_at, p.order_id.to_string()))
+            .map(|p| (p.sort_key, p.order_id.to_string()))
             .unwrap_or_default();
         let wanted = i64::try_from(limit + 1).unwrap_or(i64::MAX);
         let rows: Vec<(String, String, String)> = self
@@ -266,7 +266,7 @@ impl SqliteStatusStore {
             (true, Some(updated_at), Some(order)) => Some(
                 PendingPosition {
                     shard: 0,
-                    updated_at,
+                    sort_key: updated_at,
                     order_id: order.order_id,
                 }
                 .encode(),
