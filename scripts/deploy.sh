@@ -35,8 +35,12 @@ case "$ARCH" in
   *) echo "deploy.sh: --arch must be x86_64 or arm64" >&2; exit 2 ;;
 esac
 
-VENV="$("$ROOT/scripts/emulator-venv.sh")"
-export PATH="$VENV/bin:$PATH"   # cargo-lambda and zig
+if [[ "$SKIP_BUILD" == 0 ]]; then
+  VENV="$("$ROOT/scripts/emulator-venv.sh" --release)"   # with cargo-lambda and zig
+else
+  VENV="$("$ROOT/scripts/emulator-venv.sh")"
+fi
+export PATH="$VENV/bin:$PATH"
 
 if [[ "$SKIP_BUILD" == 0 ]]; then
   echo "deploy.sh: building bootstraps for $ARCH" >&2

@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# Runs each fuzz target (fuzz/, cargo-fuzz on the nightly toolchain) for a while from the
-# committed seeds plus what earlier runs found:
+# Explores each fuzz target (fuzz/, cargo-fuzz on the nightly toolchain) for a while from the
+# committed seeds plus what earlier runs found. Run it before merging a change to a parser; the
+# test command only replays the corpora (fuzz-checks/tests/corpus_replay.rs, stable):
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 s, every target)
 #
-# Installs the pinned cargo-fuzz into target/fuzz-tools/ when it is not there yet (kept across
-# runs). Any finding (a panic, a failed assertion, a timeout, a leak of memory) fails the
+# Installs the pinned cargo-fuzz into the tools cache (scripts/tools-cache.sh) when it is not
+# there yet. Any finding (a panic, a failed assertion, a timeout, a leak of memory) fails the
 # script; libFuzzer saves the input under fuzz/artifacts/<target>/. What the targets check and
 # the figures of the last long runs: docs/fuzzing.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CARGO_FUZZ_VERSION=0.13.2
-TOOLS="$ROOT/target/fuzz-tools"
+# shellcheck source=tools-cache.sh
+source "$ROOT/scripts/tools-cache.sh"
+TOOLS="$ORDERS_TOOLS_CACHE/cargo-fuzz-$CARGO_FUZZ_VERSION"
 SECONDS_PER_TARGET="${1:-60}"
 shift || true
 
-if ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
-  cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION" --root "$TOOLS"
-fi
+install_cargo_fuzz() {
+  if ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
+    echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS" >&2
+    env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS CARGO_TARGET_DIR="$TOOLS/build" \
+      cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION" --root "$TOOLS"
+    rm -rf "$TOOLS/build"
+  fi
+}
+with_tools_lock install_cargo_fuzz
 export PATH="$TOOLS/bin:$PATH"
 cd "$ROOT/fuzz"
 

@@ -1,11 +1,13 @@
-//! The AWS path end to end on the emulator (ministack): the four release bootstraps, deployed
+//! The AWS path end to end on the emulator (ministack): the five function bootstraps, deployed
 //! from `template.yaml` with `scripts/deploy.sh` — the command users run — and driven through
 //! the HTTP API, the queues and the tables exactly as a client, an operator and a downstream
 //! service would.
 //!
-//! Needs `ORDERS_TEST_AWS_ENDPOINT` (a running ministack) and `ORDERS_TEST_LAMBDA_ZIPS` (the
-//! `cargo lambda` zips); `scripts/test.sh` provides both. Without them these tests fail: they
-//! never skip silently.
+//! Needs `ORDERS_TEST_AWS_ENDPOINT` (a running ministack) and `ORDERS_TEST_LAMBDA_ZIPS` (a
+//! directory of `<function>/bootstrap.zip`); `scripts/test.sh` provides both, the zips made from
+//! the test build's own binaries (`scripts/test-lambda-zips.sh`). The release zips of
+//! `cargo lambda` deploy the same way (`ORDERS_TEST_LAMBDA_ZIPS=target/lambda`). Without them
+//! these tests fail: they never skip silently.
 //!
 //! Which guarantee is proven where:
 //! - Ingest idempotency, processor, projector and notifier working together as deployed
@@ -45,7 +47,7 @@ fn required_env(name: &str) -> String {
         Ok(value) if !value.trim().is_empty() => value,
         _ => panic!(
             "{name} is not set. This test deploys template.yaml to a running AWS emulator with the \
-             built Lambda zips: run scripts/test.sh, which builds the zips (cargo lambda), starts \
+             built Lambda zips: run scripts/test.sh, which zips the test build's binaries, starts \
              ministack and exports {ENDPOINT_VAR} and {ZIPS_VAR} before `cargo test`."
         ),
     }
