@@ -34,6 +34,9 @@ pub mod stream_checkpoints;
 pub mod stream_feed;
 
 pub use dynamo::{DynamoEventStore, DynamoStatusStore};
+/// How many `pendingShard` keys the `pending` index spreads over: `orders plan` counts each as
+/// one partition's writes.
+pub use dynamo::PENDING_SHARDS;
 pub use sns::SnsPublisher;
 pub use sqs::{SqsDeadLetters, SqsWorkQueue};
 #[cfg(feature = "stream-feed")]

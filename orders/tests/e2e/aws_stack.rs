@@ -429,10 +429,27 @@ struct Accepted {
     customer_of: HashMap<String, String>,
 }
 
+/// Every throughput knob of the template away from its default (docs/scaling.md): the stack
+/// deploys and the pipeline works with them. The emulator stores the mappings' settings and
+/// accepts and ignores the tables' and the functions' (docs/emulator.md).
+const THROUGHPUT_KNOBS: [(&str, &str); 11] = [
+    ("EventsWarmReadUnits", "20000"),
+    ("EventsWarmWriteUnits", "30000"),
+    ("StatusWarmReadUnits", "15000"),
+    ("StatusWarmWriteUnits", "25000"),
+    ("OnDemandMaxReadUnits", "90000"),
+    ("OnDemandMaxWriteUnits", "60000"),
+    ("ProjectorParallelizationFactor", "2"),
+    ("NotifierParallelizationFactor", "2"),
+    ("ProcessorMaxConcurrency", "50"),
+    ("IngestReservedConcurrency", "100"),
+    ("ProcessorReservedConcurrency", "50"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and_are_notified_once()
 {
-    let stack = Stack::deploy("pipeline", &[]).await;
+    let stack = Stack::deploy("pipeline", &THROUGHPUT_KNOBS).await;
     let api = stack.api().to_owned();
     let subscriber = stack.subscribe_queue().await;
     let http = client();
