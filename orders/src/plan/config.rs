@@ -35,7 +35,7 @@ pub enum ConfigError {
 }
 
 /// Template parameters the plan reads.
-pub const TEMPLATE_PARAMETERS: [&str; 25] = [
+pub const TEMPLATE_PARAMETERS: [&str; 26] = [
     "ApiThrottleRate",
     "ApiThrottleBurst",
     "CapacityMode",
@@ -61,6 +61,7 @@ pub const TEMPLATE_PARAMETERS: [&str; 25] = [
     "ProjectorReservedConcurrency",
     "NotifierReservedConcurrency",
     "ReconcilerReservedConcurrency",
+    "Timeout",
 ];
 
 /// Not template parameters: the account quotas only AWS can raise, and the code constants
@@ -127,6 +128,7 @@ pub struct Config {
     pub read_capacity_max: f64,
     pub write_capacity_max: f64,
     pub memory_mb: f64,
+    pub timeout_seconds: f64,
     pub arm64: bool,
     pub processor_batch_size: f64,
     pub stream_batch_size: f64,
@@ -258,6 +260,7 @@ impl Config {
             read_capacity_max: number("ReadCapacityMax", 1.0, big)?,
             write_capacity_max: number("WriteCapacityMax", 1.0, big)?,
             memory_mb: number("MemorySize", 128.0, 10_240.0)?,
+            timeout_seconds: number("Timeout", 1.0, 900.0)?,
             arm64: choice("Architecture", &["arm64", "x86_64"])? == "arm64",
             processor_batch_size: number("ProcessorBatchSize", 1.0, 10.0)?,
             stream_batch_size: number("StreamBatchSize", 1.0, 10_000.0)?,

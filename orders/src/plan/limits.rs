@@ -107,6 +107,17 @@ pub const SHARD_WRITES_ASSUMED: Fact = Fact {
     source: "none found (see PARTITION_WRITES)",
 };
 
+/// How often Lambda reads a stream shard when it is not busy: the most a batch without a
+/// batching window gathers is what a shard carries in a quarter second.
+pub const STREAM_POLLS_PER_SECOND: Fact = Fact {
+    value: 4.0,
+    unit: "polls per second per shard",
+    statement: "ASSUMPTION: Lambda polls each DynamoDB stream shard at a base rate of 4 times a \
+                second (as AWS's Lambda guide says; the search did not find the sentence, so it \
+                is marked here as an assumption)",
+    source: "https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html (not found by the search)",
+};
+
 /// Lambda's SQS mapping, standard mode.
 pub const SQS_ESM_START: Fact = Fact {
     value: 5.0,
@@ -223,9 +234,9 @@ pub const SNS_PUBLISH_US_EAST_1: Fact = Fact {
 /// of its own and so at most one partition's writes.
 pub const PENDING_SHARDS: f64 = order_ports::aws::PENDING_SHARDS as f64;
 
-/// The processor loads and appends at most this many orders of a batch at once
-/// (`APPEND_CONCURRENCY` / `LOAD_CONCURRENCY` in order-ports' DynamoDB event store): a batch
-/// larger than that takes another round.
+/// The processor, the projector and the notifier load, append or upsert at most this many
+/// orders of a batch at once (`LOAD_CONCURRENCY`, `APPEND_CONCURRENCY`, `UPSERT_CONCURRENCY` in
+/// order-ports' DynamoDB stores): a batch with more orders takes another round.
 pub const PROCESSOR_ROUND: f64 = 32.0;
 
 /// How long an order takes from `OrderReceived` to its last event (template.yaml,

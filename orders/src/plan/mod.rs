@@ -4,7 +4,7 @@
 //! million orders cost. docs/scaling.md is written from its output.
 
 mod config;
-pub mod limits;
+mod limits;
 mod model;
 mod ramp;
 
@@ -13,8 +13,8 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-pub use config::{Config, ConfigError};
-pub use model::{Durations, Effect, Kind};
+use config::Config;
+use model::Durations;
 
 use crate::CliError;
 
@@ -153,6 +153,15 @@ pub fn report(
         "limits": checks,
         "perKey": model::per_key(&per),
         "lambdaConcurrency": {"byFunction": functions, "total": total_concurrency},
+        "streamBatches": {
+            "projectorRecords": per.projector_batch_records,
+            "projectorSeconds": per.projector_batch_seconds,
+            "notifierRecords": per.notifier_batch_records,
+            "notifierSeconds": per.notifier_batch_seconds,
+            "timeoutSeconds": config.timeout_seconds,
+            "withinTimeout": per.projector_batch_seconds < config.timeout_seconds
+                && per.notifier_batch_seconds < config.timeout_seconds,
+        },
         "streamShards": {
             "estimate": shards,
             "assumption": limits::SHARD_WRITES_ASSUMED.statement,
@@ -261,6 +270,15 @@ fn print_table(report: &Value) {
         "stream shards (estimate): {}; readers per shard: 2 (projector, notifier), advised at most 2",
         number(&report["streamShards"]["estimate"])
     );
+    let batches = &report["streamBatches"];
+    if batches["withinTimeout"].as_bool() == Some(false) {
+        println!(
+            "WARNING: a busy shard's batch takes {} s (projector) / {} s (notifier), over Timeout {} s: lower StreamBatchSize or raise Timeout",
+            number(&batches["projectorSeconds"]),
+            number(&batches["notifierSeconds"]),
+            number(&batches["timeoutSeconds"])
+        );
+    }
     let cost = &report["cost"];
     println!(
         "cost per 1M orders: on demand {} $, provisioned at 70% {} $; a 30-day month at this rate: {} $ / {} $",

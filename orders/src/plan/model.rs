@@ -82,9 +82,15 @@ pub struct PerOrder {
     pub notifier_concurrency: f64,
     /// Seconds of the processor holding an order's message (its batch's invocation).
     pub processor_seconds: f64,
-    /// Stream records per order each consumer handles, and the seconds each record takes.
+    /// Seconds of one concurrent stream batch per record, for each consumer (full batches).
     pub projector_seconds_per_record: f64,
     pub notifier_seconds_per_record: f64,
+    /// A busy shard's batch (records) and how long its invocation takes, for each consumer:
+    /// keep them under the functions' Timeout.
+    pub projector_batch_records: f64,
+    pub projector_batch_seconds: f64,
+    pub notifier_batch_records: f64,
+    pub notifier_batch_seconds: f64,
     pub invocations: f64,
     pub gb_seconds: f64,
 }
@@ -99,14 +105,28 @@ impl PerOrder {
         let processor_ms = ms(measured::PROCESSOR, estimated_ms::PROCESSOR);
         let projector_ms = ms(measured::PROJECTOR, estimated_ms::PROJECTOR);
         let notifier_ms = ms(measured::NOTIFIER, estimated_ms::NOTIFIER);
-        // Per record, from the run's records per invocation: a linear model (a fuller batch
-        // costs proportionally more), which is conservative for the batched calls.
-        let projector_per_record = projector_ms
-            / 1000.0
-            / (measured::RECORDS_PER_ORDER / measured::PROJECTOR.0);
-        let notifier_per_record = notifier_ms
-            / 1000.0
-            / (measured::COMPLETIONS_PER_ORDER / measured::NOTIFIER.0);
+        // A busy shard hands a stream consumer full batches of StreamBatchSize records. The
+        // projector reads and writes one view per order of a batch, the notifier loads one
+        // history per completion, each 32 at a time (order-ports' DynamoDB stores): a batch
+        // takes as many of the measured invocation's rounds as it has 32s of orders (the run's
+        // invocations had 28 records, 9 orders: one round).
+        // A batch holds what a busy shard (one partition's 1,000 writes/s) carries while the
+        // mapping gathers: a poll's quarter second, or the projector's batching window, up to
+        // StreamBatchSize. The notifier's filter passes a third of the records.
+        let rounds = |items: f64| (items / limits::PROCESSOR_ROUND).ceil().max(1.0);
+        let shard = limits::SHARD_WRITES_ASSUMED.value;
+        let poll = 1.0 / limits::STREAM_POLLS_PER_SECOND.value;
+        let projector_batch = config
+            .stream_batch_size
+            .min(shard * config.stream_window_seconds.max(poll));
+        let notifier_batch = config
+            .stream_batch_size
+            .min(shard * measured::COMPLETIONS_PER_ORDER / measured::RECORDS_PER_ORDER * poll);
+        let projector_batch_seconds =
+            projector_ms / 1000.0 * rounds(projector_batch / measured::RECORDS_PER_ORDER);
+        let notifier_batch_seconds = notifier_ms / 1000.0 * rounds(notifier_batch);
+        let projector_per_record = projector_batch_seconds / projector_batch;
+        let notifier_per_record = notifier_batch_seconds / notifier_batch;
         let per_environment = 1.0 / limits::LAMBDA_REQUESTS_PER_ENVIRONMENT.value;
         let batch = config.processor_batch_size;
         // With a stream batching window, the orders whose three events still land in two
@@ -115,9 +135,7 @@ impl PerOrder {
         // A batch closes when full, so the window that counts is at most how long a shard
         // takes to fill StreamBatchSize records: at worst (a busy shard, one partition's
         // 1,000 writes/s) StreamBatchSize / 1,000 s.
-        let window = config
-            .stream_window_seconds
-            .min(config.stream_batch_size / limits::SHARD_WRITES_ASSUMED.value);
+        let window = config.stream_window_seconds.min(projector_batch / shard);
         let split = if window <= 0.0 {
             1.0
         } else {
@@ -166,6 +184,10 @@ impl PerOrder {
             processor_seconds: processor_ms / 1000.0,
             projector_seconds_per_record: projector_per_record,
             notifier_seconds_per_record: notifier_per_record,
+            projector_batch_records: projector_batch,
+            projector_batch_seconds,
+            notifier_batch_records: notifier_batch,
+            notifier_batch_seconds,
             invocations,
             gb_seconds,
         }

@@ -135,6 +135,18 @@ pub fn simulate(
         let d = demand(t);
         let mut tightest = [f64::INFINITY, f64::INFINITY];
         for item in &mut tracked {
+            // Concurrency grows toward what this second's demand needs, by at most its rate:
+            // the environments (or batches) started in a second serve in it.
+            if let Growth::Linear {
+                per_order,
+                concurrency,
+                per_second,
+                cap,
+            } = &mut item.growth
+            {
+                let need = (d * *per_order).min(*cap);
+                *concurrency = concurrency.max(need.min(*concurrency + *per_second));
+            }
             let capacity = item.capacity();
             let served = d.min(capacity);
             if d > capacity + 1e-9 {
@@ -160,17 +172,7 @@ pub fn simulate(
                         *window_peak = 0.0;
                     }
                 }
-                Growth::Linear {
-                    per_order,
-                    concurrency,
-                    per_second,
-                    cap,
-                } => {
-                    // Scale up only while the demand needs more.
-                    if d * *per_order > *concurrency {
-                        *concurrency = (*concurrency + *per_second).min(*cap);
-                    }
-                }
+                Growth::Linear { .. } => {}
             }
         }
         if d > tightest[0] + 1e-9 {
