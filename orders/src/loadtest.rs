@@ -540,8 +540,9 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
         }
         // tokio-rustls hands rustls's error on inside an io::Error, whose source() skips it.
         if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if let Some(rustls::Error::InvalidCertificate(_)) =
-                io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            if let Some(rustls::Error::InvalidCertificate(_)) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             {
                 return true;
             }

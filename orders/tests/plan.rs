@@ -29,7 +29,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 fn recommended(rate: u64) -> Vec<String> {
     let path = format!("{}/../docs/scaling.md", env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(&path).expect("read docs/scaling.md");
-    let marker = format!("orders plan --rate {rate} ");
+    let marker = format!("\norders plan --rate {rate} ");
     let start = doc
         .find(&marker)
         .unwrap_or_else(|| panic!("docs/scaling.md has no `{marker}` command"));
@@ -65,12 +65,20 @@ fn at_100k_orders_a_second_the_default_template_names_its_first_limit_and_every_
         .filter_map(|l| l["maxOrdersPerSecond"].as_f64())
         .fold(f64::INFINITY, f64::min);
     let first = &report["firstLimit"];
-    assert_eq!(first["maxOrdersPerSecond"].as_f64(), Some(lowest), "{first:#}");
+    assert_eq!(
+        first["maxOrdersPerSecond"].as_f64(),
+        Some(lowest),
+        "{first:#}"
+    );
     assert_eq!(first["id"], "stream.projector", "{first:#}");
     // Listed: exactly the limits reached below 100k, lowest first.
     let expected: Vec<String> = all
         .iter()
-        .filter(|l| l["maxOrdersPerSecond"].as_f64().is_some_and(|m| m < 100_000.0))
+        .filter(|l| {
+            l["maxOrdersPerSecond"]
+                .as_f64()
+                .is_some_and(|m| m < 100_000.0)
+        })
         .map(|l| l["id"].as_str().expect("id").to_owned())
         .collect();
     let listed = below(&report);
@@ -92,8 +100,14 @@ fn at_100k_orders_a_second_the_default_template_names_its_first_limit_and_every_
     }
     // Each names what moves it and where its number comes from.
     for limit in all {
-        assert!(!limit["lever"].as_str().unwrap_or("").is_empty(), "{limit:#}");
-        assert!(!limit["source"].as_str().unwrap_or("").is_empty(), "{limit:#}");
+        assert!(
+            !limit["lever"].as_str().unwrap_or("").is_empty(),
+            "{limit:#}"
+        );
+        assert!(
+            !limit["source"].as_str().unwrap_or("").is_empty(),
+            "{limit:#}"
+        );
     }
 }
 
@@ -117,7 +131,10 @@ fn with_the_settings_docs_scaling_recommends_only_account_quotas_are_below_100k(
         "dynamodb.events.writes.table-quota",
         "sns.publish",
     ] {
-        assert!(listed.iter().any(|l| l == quota), "{quota} not in {listed:?}");
+        assert!(
+            listed.iter().any(|l| l == quota),
+            "{quota} not in {listed:?}"
+        );
     }
 }
 
@@ -182,5 +199,8 @@ fn the_table_names_the_first_limit_and_the_cost() {
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("first limit: "), "{stdout}");
-    assert!(stdout.contains("cost per 1M orders: on demand "), "{stdout}");
+    assert!(
+        stdout.contains("cost per 1M orders: on demand "),
+        "{stdout}"
+    );
 }

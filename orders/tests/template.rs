@@ -1376,7 +1376,10 @@ fn per_table_and_index(
             .into_iter()
             .flatten()
         {
-            let name = index.get("IndexName").and_then(Value::as_str).expect("a name");
+            let name = index
+                .get("IndexName")
+                .and_then(Value::as_str)
+                .expect("a name");
             found.insert(format!("{id}/{name}"), fields(index.get(property)));
         }
     }
@@ -1439,7 +1442,10 @@ fn the_on_demand_ceiling_is_off_by_default_and_caps_each_table_and_index_on_dema
         );
     }
     let both = per_table_and_index(
-        &[("OnDemandMaxWriteUnits", "60000"), ("OnDemandMaxReadUnits", "90000")],
+        &[
+            ("OnDemandMaxWriteUnits", "60000"),
+            ("OnDemandMaxReadUnits", "90000"),
+        ],
         "OnDemandThroughput",
     );
     assert_eq!(
@@ -1450,7 +1456,10 @@ fn the_on_demand_ceiling_is_off_by_default_and_caps_each_table_and_index_on_dema
         ])
     );
     let provisioned = per_table_and_index(
-        &[("OnDemandMaxWriteUnits", "60000"), ("CapacityMode", "PROVISIONED")],
+        &[
+            ("OnDemandMaxWriteUnits", "60000"),
+            ("CapacityMode", "PROVISIONED"),
+        ],
         "OnDemandThroughput",
     );
     assert!(provisioned.values().all(Option::is_none), "{provisioned:?}");
@@ -1511,7 +1520,10 @@ fn the_sqs_mapping_has_no_scaling_cap_by_default_a_maximum_concurrency_or_provis
         Cfn::Ref("ProcessorMaxPollers".to_owned()),
     );
     assert_eq!(
-        scaling(&[("ProcessorMaxConcurrency", "50"), ("ProcessorMaxPollers", "20")]),
+        scaling(&[
+            ("ProcessorMaxConcurrency", "50"),
+            ("ProcessorMaxPollers", "20")
+        ]),
         (None, Some(pollers))
     );
 }
@@ -1533,9 +1545,15 @@ fn reserved_concurrency_is_set_only_on_the_functions_given_one() {
     assert!(reserved(&[]).values().all(Option::is_none));
     let template = template();
     let defaults = parameter_values(&template, &[]);
-    let given = reserved(&[("IngestReservedConcurrency", "40"), ("ReconcilerReservedConcurrency", "0")]);
+    let given = reserved(&[
+        ("IngestReservedConcurrency", "40"),
+        ("ReconcilerReservedConcurrency", "0"),
+    ]);
     for f in functions() {
-        let parameter = format!("{}ReservedConcurrency", f.logical_id.trim_end_matches("Function"));
+        let parameter = format!(
+            "{}ReservedConcurrency",
+            f.logical_id.trim_end_matches("Function")
+        );
         assert_eq!(defaults[&parameter], "-1", "{parameter}");
         let expected = matches!(f.logical_id, "IngestFunction" | "ReconcilerFunction")
             .then(|| Cfn::Ref(parameter.clone()));

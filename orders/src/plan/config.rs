@@ -339,8 +339,8 @@ mod tests {
 
     #[test]
     fn a_param_overrides_its_default_and_an_unknown_or_bad_one_is_refused() {
-        let config = Config::from_built_in(&["EventsWarmWriteUnits=30000".to_owned()])
-            .expect("override");
+        let config =
+            Config::from_built_in(&["EventsWarmWriteUnits=30000".to_owned()]).expect("override");
         assert_eq!(config.events_warm_write, Some(30_000.0));
         assert_eq!(config.values["EventsWarmWriteUnits"], "30000");
         assert!(matches!(
@@ -368,10 +368,7 @@ mod tests {
             "NotifierReservedConcurrency=-1".to_owned(),
         ])
         .expect("reserved");
-        assert_eq!(
-            config.reserved,
-            BTreeMap::from([(Function::Ingest, 0.0)])
-        );
+        assert_eq!(config.reserved, BTreeMap::from([(Function::Ingest, 0.0)]));
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub const GSI_BACK_PRESSURE: Fact = Fact {
     unit: "",
     statement: "When a GSI has insufficient write capacity, throttling results in write \
                 operations that fail on the base table or any of its GSIs",
-    source: "https://aws.amazon.com/premiumsupport/knowledge-center/dynamodb-gsi-throttling-table/; \
+    source:
+        "https://aws.amazon.com/premiumsupport/knowledge-center/dynamodb-gsi-throttling-table/; \
              https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/gsi-throttling.html",
 };
 
@@ -230,6 +231,46 @@ pub const SNS_PUBLISH_US_EAST_1: Fact = Fact {
     source: "https://docs.aws.amazon.com/general/latest/gr/sns.html",
 };
 
+/// Every published limit and assumption above, by name: `orders plan --json` lists them with
+/// their sources.
+pub const ALL: [(&str, Fact); 25] = [
+    ("ON_DEMAND_NEW_WRITES", ON_DEMAND_NEW_WRITES),
+    ("ON_DEMAND_NEW_READS", ON_DEMAND_NEW_READS),
+    ("ON_DEMAND_DOUBLING_SECONDS", ON_DEMAND_DOUBLING_SECONDS),
+    ("PARTITION_WRITES", PARTITION_WRITES),
+    ("PARTITION_READS", PARTITION_READS),
+    ("GSI_BACK_PRESSURE", GSI_BACK_PRESSURE),
+    ("TABLE_QUOTA", TABLE_QUOTA),
+    ("STREAM_PARALLELIZATION_MAX", STREAM_PARALLELIZATION_MAX),
+    ("STREAM_READERS_PER_SHARD", STREAM_READERS_PER_SHARD),
+    ("SHARD_WRITES_ASSUMED", SHARD_WRITES_ASSUMED),
+    ("STREAM_POLLS_PER_SECOND", STREAM_POLLS_PER_SECOND),
+    ("SQS_ESM_START", SQS_ESM_START),
+    ("SQS_ESM_RAMP_PER_MINUTE", SQS_ESM_RAMP_PER_MINUTE),
+    ("SQS_ESM_MAX", SQS_ESM_MAX),
+    ("SQS_POLLER_INVOCATIONS", SQS_POLLER_INVOCATIONS),
+    ("SQS_POLLER_RAMP_PER_MINUTE", SQS_POLLER_RAMP_PER_MINUTE),
+    ("SQS_IN_FLIGHT", SQS_IN_FLIGHT),
+    ("LAMBDA_ACCOUNT_CONCURRENCY", LAMBDA_ACCOUNT_CONCURRENCY),
+    ("LAMBDA_SCALING_PER_10S", LAMBDA_SCALING_PER_10S),
+    ("LAMBDA_REQUESTS_PER_ENVIRONMENT", LAMBDA_REQUESTS_PER_ENVIRONMENT),
+    ("API_ACCOUNT_RATE", API_ACCOUNT_RATE),
+    ("API_ACCOUNT_BURST", API_ACCOUNT_BURST),
+    ("SNS_PUBLISH_US_EAST_1", SNS_PUBLISH_US_EAST_1),
+    ("ORDER_LIFE_SECONDS", Fact {
+        value: ORDER_LIFE_SECONDS,
+        unit: "s",
+        statement: "an order's life from OrderReceived to its last event (template.yaml, StreamBatchingWindowSeconds)",
+        source: "template.yaml; BENCHMARKS.md, Cost per order",
+    }),
+    ("PROCESSOR_ROUND", Fact {
+        value: PROCESSOR_ROUND,
+        unit: "orders at once",
+        statement: "LOAD_CONCURRENCY, APPEND_CONCURRENCY and UPSERT_CONCURRENCY of order-ports' DynamoDB stores",
+        source: "order-ports/src/aws/dynamo.rs",
+    }),
+];
+
 /// The `pending` index's partition key takes this many values (`pendingShard`), each one a key
 /// of its own and so at most one partition's writes.
 pub const PENDING_SHARDS: f64 = order_ports::aws::PENDING_SHARDS as f64;
@@ -285,7 +326,8 @@ pub mod measured {
 /// invocation would take on AWS at ~5 ms per DynamoDB call and ~10 ms per SQS/SNS call plus
 /// 2 ms. An assumption, not a measurement; `--durations estimated` uses it.
 pub mod estimated_ms {
-    pub const SOURCE: &str = "BENCHMARKS.md, Cost per order: scripts/cost.py ESTIMATED_MS (an assumption)";
+    pub const SOURCE: &str =
+        "BENCHMARKS.md, Cost per order: scripts/cost.py ESTIMATED_MS (an assumption)";
     pub const INGEST: f64 = 17.0;
     pub const PROCESSOR: f64 = 27.0;
     pub const PROJECTOR: f64 = 12.0;

@@ -73,9 +73,8 @@ pub async fn plan(args: PlanArgs) -> Result<ExitCode, CliError> {
     let config = match &args.template {
         None => Config::from_built_in(&args.params),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                CliError::Config(format!("--template {}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Config(format!("--template {}: {e}", path.display())))?;
             Config::from_template(&text, &args.params)
         }
     }
@@ -120,9 +119,7 @@ pub fn report(
     let per = model::PerOrder::new(config, durations);
     let checks = model::checks(config, &per, rate);
     let below: Vec<&model::Check> = checks.iter().filter(|c| c.below_rate).collect();
-    let first = checks
-        .iter()
-        .find(|c| c.max_orders_per_second.is_some());
+    let first = checks.iter().find(|c| c.max_orders_per_second.is_some());
     let functions: serde_json::Map<String, Value> = config::Function::ALL
         .iter()
         .map(|f| (f.name().to_owned(), json!(per.concurrency(*f) * rate)))
@@ -137,7 +134,8 @@ pub fn report(
     let shards = (per.events_write_units * rate / limits::SHARD_WRITES_ASSUMED.value)
         .ceil()
         .max(1.0);
-    let ramp = ramp.map(|(from, seconds)| ramp::simulate(config, &per, &checks, from, rate, seconds));
+    let ramp =
+        ramp.map(|(from, seconds)| ramp::simulate(config, &per, &checks, from, rate, seconds));
     Ok(json!({
         "rate": rate,
         "durations": durations,
@@ -179,6 +177,16 @@ pub fn report(
             "notIncluded": "provisioned pollers, warm-throughput increases, storage, logs, data transfer",
         },
         "ramp": ramp,
+        "facts": limits::ALL
+            .iter()
+            .map(|(name, fact)| json!({
+                "name": name,
+                "value": fact.value,
+                "unit": fact.unit,
+                "statement": fact.statement,
+                "source": fact.source,
+            }))
+            .collect::<Vec<_>>(),
     }))
 }
 

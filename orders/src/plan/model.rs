@@ -105,14 +105,13 @@ impl PerOrder {
         let processor_ms = ms(measured::PROCESSOR, estimated_ms::PROCESSOR);
         let projector_ms = ms(measured::PROJECTOR, estimated_ms::PROJECTOR);
         let notifier_ms = ms(measured::NOTIFIER, estimated_ms::NOTIFIER);
-        // A busy shard hands a stream consumer full batches of StreamBatchSize records. The
-        // projector reads and writes one view per order of a batch, the notifier loads one
-        // history per completion, each 32 at a time (order-ports' DynamoDB stores): a batch
-        // takes as many of the measured invocation's rounds as it has 32s of orders (the run's
-        // invocations had 28 records, 9 orders: one round).
         // A batch holds what a busy shard (one partition's 1,000 writes/s) carries while the
         // mapping gathers: a poll's quarter second, or the projector's batching window, up to
-        // StreamBatchSize. The notifier's filter passes a third of the records.
+        // StreamBatchSize; the notifier's filter passes a third of the records. The projector
+        // reads and writes one view per order of a batch, the notifier loads one history per
+        // completion, each 32 at a time (order-ports' DynamoDB stores): a batch takes as many
+        // of the measured invocation's rounds as it has 32s of orders (the run's invocations
+        // had 28 records, 9 orders: one round).
         let rounds = |items: f64| (items / limits::PROCESSOR_ROUND).ceil().max(1.0);
         let shard = limits::SHARD_WRITES_ASSUMED.value;
         let poll = 1.0 / limits::STREAM_POLLS_PER_SECOND.value;
@@ -131,10 +130,9 @@ impl PerOrder {
         let batch = config.processor_batch_size;
         // With a stream batching window, the orders whose three events still land in two
         // batches (about an order's life over the window) pay the second view write and the
-        // pending index's put and delete; the others one view write and none.
-        // A batch closes when full, so the window that counts is at most how long a shard
-        // takes to fill StreamBatchSize records: at worst (a busy shard, one partition's
-        // 1,000 writes/s) StreamBatchSize / 1,000 s.
+        // pending index's put and delete; the others one view write and none. A batch closes
+        // when full, so the window that counts is at most the time a busy shard takes to fill
+        // one.
         let window = config.stream_window_seconds.min(projector_batch / shard);
         let split = if window <= 0.0 {
             1.0
@@ -220,20 +218,23 @@ fn linear(
     source: &'static str,
 ) -> Check {
     let max = (per_order > 0.0).then(|| limit / per_order);
-    finish(Check {
-        id: id.to_owned(),
-        resource: resource.to_owned(),
-        need: per_order * rate,
-        limit,
-        unit,
-        utilisation: 0.0,
-        max_orders_per_second: max,
-        below_rate: false,
-        kind,
-        effect,
-        lever: lever.to_owned(),
-        source,
-    }, rate)
+    finish(
+        Check {
+            id: id.to_owned(),
+            resource: resource.to_owned(),
+            need: per_order * rate,
+            limit,
+            unit,
+            utilisation: 0.0,
+            max_orders_per_second: max,
+            below_rate: false,
+            kind,
+            effect,
+            lever: lever.to_owned(),
+            source,
+        },
+        rate,
+    )
 }
 
 fn finish(mut check: Check, rate: f64) -> Check {
@@ -335,7 +336,10 @@ pub fn checks(config: &Config, per: &PerOrder, rate: f64) -> Vec<Check> {
         ));
     }
     // ---- the SQS mapping of the processor
-    let (cap, lever) = match (config.processor_max_pollers, config.processor_max_concurrency) {
+    let (cap, lever) = match (
+        config.processor_max_pollers,
+        config.processor_max_concurrency,
+    ) {
         (Some(pollers), _) => (
             pollers * limits::SQS_POLLER_INVOCATIONS.value,
             "ProcessorMaxPollers (2-2000, 10 batches each)",
@@ -491,8 +495,18 @@ pub fn checks(config: &Config, per: &PerOrder, rate: f64) -> Vec<Check> {
                 Effect::Delayed,
             ));
         }
-        for (side, per_order, warm, new_table, warm_parameter, ceiling, ceiling_parameter, max, max_parameter, effect) in
-            sides
+        for (
+            side,
+            per_order,
+            warm,
+            new_table,
+            warm_parameter,
+            ceiling,
+            ceiling_parameter,
+            max,
+            max_parameter,
+            effect,
+        ) in sides
         {
             let unit = if side == "writes" {
                 "write units/s"
@@ -609,8 +623,7 @@ pub fn per_key(per: &PerOrder) -> Vec<PerKey> {
                     more orders than this per second throttles the index, and by back-pressure \
                     the projector's view writes (docs/scaling.md, the hot customer)"
             .to_owned(),
-        max_orders_per_second_per_key: limits::PARTITION_WRITES.value
-            / per.by_customer_write_units,
+        max_orders_per_second_per_key: limits::PARTITION_WRITES.value / per.by_customer_write_units,
         source: limits::GSI_BACK_PRESSURE.source,
     }]
 }
@@ -649,10 +662,7 @@ pub fn cost(config: &Config, per: &PerOrder, provisioned: bool) -> Cost {
             rru * prices::RCU_HOUR / hour * million,
         )
     } else {
-        (
-            wru * prices::WRU_PER_MILLION,
-            rru * prices::RRU_PER_MILLION,
-        )
+        (wru * prices::WRU_PER_MILLION, rru * prices::RRU_PER_MILLION)
     };
     let mut cost = Cost {
         api: per.api_requests * prices::HTTP_API_PER_MILLION,

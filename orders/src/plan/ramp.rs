@@ -195,12 +195,25 @@ pub fn simulate(
         }
     }
     let simulated = t;
-    let still = |last: Option<u64>| last.is_some_and(|l| l + 1 >= simulated);
-    let stops = |last: Option<u64>| match last {
+    // Whether a limit still throttles once everything that grows has grown (or the horizon
+    // is reached): then it never stops by itself.
+    let keeps_throttling = |capacity: f64| capacity + 1e-9 < to_rate;
+    let stops = |last: Option<u64>, throttling: bool| match last {
         None => Some(0),
-        Some(_) if still(last) => None,
+        Some(_) if throttling => None,
         Some(l) => Some(l + 1),
     };
+    let tightest_at_end = |effect: Effect| {
+        tracked
+            .iter()
+            .filter(|i| i.check.effect == effect)
+            .map(Tracked::capacity)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let refusing_at_end = keeps_throttling(tightest_at_end(Effect::Refused));
+    // What is taken is at most what the refusing limits let in.
+    let taken = tightest_at_end(Effect::Refused).min(to_rate);
+    let delaying_at_end = tightest_at_end(Effect::Delayed) + 1e-9 < taken;
     let mut throttled: Vec<Throttled> = tracked
         .iter()
         .filter_map(|item| {
@@ -210,7 +223,7 @@ pub fn simulate(
                 resource: item.check.resource.clone(),
                 effect: item.check.effect,
                 first_throttled_second: first,
-                stops_throttling_second: stops(item.last),
+                stops_throttling_second: stops(item.last, keeps_throttling(item.capacity())),
                 orders_over: item.over.round(),
                 lever: item.check.lever.clone(),
             })
@@ -223,9 +236,9 @@ pub fn simulate(
         ramp_seconds,
         simulated_seconds: simulated,
         refused_orders: refused.round(),
-        stops_refusing_second: stops(last_refused),
+        stops_refusing_second: stops(last_refused, refusing_at_end),
         delayed_orders: delayed.round(),
-        stops_delaying_second: stops(last_delayed),
+        stops_delaying_second: stops(last_delayed, delaying_at_end),
         throttled,
     }
 }

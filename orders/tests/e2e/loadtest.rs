@@ -108,7 +108,8 @@ impl TlsFront {
         let counted = handshakes.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, backend, counted) = (acceptor.clone(), backend.clone(), counted.clone());
+                let (acceptor, backend, counted) =
+                    (acceptor.clone(), backend.clone(), counted.clone());
                 tokio::spawn(async move {
                     // A client that refuses the certificate ends its handshake here.
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
@@ -144,16 +145,25 @@ async fn loadtest(args: Vec<String>) -> Output {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_loadtest_over_https_with_insecure_accepts_a_self_signed_certificate_and_every_order_finishes()
-{
+async fn a_loadtest_over_https_with_insecure_accepts_a_self_signed_certificate_and_every_order_finishes(
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&dir.path().join("orders.db"));
     let backend = server.base.trim_start_matches("http://").to_owned();
     let front = TlsFront::start(backend).await;
     let output = loadtest(
         [
-            "--url", &front.base, "--insecure", "--orders", "200", "--concurrency", "8",
-            "--wait", "--json", "--max-duration", "120s",
+            "--url",
+            &front.base,
+            "--insecure",
+            "--orders",
+            "200",
+            "--concurrency",
+            "8",
+            "--wait",
+            "--json",
+            "--max-duration",
+            "120s",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -186,14 +196,21 @@ async fn without_insecure_a_self_signed_certificate_is_refused_and_nothing_is_se
     let backend = server.base.trim_start_matches("http://").to_owned();
     let front = TlsFront::start(backend).await;
     let output = loadtest(
-        ["--url", &front.base, "--orders", "5", "--concurrency", "1", "--json"]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "--url",
+            &front.base,
+            "--orders",
+            "5",
+            "--concurrency",
+            "1",
+            "--json",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     )
     .await;
     assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let report: Value =
-        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
     assert_eq!(report["accepted"], 0, "{report:#}");
     assert_eq!(
         report["errors"]["connection"]["certificate"], 5,
@@ -207,7 +224,14 @@ async fn without_insecure_a_self_signed_certificate_is_refused_and_nothing_is_se
 #[test]
 fn insecure_is_refused_for_a_plain_http_url() {
     let output = Command::new(env!("CARGO_BIN_EXE_orders"))
-        .args(["loadtest", "--url", "http://127.0.0.1:3000", "--orders", "1", "--insecure"])
+        .args([
+            "loadtest",
+            "--url",
+            "http://127.0.0.1:3000",
+            "--orders",
+            "1",
+            "--insecure",
+        ])
         .output()
         .expect("run orders loadtest");
     assert!(!output.status.success());
