@@ -538,14 +538,20 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
         if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
             return true;
         }
-        // tokio-rustls hands rustls's error on inside an io::Error, whose source() skips it.
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if let Some(rustls::Error::InvalidCertificate(_)) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        // rustls's error reaches here inside io::Errors (one from tokio-rustls, one around it
+        // from the connector), whose source() skips what they wrap: unwrap them by hand.
+        let mut wrapped = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        while let Some(inner) = wrapped {
+            if let Some(rustls::Error::InvalidCertificate(_)) =
+                inner.downcast_ref::<rustls::Error>()
             {
                 return true;
             }
+            wrapped = inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref);
         }
         cause = error.source();
     }

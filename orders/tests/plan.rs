@@ -152,30 +152,66 @@ fn the_settings_docs_scaling_recommends_for_10k_leave_nothing_below_it_but_quota
     }
 }
 
+fn throttled<'r>(ramp: &'r Value, id: &str) -> Option<&'r Value> {
+    ramp["throttled"]
+        .as_array()
+        .expect("throttled")
+        .iter()
+        .find(|t| t["id"] == id)
+}
+
 #[test]
-fn a_burst_on_a_new_stack_reports_when_each_growing_limit_stops_throttling() {
-    let report = plan(&strings(&[
+fn a_burst_on_a_new_stack_reports_what_docs_scaling_says_it_does() {
+    let burst = strings(&[
         "--rate",
         "2000",
         "--burst-from",
         "0",
         "--param",
-        "ApiThrottleRate=5000",
+        "ApiThrottleRate=2400",
         "--param",
         "ProjectorParallelizationFactor=4",
         "--param",
         "NotifierParallelizationFactor=2",
-    ]));
+    ]);
+    let report = plan(&burst);
     let ramp = &report["ramp"];
-    let events = ramp["throttled"]
-        .as_array()
-        .expect("throttled")
-        .iter()
-        .find(|t| t["id"] == "dynamodb.events.writes.warm")
-        .expect("the new event table throttles");
+    let events = throttled(ramp, "dynamodb.events.writes.warm").expect("the event table");
+    assert_eq!(events["effect"], "refused");
     assert_eq!(events["stopsThrottlingSecond"], 1800, "{ramp:#}");
+    assert_eq!(
+        events["ordersOver"], 1_200_000.0,
+        "667 a second for 30 minutes"
+    );
+    let status = throttled(ramp, "dynamodb.status.writes.warm").expect("the status table");
+    assert_eq!(status["effect"], "delayed");
+    assert_eq!(status["stopsThrottlingSecond"], 1800, "{ramp:#}");
+    let ingest = throttled(ramp, "lambda.ingest.scaling").expect("the ingest function");
+    assert_eq!(ingest["ordersOver"], 1_000.0);
+    assert_eq!(ingest["stopsThrottlingSecond"], 1);
+    let mapping = throttled(ramp, "sqs.processor-mapping").expect("the SQS mapping");
+    assert_eq!(mapping["stopsThrottlingSecond"], 12);
     assert_eq!(ramp["stopsRefusingSecond"], 1800, "{ramp:#}");
-    assert!(ramp["refusedOrders"].as_f64().expect("refused") > 1_000_000.0);
+
+    let mut warmed = burst;
+    warmed.extend(strings(&[
+        "--param",
+        "EventsWarmWriteUnits=6600",
+        "--param",
+        "StatusWarmWriteUnits=5500",
+    ]));
+    let report = plan(&warmed);
+    let ramp = &report["ramp"];
+    assert!(
+        throttled(ramp, "dynamodb.events.writes.warm").is_none(),
+        "{ramp:#}"
+    );
+    assert!(
+        throttled(ramp, "dynamodb.status.writes.warm").is_none(),
+        "{ramp:#}"
+    );
+    assert_eq!(ramp["refusedOrders"], 1_000.0, "{ramp:#}");
+    assert_eq!(ramp["stopsRefusingSecond"], 1);
 }
 
 #[test]

@@ -193,6 +193,7 @@ pub fn report(
 fn number(v: &Value) -> String {
     match v.as_f64() {
         None => "-".to_owned(),
+        Some(n) if n == 0.0 => "0".to_owned(),
         Some(n) if n >= 100.0 => group(n.round()),
         Some(n) if n >= 1.0 => format!("{n:.1}"),
         Some(n) => format!("{n:.3}"),
@@ -299,7 +300,7 @@ fn print_table(report: &Value) {
     if !ramp.is_null() {
         println!();
         println!(
-            "ramp {} → {} orders/s over {} s (simulated {} s): refused {} orders (none from second {}), delayed {} (none from second {})",
+            "ramp {} → {} orders/s over {} s (simulated {} s): {} orders refused ({}), {} delayed ({})",
             number(&ramp["fromRate"]),
             number(&ramp["toRate"]),
             ramp["rampSeconds"],
@@ -311,7 +312,7 @@ fn print_table(report: &Value) {
         );
         for t in ramp["throttled"].as_array().into_iter().flatten() {
             println!(
-                "  {:<44} {:<8} from {:>6} s to {:>8}  {} orders over  (lever: {})",
+                "  {:<44} {:<8} from second {:>5}, {}: {} orders over (lever: {})",
                 t["id"].as_str().unwrap_or("?"),
                 t["effect"].as_str().unwrap_or("?"),
                 t["firstThrottledSecond"],
@@ -327,10 +328,12 @@ fn format_money(v: &Value) -> String {
     v.as_f64().map_or("-".to_owned(), |n| format!("{n:.2}"))
 }
 
+/// When a limit stops throttling.
 fn seconds(v: &Value) -> String {
     match v.as_u64() {
-        Some(s) => format!("{s} s"),
-        None => "never (a fixed limit)".to_owned(),
+        Some(0) => "never throttled".to_owned(),
+        Some(s) => format!("stops at second {s}"),
+        None => "never stops: raise its lever".to_owned(),
     }
 }
 
