@@ -193,7 +193,7 @@ pub fn report(
 fn number(v: &Value) -> String {
     match v.as_f64() {
         None => "-".to_owned(),
-        Some(n) if n == 0.0 => "0".to_owned(),
+        Some(0.0) => "0".to_owned(),
         Some(n) if n >= 100.0 => group(n.round()),
         Some(n) if n >= 1.0 => format!("{n:.1}"),
         Some(n) => format!("{n:.3}"),
