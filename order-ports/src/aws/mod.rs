@@ -33,10 +33,10 @@ pub mod stream_checkpoints;
 #[cfg(feature = "stream-feed")]
 pub mod stream_feed;
 
-pub use dynamo::{DynamoEventStore, DynamoStatusStore};
 /// How many `pendingShard` keys the `pending` index spreads over: `orders plan` counts each as
 /// one partition's writes.
 pub use dynamo::PENDING_SHARDS;
+pub use dynamo::{DynamoEventStore, DynamoStatusStore};
 pub use sns::SnsPublisher;
 pub use sqs::{SqsDeadLetters, SqsWorkQueue};
 #[cfg(feature = "stream-feed")]
