@@ -429,9 +429,11 @@ struct Accepted {
     customer_of: HashMap<String, String>,
 }
 
-/// Every throughput knob of the template away from its default (docs/scaling.md): the stack
-/// deploys and the pipeline works with them. The emulator stores the mappings' settings and
-/// accepts and ignores the tables' and the functions' (docs/emulator.md).
+/// The template's throughput knobs away from their defaults (docs/scaling.md): the stack
+/// deploys and the pipeline works with them. The emulator stores the stream mappings' settings
+/// and accepts and ignores the tables', the functions' and the provisioned pollers' ones
+/// (docs/emulator.md). Not `ProcessorMaxConcurrency`: the emulator's CloudFormation stores it as
+/// text and its SQS poller then fails for every mapping.
 const THROUGHPUT_KNOBS: [(&str, &str); 11] = [
     ("EventsWarmReadUnits", "20000"),
     ("EventsWarmWriteUnits", "30000"),
@@ -441,7 +443,7 @@ const THROUGHPUT_KNOBS: [(&str, &str); 11] = [
     ("OnDemandMaxWriteUnits", "60000"),
     ("ProjectorParallelizationFactor", "2"),
     ("NotifierParallelizationFactor", "2"),
-    ("ProcessorMaxConcurrency", "50"),
+    ("ProcessorMaxPollers", "20"),
     ("IngestReservedConcurrency", "100"),
     ("ProcessorReservedConcurrency", "50"),
 ];
