@@ -7,6 +7,7 @@ mod events;
 mod external_sort;
 mod loadtest;
 mod notifications;
+mod plan;
 mod rebuild;
 mod reconcile;
 mod replay;
@@ -66,6 +67,10 @@ enum Command {
     /// Load the HTTP API (loopback, or with --allow-remote a deployment you own): accepted/s,
     /// accept latency, errors, and with --wait the time from 202 to COMPLETED per order.
     Loadtest(loadtest::LoadtestArgs),
+    /// Size the AWS stack for a rate of orders/s: what each resource needs against each AWS
+    /// limit and template setting, what breaks first and what moves it, a ramp's throttling,
+    /// and the cost per million orders (docs/scaling.md).
+    Plan(plan::PlanArgs),
 }
 
 /// Where the embedded default keeps everything.
@@ -119,6 +124,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Stats(args) => stats::stats(args).await,
         Command::Events(args) => events::events(args).await.map(|()| ExitCode::SUCCESS),
         Command::Loadtest(args) => loadtest::loadtest(args).await,
+        Command::Plan(args) => plan::plan(args).await,
     };
     match result {
         Ok(code) => code,

@@ -40,7 +40,9 @@ after a round in which none of them had finished (bounded effort; an order is ti
 poll first sees it finished, so the figures include up to one pass of delay).
 
 The URL is the API's base: `http://127.0.0.1:3000` for `orders serve`, or an API Gateway URL \
-with its stage (`…/prod`); `/orders` is appended. Plain http only (this build has no TLS).
+with its stage if it has one (`https://ID.execute-api.REGION.amazonaws.com/prod`); `/orders` is \
+appended. https is verified against the platform's root certificates (rustls); --insecure \
+accepts any certificate, for a test endpoint with a self-signed one only.
 
 Output: a table, or with --json one object (accepted, errors by status, latencies in ms). Exit \
 code 0 when every order was accepted (and, with --wait, finished), 1 otherwise.")]
@@ -69,6 +71,10 @@ pub struct LoadtestArgs {
     /// Allow a host that is not a loopback address (only a deployment you own).
     #[arg(long)]
     allow_remote: bool,
+    /// https only: accept the server's certificate without checking it (a self-signed test
+    /// endpoint; never a real deployment).
+    #[arg(long)]
+    insecure: bool,
     /// Stop everything (sending and waiting) after this long: e.g. 90s, 10m.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     max_duration: Duration,
@@ -106,6 +112,11 @@ struct WaitReport {
 
 pub async fn loadtest(args: LoadtestArgs) -> Result<ExitCode, CliError> {
     let base = check_url(&args.url, args.allow_remote)?;
+    if args.insecure && !base.starts_with("https://") {
+        return Err(CliError::Config(
+            "--insecure is for an https:// URL with a self-signed certificate".to_owned(),
+        ));
+    }
     if args.orders == 0 || args.orders > MAX_ORDERS {
         return Err(CliError::Config(format!(
             "--orders must be 1..={MAX_ORDERS}, got {}",
@@ -125,7 +136,14 @@ pub async fn loadtest(args: LoadtestArgs) -> Result<ExitCode, CliError> {
             )));
         }
     }
+    // rustls on the aws-lc-rs crypto the AWS SDKs already link (reqwest is built without a
+    // provider of its own, so ring is not compiled in twice); an error only means a provider
+    // is already installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_native_certs(true)
+        .danger_accept_invalid_certs(args.insecure)
         .pool_max_idle_per_host(args.concurrency * 2)
         .timeout(Duration::from_secs(30))
         .build()
@@ -233,9 +251,9 @@ pub async fn loadtest(args: LoadtestArgs) -> Result<ExitCode, CliError> {
 fn check_url(url: &str, allow_remote: bool) -> Result<String, CliError> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| CliError::Config(format!("--url {url:?}: {e}")))?;
-    if parsed.scheme() != "http" {
+    if !matches!(parsed.scheme(), "http" | "https") {
         return Err(CliError::Config(format!(
-            "--url {url:?}: only http:// is supported by this build"
+            "--url {url:?}: only http:// and https:// URLs"
         )));
     }
     let host = parsed.host_str().unwrap_or_default();
@@ -500,6 +518,9 @@ fn run_id() -> String {
 fn error_kind(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timeout".to_owned()
+    } else if e.is_connect() && is_certificate_error(e) {
+        // Its own kind, so a run against an endpoint whose certificate is not trusted says why.
+        "certificate".to_owned()
     } else if e.is_connect() {
         "connect".to_owned()
     } else if e.is_decode() || e.is_body() {
@@ -507,6 +528,34 @@ fn error_kind(e: &reqwest::Error) -> String {
     } else {
         "request".to_owned()
     }
+}
+
+/// Whether the TLS handshake failed on the server's certificate (untrusted, expired, another
+/// name), found in the error's cause chain.
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(error) = cause {
+        if let Some(rustls::Error::InvalidCertificate(_)) = error.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        // rustls's error reaches here inside io::Errors (one from tokio-rustls, one around it
+        // from the connector), whose source() skips what they wrap: unwrap them by hand.
+        let mut wrapped = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        while let Some(inner) = wrapped {
+            if let Some(rustls::Error::InvalidCertificate(_)) =
+                inner.downcast_ref::<rustls::Error>()
+            {
+                return true;
+            }
+            wrapped = inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref);
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn per_second(n: u64, over: Duration) -> f64 {
@@ -654,6 +703,16 @@ mod tests {
             assert!(check_url(remote, true).is_ok(), "{remote}");
         }
         assert!(check_url("ftp://127.0.0.1", true).is_err());
+    }
+
+    #[test]
+    fn https_urls_are_accepted_under_the_same_loopback_rule() {
+        assert_eq!(
+            check_url("https://127.0.0.1:8443/prod/", false).unwrap(),
+            "https://127.0.0.1:8443/prod"
+        );
+        assert!(check_url("https://abc123.execute-api.eu-west-1.amazonaws.com", false).is_err());
+        assert!(check_url("https://abc123.execute-api.eu-west-1.amazonaws.com", true).is_ok());
     }
 
     #[test]

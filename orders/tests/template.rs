@@ -837,6 +837,8 @@ fn parameter(template: &Value, given: &BTreeMap<&str, &str>, name: &str) -> Stri
 fn condition_operand(template: &Value, given: &BTreeMap<&str, &str>, value: &Value) -> String {
     match (value, intrinsic(value)) {
         (Value::String(s), _) => s.clone(),
+        // CloudFormation compares a Number parameter's value as text: `!Equals [!Ref N, 0]`.
+        (Value::Number(n), _) => n.to_string(),
         (_, Some((f, Value::String(name)))) if f == "Ref" => parameter(template, given, name),
         _ => panic!("unsupported condition operand {value:?}"),
     }
@@ -1327,4 +1329,234 @@ fn the_stream_batching_window_defaults_to_none_and_reaches_the_projector_mapping
             ("WorkQueueToProcessor", Some(Cfn::Literal("1".to_owned()))),
         ])
     );
+}
+
+// ---------------------------------------------------------------- throughput knobs
+
+/// Each key of a property mapping and its value (`!Ref P`, or a literal), `None` if the
+/// property is absent.
+fn fields(value: Option<&Value>) -> Option<BTreeMap<String, Cfn>> {
+    let mapping = value?.as_mapping().expect("a mapping");
+    Some(
+        mapping
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::Number(n) => Cfn::Literal(n.to_string()),
+                    other => cfn(other),
+                };
+                (k.as_str().expect("a key").to_owned(), v)
+            })
+            .collect(),
+    )
+}
+
+fn refs(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, Cfn>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, p)| ((*k).to_owned(), Cfn::Ref((*p).to_owned())))
+            .collect(),
+    )
+}
+
+/// `property` of each table and of each of its indexes, as deployed with `given`.
+fn per_table_and_index(
+    given: &[(&str, &str)],
+    property: &str,
+) -> BTreeMap<String, Option<BTreeMap<String, Cfn>>> {
+    let resources = deployed(given);
+    let mut found = BTreeMap::new();
+    for (id, table) in of_type(&resources, "AWS::DynamoDB::Table") {
+        let props = properties(table, id);
+        found.insert(id.to_owned(), fields(props.get(property)));
+        for index in props
+            .get("GlobalSecondaryIndexes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let name = index
+                .get("IndexName")
+                .and_then(Value::as_str)
+                .expect("a name");
+            found.insert(format!("{id}/{name}"), fields(index.get(property)));
+        }
+    }
+    found
+}
+
+const TABLES_AND_INDEXES: [&str; 4] = [
+    "OrderEvents",
+    "OrderStatus",
+    "OrderStatus/byCustomer",
+    "OrderStatus/pending",
+];
+
+#[test]
+fn warm_throughput_is_off_by_default_and_reaches_each_table_and_index_when_given() {
+    let defaults = per_table_and_index(&[], "WarmThroughput");
+    assert_eq!(defaults.len(), 4);
+    assert!(defaults.values().all(Option::is_none), "{defaults:?}");
+    let given = per_table_and_index(
+        &[
+            ("EventsWarmReadUnits", "20000"),
+            ("EventsWarmWriteUnits", "30000"),
+            ("StatusWarmWriteUnits", "25000"),
+        ],
+        "WarmThroughput",
+    );
+    assert_eq!(
+        given["OrderEvents"],
+        refs(&[
+            ("ReadUnitsPerSecond", "EventsWarmReadUnits"),
+            ("WriteUnitsPerSecond", "EventsWarmWriteUnits")
+        ])
+    );
+    // Reads left at 0 are left out, so DynamoDB keeps its own.
+    for id in &TABLES_AND_INDEXES[1..] {
+        assert_eq!(
+            given[*id],
+            refs(&[("WriteUnitsPerSecond", "StatusWarmWriteUnits")]),
+            "{id}"
+        );
+    }
+    let reads_only = per_table_and_index(&[("StatusWarmReadUnits", "15000")], "WarmThroughput");
+    assert_eq!(reads_only["OrderEvents"], None);
+    assert_eq!(
+        reads_only["OrderStatus/pending"],
+        refs(&[("ReadUnitsPerSecond", "StatusWarmReadUnits")])
+    );
+}
+
+#[test]
+fn the_on_demand_ceiling_is_off_by_default_and_caps_each_table_and_index_on_demand_only() {
+    let defaults = per_table_and_index(&[], "OnDemandThroughput");
+    assert!(defaults.values().all(Option::is_none), "{defaults:?}");
+    let given = per_table_and_index(&[("OnDemandMaxWriteUnits", "60000")], "OnDemandThroughput");
+    for id in TABLES_AND_INDEXES {
+        assert_eq!(
+            given[id],
+            refs(&[("MaxWriteRequestUnits", "OnDemandMaxWriteUnits")]),
+            "{id}"
+        );
+    }
+    let both = per_table_and_index(
+        &[
+            ("OnDemandMaxWriteUnits", "60000"),
+            ("OnDemandMaxReadUnits", "90000"),
+        ],
+        "OnDemandThroughput",
+    );
+    assert_eq!(
+        both["OrderEvents"],
+        refs(&[
+            ("MaxReadRequestUnits", "OnDemandMaxReadUnits"),
+            ("MaxWriteRequestUnits", "OnDemandMaxWriteUnits")
+        ])
+    );
+    let provisioned = per_table_and_index(
+        &[
+            ("OnDemandMaxWriteUnits", "60000"),
+            ("CapacityMode", "PROVISIONED"),
+        ],
+        "OnDemandThroughput",
+    );
+    assert!(provisioned.values().all(Option::is_none), "{provisioned:?}");
+}
+
+fn mapping_property(given: &[(&str, &str)], mapping: &str, property: &str) -> Option<Cfn> {
+    let resources = deployed(given);
+    let value = properties(&resources[mapping], mapping).get(property)?;
+    Some(match value {
+        Value::Number(n) => Cfn::Literal(n.to_string()),
+        other => cfn(other),
+    })
+}
+
+#[test]
+fn each_stream_mapping_takes_its_own_parallelization_factor_defaulting_to_one() {
+    let template = template();
+    let defaults = parameter_values(&template, &[]);
+    for (mapping, parameter) in [
+        ("EventsToProjector", "ProjectorParallelizationFactor"),
+        ("EventsToNotifier", "NotifierParallelizationFactor"),
+    ] {
+        assert_eq!(defaults[parameter], "1");
+        assert_eq!(
+            mapping_property(&[], mapping, "ParallelizationFactor"),
+            Some(Cfn::Ref(parameter.to_owned()))
+        );
+    }
+    assert_eq!(
+        mapping_property(&[], "WorkQueueToProcessor", "ParallelizationFactor"),
+        None
+    );
+}
+
+#[test]
+fn the_sqs_mapping_has_no_scaling_cap_by_default_a_maximum_concurrency_or_provisioned_pollers() {
+    let scaling = |given: &[(&str, &str)]| {
+        let resources = deployed(given);
+        let props = properties(&resources["WorkQueueToProcessor"], "WorkQueueToProcessor");
+        (
+            fields(props.get("ScalingConfig")),
+            fields(props.get("ProvisionedPollerConfig")),
+        )
+    };
+    assert_eq!(scaling(&[]), (None, None));
+    assert_eq!(
+        scaling(&[("ProcessorMaxConcurrency", "50")]),
+        (
+            refs(&[("MaximumConcurrency", "ProcessorMaxConcurrency")]),
+            None
+        )
+    );
+    // AWS takes one or the other: the pollers win.
+    let mut pollers: BTreeMap<String, Cfn> = BTreeMap::new();
+    pollers.insert("MinimumPollers".to_owned(), Cfn::Literal("2".to_owned()));
+    pollers.insert(
+        "MaximumPollers".to_owned(),
+        Cfn::Ref("ProcessorMaxPollers".to_owned()),
+    );
+    assert_eq!(
+        scaling(&[
+            ("ProcessorMaxConcurrency", "50"),
+            ("ProcessorMaxPollers", "20")
+        ]),
+        (None, Some(pollers))
+    );
+}
+
+#[test]
+fn reserved_concurrency_is_set_only_on_the_functions_given_one() {
+    let reserved = |given: &[(&str, &str)]| -> BTreeMap<String, Option<Cfn>> {
+        let resources = deployed(given);
+        functions()
+            .iter()
+            .map(|f| {
+                let value = properties(&resources[f.logical_id], f.logical_id)
+                    .get("ReservedConcurrentExecutions")
+                    .map(cfn);
+                (f.logical_id.to_owned(), value)
+            })
+            .collect()
+    };
+    assert!(reserved(&[]).values().all(Option::is_none));
+    let template = template();
+    let defaults = parameter_values(&template, &[]);
+    let given = reserved(&[
+        ("IngestReservedConcurrency", "40"),
+        ("ReconcilerReservedConcurrency", "0"),
+    ]);
+    for f in functions() {
+        let parameter = format!(
+            "{}ReservedConcurrency",
+            f.logical_id.trim_end_matches("Function")
+        );
+        assert_eq!(defaults[&parameter], "-1", "{parameter}");
+        let expected = matches!(f.logical_id, "IngestFunction" | "ReconcilerFunction")
+            .then(|| Cfn::Ref(parameter.clone()));
+        assert_eq!(given[f.logical_id], expected, "{}", f.logical_id);
+    }
 }

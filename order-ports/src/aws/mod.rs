@@ -33,6 +33,9 @@ pub mod stream_checkpoints;
 #[cfg(feature = "stream-feed")]
 pub mod stream_feed;
 
+/// How many `pendingShard` keys the `pending` index spreads over: `orders plan` counts each as
+/// one partition's writes.
+pub use dynamo::PENDING_SHARDS;
 pub use dynamo::{DynamoEventStore, DynamoStatusStore};
 pub use sns::SnsPublisher;
 pub use sqs::{SqsDeadLetters, SqsWorkQueue};

@@ -101,6 +101,9 @@ impl Drop for Server {
 }
 
 pub fn client() -> reqwest::Client {
+    // reqwest is built for rustls without a crypto provider of its own (`orders loadtest`
+    // over https): a client needs the process's default provider, even for plain http.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
