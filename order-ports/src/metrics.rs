@@ -27,6 +27,9 @@ pub enum Metric<'a> {
     NotificationPublished,
     /// Messages or stream records a batch reported failed (they come again, or go to a DLQ).
     BatchItemFailures(u64),
+    /// Stream records a consumer could never handle and set aside in the stream failure queue
+    /// (`failed_events` locally), letting the rest of its batch go on.
+    RecordsSetAside(u64),
 }
 
 /// The CloudWatch namespace of the EMF metrics; `template.yaml`'s alarms and dashboard use it.
@@ -110,6 +113,7 @@ impl Emf {
             Metric::ProjectorLag(lag) => ("ProjectorLag", "Milliseconds", millis(*lag)),
             Metric::NotificationPublished => ("NotificationsPublished", "Count", 1.0),
             Metric::BatchItemFailures(n) => ("BatchItemFailures", "Count", *n as f64),
+            Metric::RecordsSetAside(n) => ("RecordsSetAside", "Count", *n as f64),
         };
         let mut metrics = vec![serde_json::json!({"Name": name, "Unit": unit})];
         let mut document = serde_json::json!({
@@ -203,6 +207,7 @@ mod prometheus {
         lag: Histogram,
         published: Counter,
         batch_failures: Counter,
+        set_aside: Counter,
         pub queue_depth: Gauge,
         pub dead_letters: Gauge,
     }
@@ -227,6 +232,7 @@ mod prometheus {
                 lag: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
                 published: Counter::default(),
                 batch_failures: Counter::default(),
+                set_aside: Counter::default(),
                 queue_depth: Gauge::default(),
                 dead_letters: Gauge::default(),
             };
@@ -262,6 +268,11 @@ mod prometheus {
                 "batch_item_failures",
                 "Messages or records a batch reported failed",
                 me.batch_failures.clone(),
+            );
+            registry.register(
+                "records_set_aside",
+                "Stream records a consumer could never handle and set aside",
+                me.set_aside.clone(),
             );
             registry.register(
                 "queue_depth",
@@ -309,6 +320,9 @@ mod prometheus {
                 }
                 Metric::BatchItemFailures(n) => {
                     self.batch_failures.inc_by(*n);
+                }
+                Metric::RecordsSetAside(n) => {
+                    self.set_aside.inc_by(*n);
                 }
             }
         }
