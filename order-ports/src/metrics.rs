@@ -14,6 +14,9 @@ use std::time::Duration;
 pub enum Metric<'a> {
     /// `202` to a `POST /orders` (an idempotent retry counts again: it is accepted again).
     OrderAccepted,
+    /// An order stored in the log (so accepted) that could not be put on the work queue, even
+    /// after a few tries: the reconciler will enqueue it.
+    OrderNotQueued,
     /// A `POST /orders` refused with a 4xx; `reason` is a short stable code (`invalid_order`).
     OrderRejected { reason: &'a str },
     /// The processor appended `OrderCompleted`; `latency` is from `OrderReceived`'s
@@ -107,6 +110,7 @@ impl Emf {
     pub fn render(&self, metric: &Metric<'_>, timestamp_ms: i64) -> serde_json::Value {
         let (name, unit, value) = match metric {
             Metric::OrderAccepted => ("OrdersAccepted", "Count", 1.0),
+            Metric::OrderNotQueued => ("OrdersNotQueued", "Count", 1.0),
             Metric::OrderRejected { .. } => ("OrdersRejected", "Count", 1.0),
             Metric::OrderCompleted { .. } => ("OrdersCompleted", "Count", 1.0),
             Metric::OrderFailed => ("OrdersFailed", "Count", 1.0),
@@ -200,6 +204,7 @@ mod prometheus {
     pub struct Prometheus {
         registry: Registry,
         accepted: Counter,
+        not_queued: Counter,
         rejected: Family<Vec<(String, String)>, Counter>,
         completed: Counter,
         failed: Counter,
@@ -224,6 +229,7 @@ mod prometheus {
             let me = Self {
                 registry: Registry::default(),
                 accepted: Counter::default(),
+                not_queued: Counter::default(),
                 rejected: Family::default(),
                 completed: Counter::default(),
                 failed: Counter::default(),
@@ -238,6 +244,11 @@ mod prometheus {
             };
             // Counters get their `_total` suffix from the encoder.
             registry.register("accepted", "Orders accepted (202)", me.accepted.clone());
+            registry.register(
+                "not_queued",
+                "Orders accepted but not queued (left to the reconciler)",
+                me.not_queued.clone(),
+            );
             registry.register(
                 "rejected",
                 "Orders refused with a 4xx, by reason",
@@ -301,6 +312,9 @@ mod prometheus {
             match metric {
                 Metric::OrderAccepted => {
                     self.accepted.inc();
+                }
+                Metric::OrderNotQueued => {
+                    self.not_queued.inc();
                 }
                 Metric::OrderRejected { reason } => {
                     self.rejected

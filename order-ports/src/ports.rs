@@ -578,10 +578,13 @@ pub trait OrderIntake: Send + Sync + 'static {
     /// Appends `received` — version 1 of a new order, an `OrderReceived` (otherwise
     /// [`StoreError::Rejected`]) — and enqueues its order.
     ///
-    /// Errors: [`AppendError::Conflict`] when the order already has a version 1; nothing is
-    /// written then, neither event nor message. [`AppendError::Store`] as in the module docs;
-    /// whether the event may have been written without the message depends on the adapter
-    /// (never with the SQLite one; see [`AppendThenEnqueue`]).
+    /// `Ok` means the order is in the log, so accepted: it is queued, or (only where the log and
+    /// the queue share no transaction, [`AppendThenEnqueue`]) left to the reconciler because the
+    /// queue refused it. Errors: [`AppendError::Conflict`] when the order already has a version
+    /// 1; nothing is written then, neither event nor message. [`AppendError::Store`] as in the
+    /// module docs: the append did not succeed, so the order is not accepted (with the one
+    /// exception of a store that wrote it but whose answer was lost, e.g. a timeout — a retry
+    /// with the same `Idempotency-Key` then finds it).
     async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError>;
 
     /// Enqueues an order that is already in the log once more (an idempotent retry of its
@@ -607,11 +610,14 @@ pub fn check_intake(received: &EventEnvelope) -> Result<(), StoreError> {
 }
 
 /// [`OrderIntake`] over a log and a queue that cannot share a transaction (DynamoDB and SQS):
-/// appends, then sends. Not atomic: if the send fails, or the process dies between the two
-/// calls, the order is in the log with no work queued. Two things heal that: the client's
-/// retry with the same `Idempotency-Key` (the append conflicts, the API checks it is the same
-/// order and calls [`requeue`](OrderIntake::requeue)), and the reconciler, which re-enqueues
-/// orders that stayed pending too long. Where one transaction holds both (the SQLite file),
+/// appends, then sends ([`send_after_append`]: a few brief tries). Not atomic: if every try of
+/// the send fails, or the process dies between the two calls, the order is in the log with no
+/// work queued. Once the append has succeeded the order is accepted all the same — `accept`
+/// returns `Ok`, the API answers `202` — and a send that failed is logged and counted
+/// ([`left_to_reconciler`]): the reconciler re-enqueues orders that stayed pending too long (and
+/// a client's retry with the same `Idempotency-Key` enqueues again through
+/// [`requeue`](OrderIntake::requeue)). So a client never retries an order that was stored, and
+/// never makes a second one by doing so. Where one transaction holds both (the SQLite file),
 /// use the atomic intake of that backend instead.
 #[derive(Clone)]
 pub struct AppendThenEnqueue {
@@ -624,15 +630,67 @@ impl OrderIntake for AppendThenEnqueue {
     async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError> {
         check_intake(received)?;
         self.events.append(std::slice::from_ref(received)).await?;
-        self.queue
-            .send_correlated(received.order_id, &received.correlation_id)
-            .await?;
+        // Stored: from here on the order is accepted, whatever happens to the send.
+        let sent = send_after_append(
+            self.queue.as_ref(),
+            received.order_id,
+            Some(&received.correlation_id),
+        )
+        .await;
+        if let Err(e) = sent {
+            left_to_reconciler(received.order_id, &e);
+        }
         Ok(())
     }
 
     async fn requeue(&self, order_id: OrderId) -> Result<(), StoreError> {
-        self.queue.send(order_id).await
+        send_after_append(self.queue.as_ref(), order_id, None).await
     }
+}
+
+/// The pauses before the second and the third try of [`send_after_append`]: brief, since a
+/// client is waiting for its answer (the SDK's own retries of each try come on top). After
+/// them the order is left to the reconciler.
+pub const SEND_RETRY_PAUSES: [Duration; 2] =
+    [Duration::from_millis(50), Duration::from_millis(200)];
+
+/// Sends an order that is already in the log to `queue` (with its correlation id when given):
+/// up to three tries, [`SEND_RETRY_PAUSES`] apart, while the error is transient. Returns the
+/// last error when no try got through; a permanent one ends the tries at once (retrying
+/// cannot help).
+pub async fn send_after_append(
+    queue: &dyn WorkQueue,
+    order_id: OrderId,
+    correlation_id: Option<&events_schema::CorrelationId>,
+) -> Result<(), StoreError> {
+    let mut pauses = SEND_RETRY_PAUSES.iter();
+    loop {
+        let sent = match correlation_id {
+            Some(correlation_id) => queue.send_correlated(order_id, correlation_id).await,
+            None => queue.send(order_id).await,
+        };
+        let error = match sent {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(e),
+        };
+        let Some(pause) = pauses.next() else {
+            return Err(error);
+        };
+        tokio::time::sleep(*pause).await;
+    }
+}
+
+/// A stored order that could not be queued: logged (WARN: the reconciler will send it once it
+/// has been pending longer than its threshold) and counted
+/// ([`Metric::OrderNotQueued`](crate::metrics::Metric::OrderNotQueued)).
+pub fn left_to_reconciler(order_id: OrderId, error: &StoreError) {
+    crate::metrics::record(crate::metrics::Metric::OrderNotQueued);
+    tracing::warn!(
+        orderId = %order_id,
+        error = %error,
+        "order accepted but not queued; the reconciler will enqueue it"
+    );
 }
 
 /// The first [`retry_delay`].
@@ -659,6 +717,114 @@ pub fn retry_delay(receive_count: u32) -> Duration {
 #[cfg(test)]
 mod intake_and_retry_tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A queue whose sends fail with the listed errors first, in order, then succeed; it
+    /// counts the tries.
+    #[derive(Default)]
+    struct Refusing {
+        failures: Mutex<Vec<StoreError>>,
+        tries: Mutex<u32>,
+    }
+
+    impl Refusing {
+        fn with(failures: Vec<StoreError>) -> Self {
+            Self {
+                failures: Mutex::new(failures),
+                tries: Mutex::new(0),
+            }
+        }
+        fn tries(&self) -> u32 {
+            *self.tries.lock().expect("lock")
+        }
+    }
+
+    #[async_trait]
+    impl WorkQueue for Refusing {
+        async fn send(&self, _: OrderId) -> Result<(), StoreError> {
+            *self.tries.lock().expect("lock") += 1;
+            let mut failures = self.failures.lock().expect("lock");
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(failures.remove(0))
+            }
+        }
+        async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn ack(&self, _: &Delivery) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn fail(&self, _: &Delivery) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn down() -> StoreError {
+        StoreError::Unavailable("ThrottlingException".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_fails_twice_transiently_gets_through_on_the_third_try() {
+        let queue = Refusing::with(vec![down(), down()]);
+        let started = tokio::time::Instant::now();
+        send_after_append(&queue, OrderId::new_random(), None)
+            .await
+            .expect("the third try gets through");
+        assert_eq!(queue.tries(), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_keeps_failing_is_given_up_after_three_tries() {
+        let queue = Refusing::with(vec![down(), down(), down(), down()]);
+        let result = send_after_append(&queue, OrderId::new_random(), None).await;
+        assert_eq!(result, Err(down()));
+        assert_eq!(queue.tries(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_refused_for_good_is_not_tried_again() {
+        let refused = StoreError::Rejected("AccessDenied".into());
+        let queue = Refusing::with(vec![refused.clone()]);
+        let result = send_after_append(&queue, OrderId::new_random(), None).await;
+        assert_eq!(result, Err(refused));
+        assert_eq!(queue.tries(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stored_order_whose_send_keeps_failing_is_accepted_and_counted_as_not_queued() {
+        let db = crate::test_util::TempSqlite::new();
+        let queue = Arc::new(Refusing::with(vec![down(), down(), down()]));
+        let intake = AppendThenEnqueue {
+            events: Arc::new(db.db().event_store()),
+            queue: queue.clone(),
+        };
+        let received = crate::test_util::order_received(1, 100);
+        let captured = Arc::new(crate::metrics::Captured::default());
+        let accepted = crate::metrics::scoped(captured.clone(), intake.accept(&received)).await;
+        assert_eq!(accepted, Ok(()));
+        assert_eq!(queue.tries(), 3);
+        let logged = db.db().event_store().load(received.order_id).await;
+        let ids: Vec<_> = logged.expect("load").iter().map(|e| e.event_id).collect();
+        assert_eq!(ids, vec![received.event_id]);
+        assert_eq!(captured.taken(), ["OrderNotQueued"]);
+    }
+
+    #[tokio::test]
+    async fn an_order_that_could_not_be_stored_is_not_accepted_and_nothing_is_sent() {
+        let db = crate::test_util::TempSqlite::new();
+        let queue = Arc::new(Refusing::default());
+        let intake = AppendThenEnqueue {
+            events: Arc::new(db.db().event_store()),
+            queue: queue.clone(),
+        };
+        let mut not_first = crate::test_util::order_received(1, 100);
+        not_first.version = Version::new(2).expect("2");
+        assert!(intake.accept(&not_first).await.is_err());
+        assert_eq!(queue.tries(), 0);
+    }
 
     #[test]
     fn retry_delays_double_from_one_second_up_to_a_minute() {

@@ -1006,6 +1006,7 @@ fn emitted_metrics() -> BTreeSet<String> {
     let emf = Emf::with_sink("f", |_| {});
     let every = [
         Metric::OrderAccepted,
+        Metric::OrderNotQueued,
         Metric::OrderRejected { reason: "r" },
         Metric::OrderCompleted {
             latency: Duration::ZERO,
