@@ -446,9 +446,13 @@ pub trait Publisher: Send + Sync + 'static {
     /// published, with why (as for `publish`). Every notification before it was published;
     /// it and those after it may or may not have been (a batch call can succeed for entries
     /// after a failed one), so a caller that retries from it may publish some twice — which
-    /// at-least-once delivery allows. The default publishes one after another and stops at the
+    /// at-least-once delivery allows. An empty batch is refused (`Rejected`, index 0), as SNS
+    /// refuses an empty `PublishBatch` (`EmptyBatchRequest`,
+    /// <https://docs.aws.amazon.com/sns/latest/api/API_PublishBatch.html>): every adapter checks
+    /// it with [`check_publish_batch`]. The default publishes one after another and stops at the
     /// first error.
     async fn publish_batch(&self, notifications: &[Notification]) -> Result<(), PublishBatchError> {
+        check_publish_batch(notifications)?;
         for (index, notification) in notifications.iter().enumerate() {
             self.publish(notification)
                 .await
@@ -456,6 +460,18 @@ pub trait Publisher: Send + Sync + 'static {
         }
         Ok(())
     }
+}
+
+/// Refuses an empty batch, as SNS does (`EmptyBatchRequest`): a caller that publishes nothing
+/// has a bug, which the test doubles must show rather than hide.
+pub fn check_publish_batch(notifications: &[Notification]) -> Result<(), PublishBatchError> {
+    if notifications.is_empty() {
+        return Err(PublishBatchError {
+            index: 0,
+            error: StoreError::Rejected("publish of an empty batch (EmptyBatchRequest)".into()),
+        });
+    }
+    Ok(())
 }
 
 /// Why [`Publisher::publish_batch`] stopped: the index (in the batch) of the first
