@@ -170,6 +170,7 @@ PLACEHOLDER_ENV = {
     "STATUS_TABLE": "OrderStatus",
     "WORK_QUEUE_URL": f"http://127.0.0.1:9/{ACCOUNT}/work",
     "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:orders",
+    "STREAM_FAILURE_QUEUE_URL": f"http://127.0.0.1:9/{ACCOUNT}/stream-failures",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
 }
 
@@ -357,7 +358,7 @@ def cmd_rss(args) -> dict:
     print(f"deleted {detach_event_sources(args.endpoint, outputs)} event source mappings", file=sys.stderr)
     env = {"AWS_ENDPOINT_URL": args.endpoint, "EVENTS_TABLE": outputs["EventsTableName"],
            "STATUS_TABLE": outputs["StatusTableName"], "WORK_QUEUE_URL": outputs["WorkQueueUrl"],
-           "TOPIC_ARN": outputs["TopicArn"]}
+           "TOPIC_ARN": outputs["TopicArn"], "STREAM_FAILURE_QUEUE_URL": outputs["StreamFailureQueueUrl"]}
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         bootstraps = {f: unpack(args.zips, f, Path(tmp)) for f in FUNCTIONS}

@@ -104,7 +104,7 @@ pub(crate) struct Links {
     ),
     security((), ("bearer" = [])),
     responses(
-        (status = 202, description = "Accepted: the order is logged and queued.", body = Accepted,
+        (status = 202, description = "Accepted: the order is in the log, and queued (or, if the queue refused it, left to the reconciler). Sent once the order is stored, whatever happens to the enqueue.", body = Accepted,
             headers(("Location" = String, description = "/orders/{orderId}"))),
         (status = 400, description = "Malformed JSON, an unreadable body or an invalid header.", body = doc_types::Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive in time (`orders serve --body-timeout`).", body = doc_types::Problem, content_type = "application/problem+json"),
@@ -173,6 +173,11 @@ pub(crate) async fn create_order(
 /// enqueued again: that heals a hand-off cut short after the append on AWS (see
 /// [`order_ports::AppendThenEnqueue`]) or work that was dead-lettered; the processor is
 /// idempotent, so a duplicate message is harmless.
+///
+/// Once the order is in the log it is accepted: a send that fails after it (here, or inside
+/// [`OrderIntake::accept`]) is logged and counted and left to the reconciler, never answered
+/// with an error — a client told to retry an order that was stored would, without a key, place
+/// it twice. An error here means nothing was stored.
 async fn hand_off(
     state: &AppState,
     received: &EventEnvelope,
@@ -182,7 +187,11 @@ async fn hand_off(
         Ok(()) => Ok(()),
         Err(AppendError::Conflict { order_id, .. }) => {
             ensure_same_order(state, order_id, order).await?;
-            Ok(state.intake.requeue(order_id).await?)
+            // Stored by an earlier request: accepted, whatever happens to this send.
+            if let Err(e) = state.intake.requeue(order_id).await {
+                order_ports::left_to_reconciler(order_id, &e);
+            }
+            Ok(())
         }
         Err(AppendError::Store(e)) => Err(e.into()),
     }
@@ -1139,14 +1148,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_enqueue_is_a_503_that_leaks_nothing() {
-        let (_dir, app) = broken_api(|s| s.queue = Arc::new(Broken(StoreError::Unavailable)));
-        assert_opaque_problem(
-            &app,
-            post(&order(1), Some("k")),
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
-        .await;
+    async fn a_stored_order_whose_enqueue_keeps_failing_is_accepted_and_left_to_the_reconciler() {
+        let (temp, app) = broken_api(|s| s.queue = Arc::new(Broken(StoreError::Unavailable)));
+        let (status, _, accepted) = call(&app, post(&order(1), Some("k"))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        assert_eq!(
+            temp.db().head_seq().await.unwrap(),
+            1,
+            "the order is in the log"
+        );
+        assert_eq!(temp.db().work_queue_default().depth().await.unwrap(), 0);
+        let id = OrderId::parse(accepted["orderId"].as_str().unwrap()).unwrap();
+        let pending = temp
+            .db()
+            .event_store()
+            .load(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type().as_str())
+            .collect::<Vec<_>>();
+        assert_eq!(pending, ["OrderReceived"]);
+    }
+
+    #[tokio::test]
+    async fn a_retried_key_whose_requeue_fails_is_still_accepted() {
+        let (temp, app) = broken_api(|s| s.queue = Arc::new(Broken(StoreError::Unavailable)));
+        let (first, _, _) = call(&app, post(&order(1), Some("k"))).await;
+        let (second, _, body) = call(&app, post(&order(1), Some("k"))).await;
+        assert_eq!(
+            (first, second),
+            (StatusCode::ACCEPTED, StatusCode::ACCEPTED),
+            "{body}"
+        );
+        assert_eq!(temp.db().head_seq().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_queue_refusing_for_good_after_the_append_still_gets_a_202() {
+        let (temp, app) = broken_api(|s| s.queue = Arc::new(Broken(StoreError::Rejected)));
+        let (status, _, body) = call(&app, post(&order(1), None)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(temp.db().head_seq().await.unwrap(), 1);
     }
 
     #[tokio::test]

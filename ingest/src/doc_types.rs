@@ -149,7 +149,8 @@ pub(crate) enum CommonProblems {
     /// A server failure (logged; nothing of it is shown).
     #[response(status = 500, content_type = "application/problem+json")]
     ServerFailure(Problem),
-    /// A backend is temporarily unavailable: retry (Retry-After).
+    /// A backend is temporarily unavailable: retry (Retry-After). On `POST /orders`, nothing was
+    /// stored (once an order is stored the answer is 202).
     #[response(
         status = 503,
         content_type = "application/problem+json",

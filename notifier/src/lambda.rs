@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use order_ports::aws::iam::Permission;
-use order_ports::aws::{iam, AwsClients, DynamoEventStore, SnsPublisher};
+use order_ports::aws::{iam, AwsClients, DynamoEventStore, SnsPublisher, SqsStreamFailures};
 use order_ports::lambda::{init_logging, run_stream_function, ConfigError, EnvReader};
 
 use crate::Notifier;
 
 /// The environment variables [`Config`] requires (`template.yaml` sets each of them).
-pub const REQUIRED_ENV: [&str; 2] = ["EVENTS_TABLE", "TOPIC_ARN"];
+pub const REQUIRED_ENV: [&str; 3] = ["EVENTS_TABLE", "TOPIC_ARN", "STREAM_FAILURE_QUEUE_URL"];
 /// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
 pub const OPTIONAL_ENV: [&str; 0] = [];
 
@@ -19,6 +19,8 @@ pub const OPTIONAL_ENV: [&str; 0] = [];
 pub struct Config {
     pub events_table: String,
     pub topic_arn: String,
+    /// Where records that can never be notified are set aside (the stream failure queue).
+    pub stream_failure_queue_url: String,
 }
 
 impl Config {
@@ -32,6 +34,7 @@ impl Config {
         let config = Config {
             events_table: env.required("EVENTS_TABLE"),
             topic_arn: env.required("TOPIC_ARN"),
+            stream_failure_queue_url: env.required("STREAM_FAILURE_QUEUE_URL"),
         };
         env.finish(config)
     }
@@ -39,12 +42,15 @@ impl Config {
 
 /// What this function's role must grant, built from the adapters' per-method constants:
 /// [`Notifier::notify_batch`](crate::Notifier::notify_batch) loads the orders' histories and publishes in batches; the
-/// stream mapping reads the stream and sends failed batches to its on-failure queue.
+/// records it can never notify are set aside in the stream failure queue by the function
+/// itself; the stream mapping reads the stream and sends the batches it discards to the same
+/// queue.
 /// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoEventStore::LOAD,
     SnsPublisher::PUBLISH,
     SnsPublisher::PUBLISH_BATCH,
+    SqsStreamFailures::SET_ASIDE,
     iam::STREAM_EVENT_SOURCE,
     iam::STREAM_ON_FAILURE,
     iam::LOGS,
@@ -59,7 +65,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         Arc::new(DynamoEventStore::new(clients.dynamodb, config.events_table)),
         Arc::new(SnsPublisher::new(clients.sns, config.topic_arn)),
     );
-    run_stream_function(notifier).await
+    let set_aside = Arc::new(SqsStreamFailures::new(
+        clients.sqs,
+        config.stream_failure_queue_url,
+    ));
+    run_stream_function(notifier, "notifier", set_aside).await
 }
 
 #[cfg(test)]
@@ -82,7 +92,11 @@ mod tests {
     fn a_complete_environment_is_read_into_the_config() {
         let asked = RefCell::default();
         let config = Config::from_lookup(lookup(
-            &[("EVENTS_TABLE", "e"), ("TOPIC_ARN", "arn:t")],
+            &[
+                ("EVENTS_TABLE", "e"),
+                ("TOPIC_ARN", "arn:t"),
+                ("STREAM_FAILURE_QUEUE_URL", "q"),
+            ],
             &asked,
         ))
         .unwrap();
@@ -91,6 +105,7 @@ mod tests {
             Config {
                 events_table: "e".into(),
                 topic_arn: "arn:t".into(),
+                stream_failure_queue_url: "q".into(),
             }
         );
     }

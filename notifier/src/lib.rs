@@ -1,12 +1,17 @@
 //! The notifier: one notification per `OrderCompleted`.
 //!
-//! Delivery is at least once: a retried batch can publish the same completion again. Each
-//! message carries the `eventId`; consumers deduplicate on it.
+//! Delivery is at least once, and duplicates are bounded (docs/guarantees.md, ADR 9): a notifier
+//! never publishes again a completion it has published itself (it remembers the last
+//! [`REMEMBERED_PUBLICATIONS`] event ids it published), so a batch that comes back after a
+//! failure — a transient error after it, a record it could not set aside — is not published
+//! twice by the same function instance. What is left is a completion published by an instance
+//! that then failed as a whole (a timeout, a crash) and is retried elsewhere. Each message carries
+//! the `eventId`; consumers deduplicate on it.
 
 pub mod lambda;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use events_schema::envelope::format_timestamp;
 use events_schema::{EventEnvelope, EventId, OrderEvent, OrderView};
@@ -15,24 +20,85 @@ use order_ports::{
     Publisher,
 };
 
+/// How many published event ids a [`Notifier`] remembers (about 1 MB): many batches' worth, so
+/// a batch retried by the same instance finds every completion it already published.
+pub const REMEMBERED_PUBLICATIONS: usize = 16_384;
+
+/// The last `capacity` event ids published, oldest forgotten first.
+#[derive(Debug)]
+struct Published {
+    capacity: usize,
+    order: VecDeque<EventId>,
+    ids: HashSet<EventId>,
+}
+
+impl Published {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            order: VecDeque::new(),
+            ids: HashSet::new(),
+        }
+    }
+
+    fn contains(&self, id: &EventId) -> bool {
+        self.ids.contains(id)
+    }
+
+    fn remember(&mut self, id: EventId) {
+        if self.capacity == 0 || !self.ids.insert(id) {
+            return;
+        }
+        self.order.push_back(id);
+        if self.order.len() > self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ids.remove(&oldest);
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Notifier {
     events: Arc<dyn EventStore>,
     publisher: Arc<dyn Publisher>,
+    /// What this notifier (this function instance, this `orders serve`) has published.
+    published: Arc<Mutex<Published>>,
 }
 
 impl Notifier {
     pub fn new(events: Arc<dyn EventStore>, publisher: Arc<dyn Publisher>) -> Self {
-        Self { events, publisher }
+        Self {
+            events,
+            publisher,
+            published: Arc::new(Mutex::new(Published::new(REMEMBERED_PUBLICATIONS))),
+        }
     }
 
-    /// Publishes `event` if it is an `OrderCompleted`; returns the id of what was published.
+    fn already_published(&self, id: &EventId) -> bool {
+        self.published.lock().is_ok_and(|p| p.contains(id))
+    }
+
+    fn remember(&self, ids: impl IntoIterator<Item = EventId>) {
+        if let Ok(mut published) = self.published.lock() {
+            for id in ids {
+                published.remember(id);
+            }
+        }
+    }
+
+    /// Publishes `event` if it is an `OrderCompleted` this notifier has not published yet;
+    /// returns the id of what was published (now or before).
     #[tracing::instrument(skip_all, fields(orderId = %event.order_id, version = %event.version, correlationId = %event.correlation_id, event_type = %event.event_type()))]
     pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, ConsumeError> {
+        if self.already_published(&event.event_id) {
+            return Ok(Some(event.event_id));
+        }
         let Some(notification) = self.completion(event).await? else {
             return Ok(None);
         };
         self.publisher.publish(&notification).await?;
+        self.remember([event.event_id]);
         order_ports::telemetry::notified(event);
         Ok(Some(event.event_id))
     }
@@ -54,9 +120,13 @@ impl Notifier {
     /// [`EventConsumer::consume_batch`]: nothing is published at or after the first event that
     /// failed transiently (a history that could not be read, a publish that failed); an event
     /// whose notification can never be made or published is set aside and the rest go on.
+    ///
+    /// A completion this notifier already published (its batch came back) is not published
+    /// again.
     pub async fn notify_batch(&self, events: &[EventEnvelope]) -> BatchOutcome {
         let completed: Vec<usize> = (0..events.len())
             .filter(|&i| matches!(events[i].event, OrderEvent::OrderCompleted { .. }))
+            .filter(|&i| !self.already_published(&events[i].event_id))
             .collect();
         let order_ids: Vec<_> = completed.iter().map(|&i| events[i].order_id).collect();
         let histories = self.events.load_many(&order_ids).await;
@@ -88,7 +158,9 @@ impl Notifier {
                 Ok(()) => notifications.len(),
                 Err(e) => from + e.index,
             };
-            for (event_index, _) in ready.get(from..published).unwrap_or_default() {
+            let done = ready.get(from..published).unwrap_or_default();
+            self.remember(done.iter().map(|(_, n)| n.event_id));
+            for (event_index, _) in done {
                 if let Some(event) = events.get(*event_index) {
                     order_ports::telemetry::notified(event);
                 }
@@ -277,6 +349,140 @@ mod tests {
         let published = w.published.list_after(0, 10).await.unwrap();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].1.event_id, w.history[2].event_id);
+    }
+
+    /// A publisher that records every `publish_batch` call (the notifications handed to it)
+    /// and refuses, permanently, the notifications of the listed events, as SNS refuses an
+    /// entry; like SNS it refuses an empty batch. The others go to `inner`.
+    struct Recording {
+        refuse: Vec<EventId>,
+        calls: std::sync::Mutex<Vec<Vec<EventId>>>,
+        inner: SqlitePublisher,
+    }
+
+    impl Recording {
+        fn new(inner: SqlitePublisher, refuse: Vec<EventId>) -> Self {
+            Self {
+                refuse,
+                calls: std::sync::Mutex::default(),
+                inner,
+            }
+        }
+        fn calls(&self) -> Vec<Vec<EventId>> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Publisher for Recording {
+        async fn publish(&self, n: &Notification) -> Result<(), order_ports::StoreError> {
+            if self.refuse.contains(&n.event_id) {
+                return Err(order_ports::StoreError::Rejected("InvalidParameter".into()));
+            }
+            self.inner.publish(n).await
+        }
+
+        async fn publish_batch(&self, batch: &[Notification]) -> Result<(), PublishBatchError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(batch.iter().map(|n| n.event_id).collect());
+            order_ports::check_publish_batch(batch)?;
+            for (index, n) in batch.iter().enumerate() {
+                self.publish(n)
+                    .await
+                    .map_err(|error| PublishBatchError { index, error })?;
+            }
+            Ok(())
+        }
+    }
+
+    /// `n` completed orders in the log, and their completions.
+    async fn completions(events: &dyn EventStore, n: usize) -> Vec<EventEnvelope> {
+        let mut completed = Vec::new();
+        for _ in 0..n {
+            completed.push(append_completed_order(events).await[2].clone());
+        }
+        completed
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_completions_all_publish_is_published_in_one_call() {
+        let w = given_a_completed_order_in_the_log().await;
+        let events = w.notifier.events.clone();
+        let batch = completions(events.as_ref(), 3).await;
+        let recording = Arc::new(Recording::new(w.published.clone(), vec![]));
+        let notifier = Notifier::new(events, recording.clone());
+
+        let outcome = notifier.consume_batch(&batch).await;
+
+        assert_eq!(outcome, BatchOutcome::default());
+        let ids: Vec<EventId> = batch.iter().map(|e| e.event_id).collect();
+        assert_eq!(recording.calls(), vec![ids.clone()]);
+        assert_eq!(published_ids(&w.published).await, ids);
+    }
+
+    #[tokio::test]
+    async fn completions_refused_for_good_are_set_aside_and_every_other_one_is_published_and_counted(
+    ) {
+        let w = given_a_completed_order_in_the_log().await;
+        let events = w.notifier.events.clone();
+        let batch = completions(events.as_ref(), 5).await;
+        let recording = Arc::new(Recording::new(
+            w.published.clone(),
+            vec![batch[1].event_id, batch[3].event_id],
+        ));
+        let notifier = Notifier::new(events, recording.clone());
+        let captured = Arc::new(order_ports::metrics::Captured::default());
+
+        let outcome =
+            order_ports::metrics::scoped(captured.clone(), notifier.consume_batch(&batch)).await;
+
+        assert_eq!(outcome.transient, None);
+        let refused: Vec<usize> = outcome.permanent.iter().map(|(i, _)| *i).collect();
+        assert_eq!(refused, [1, 3]);
+        assert_eq!(
+            published_ids(&w.published).await,
+            [batch[0].event_id, batch[2].event_id, batch[4].event_id]
+        );
+        assert_eq!(captured.taken(), ["NotificationPublished"; 3]);
+        assert_eq!(recording.calls().len(), 3, "{:?}", recording.calls());
+    }
+
+    #[tokio::test]
+    async fn a_completion_this_notifier_already_published_is_not_published_again_when_its_batch_comes_back(
+    ) {
+        let w = given_a_completed_order_in_the_log().await;
+        let events = w.notifier.events.clone();
+        let batch = completions(events.as_ref(), 2).await;
+        let recording = Arc::new(Recording::new(w.published.clone(), vec![]));
+        let notifier = Notifier::new(events, recording.clone());
+
+        assert_eq!(
+            notifier.consume_batch(&batch).await,
+            BatchOutcome::default()
+        );
+        assert_eq!(
+            notifier.consume_batch(&batch).await,
+            BatchOutcome::default()
+        );
+        notifier.consume(&batch[0]).await.unwrap();
+
+        assert_eq!(recording.calls().len(), 1, "{:?}", recording.calls());
+    }
+
+    #[test]
+    fn the_memory_of_publications_forgets_the_oldest_beyond_its_capacity() {
+        let mut published = Published::new(2);
+        let ids = [EventId::new(), EventId::new(), EventId::new()];
+        for id in ids {
+            published.remember(id);
+        }
+        published.remember(ids[2]);
+        assert!(!published.contains(&ids[0]));
+        assert!(published.contains(&ids[1]));
+        assert!(published.contains(&ids[2]));
+        assert_eq!(published.order.len(), 2);
     }
 
     async fn published_ids(published: &SqlitePublisher) -> Vec<EventId> {

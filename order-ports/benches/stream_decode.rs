@@ -10,7 +10,8 @@ use std::hint::black_box;
 use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use events_schema::EventEnvelope;
-use order_ports::lambda::handle_stream_batch;
+use order_ports::lambda::{handle_stream_batch, PoisonSink};
+use order_ports::test_util::SetAsideLog;
 use order_ports::{BatchOutcome, ConsumeError, EventConsumer};
 
 const RECORDS: usize = 100;
@@ -60,9 +61,17 @@ fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
+    let set_aside = SetAsideLog::default();
     let decode = |payload: &[u8]| {
         let event: DynamoDbEvent = serde_json::from_slice(payload).expect("a stream event");
-        runtime.block_on(handle_stream_batch(&Discard, event))
+        runtime.block_on(handle_stream_batch(
+            &Discard,
+            PoisonSink {
+                consumer: "bench",
+                set_aside: &set_aside,
+            },
+            event,
+        ))
     };
     let response = decode(&payload);
     assert!(

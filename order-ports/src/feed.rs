@@ -9,7 +9,8 @@
 //!
 //! Whatever the feed, a transient handler error stops the batch at that event, commits
 //! everything before it and re-delivers it (and everything after it) on the next poll; a
-//! permanent one is logged and skipped, like a stream mapping's on-failure destination.
+//! permanent one is logged, counted (`RecordsSetAside`) and skipped, as the stream functions set
+//! such a record aside in the stream failure queue on AWS.
 
 use std::future::Future;
 use std::time::Duration;
@@ -212,8 +213,13 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
         }
     }
     skipped.sort_by_key(|(index, _, _)| *index);
+    let mut set_aside = 0;
     for (index, order_id, reason) in skipped.into_iter().filter(|(i, _, _)| *i < limit) {
+        set_aside += 1;
         tracing::error!(consumer = name, position = %positions[index], order_id, reason, "event skipped");
+    }
+    if set_aside > 0 {
+        crate::metrics::record(crate::metrics::Metric::RecordsSetAside(set_aside));
     }
     match stop {
         Some((index, reason)) if index < len => {

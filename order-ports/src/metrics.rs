@@ -14,6 +14,9 @@ use std::time::Duration;
 pub enum Metric<'a> {
     /// `202` to a `POST /orders` (an idempotent retry counts again: it is accepted again).
     OrderAccepted,
+    /// An order stored in the log (so accepted) that could not be put on the work queue, even
+    /// after a few tries: the reconciler will enqueue it.
+    OrderNotQueued,
     /// A `POST /orders` refused with a 4xx; `reason` is a short stable code (`invalid_order`).
     OrderRejected { reason: &'a str },
     /// The processor appended `OrderCompleted`; `latency` is from `OrderReceived`'s
@@ -27,6 +30,9 @@ pub enum Metric<'a> {
     NotificationPublished,
     /// Messages or stream records a batch reported failed (they come again, or go to a DLQ).
     BatchItemFailures(u64),
+    /// Stream records a consumer could never handle and set aside in the stream failure queue
+    /// (`failed_events` locally), letting the rest of its batch go on.
+    RecordsSetAside(u64),
 }
 
 /// The CloudWatch namespace of the EMF metrics; `template.yaml`'s alarms and dashboard use it.
@@ -104,12 +110,14 @@ impl Emf {
     pub fn render(&self, metric: &Metric<'_>, timestamp_ms: i64) -> serde_json::Value {
         let (name, unit, value) = match metric {
             Metric::OrderAccepted => ("OrdersAccepted", "Count", 1.0),
+            Metric::OrderNotQueued => ("OrdersNotQueued", "Count", 1.0),
             Metric::OrderRejected { .. } => ("OrdersRejected", "Count", 1.0),
             Metric::OrderCompleted { .. } => ("OrdersCompleted", "Count", 1.0),
             Metric::OrderFailed => ("OrdersFailed", "Count", 1.0),
             Metric::ProjectorLag(lag) => ("ProjectorLag", "Milliseconds", millis(*lag)),
             Metric::NotificationPublished => ("NotificationsPublished", "Count", 1.0),
             Metric::BatchItemFailures(n) => ("BatchItemFailures", "Count", *n as f64),
+            Metric::RecordsSetAside(n) => ("RecordsSetAside", "Count", *n as f64),
         };
         let mut metrics = vec![serde_json::json!({"Name": name, "Unit": unit})];
         let mut document = serde_json::json!({
@@ -196,6 +204,7 @@ mod prometheus {
     pub struct Prometheus {
         registry: Registry,
         accepted: Counter,
+        not_queued: Counter,
         rejected: Family<Vec<(String, String)>, Counter>,
         completed: Counter,
         failed: Counter,
@@ -203,6 +212,7 @@ mod prometheus {
         lag: Histogram,
         published: Counter,
         batch_failures: Counter,
+        set_aside: Counter,
         pub queue_depth: Gauge,
         pub dead_letters: Gauge,
     }
@@ -219,6 +229,7 @@ mod prometheus {
             let me = Self {
                 registry: Registry::default(),
                 accepted: Counter::default(),
+                not_queued: Counter::default(),
                 rejected: Family::default(),
                 completed: Counter::default(),
                 failed: Counter::default(),
@@ -227,11 +238,17 @@ mod prometheus {
                 lag: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
                 published: Counter::default(),
                 batch_failures: Counter::default(),
+                set_aside: Counter::default(),
                 queue_depth: Gauge::default(),
                 dead_letters: Gauge::default(),
             };
             // Counters get their `_total` suffix from the encoder.
             registry.register("accepted", "Orders accepted (202)", me.accepted.clone());
+            registry.register(
+                "not_queued",
+                "Orders accepted but not queued (left to the reconciler)",
+                me.not_queued.clone(),
+            );
             registry.register(
                 "rejected",
                 "Orders refused with a 4xx, by reason",
@@ -264,6 +281,11 @@ mod prometheus {
                 me.batch_failures.clone(),
             );
             registry.register(
+                "records_set_aside",
+                "Stream records a consumer could never handle and set aside",
+                me.set_aside.clone(),
+            );
+            registry.register(
                 "queue_depth",
                 "Messages in the work queue",
                 me.queue_depth.clone(),
@@ -291,6 +313,9 @@ mod prometheus {
                 Metric::OrderAccepted => {
                     self.accepted.inc();
                 }
+                Metric::OrderNotQueued => {
+                    self.not_queued.inc();
+                }
                 Metric::OrderRejected { reason } => {
                     self.rejected
                         .get_or_create(&vec![("reason".to_owned(), (*reason).to_owned())])
@@ -309,6 +334,9 @@ mod prometheus {
                 }
                 Metric::BatchItemFailures(n) => {
                     self.batch_failures.inc_by(*n);
+                }
+                Metric::RecordsSetAside(n) => {
+                    self.set_aside.inc_by(*n);
                 }
             }
         }

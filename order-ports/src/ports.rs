@@ -446,9 +446,13 @@ pub trait Publisher: Send + Sync + 'static {
     /// published, with why (as for `publish`). Every notification before it was published;
     /// it and those after it may or may not have been (a batch call can succeed for entries
     /// after a failed one), so a caller that retries from it may publish some twice — which
-    /// at-least-once delivery allows. The default publishes one after another and stops at the
+    /// at-least-once delivery allows. An empty batch is refused (`Rejected`, index 0), as SNS
+    /// refuses an empty `PublishBatch` (`EmptyBatchRequest`,
+    /// <https://docs.aws.amazon.com/sns/latest/api/API_PublishBatch.html>): every adapter checks
+    /// it with [`check_publish_batch`]. The default publishes one after another and stops at the
     /// first error.
     async fn publish_batch(&self, notifications: &[Notification]) -> Result<(), PublishBatchError> {
+        check_publish_batch(notifications)?;
         for (index, notification) in notifications.iter().enumerate() {
             self.publish(notification)
                 .await
@@ -456,6 +460,18 @@ pub trait Publisher: Send + Sync + 'static {
         }
         Ok(())
     }
+}
+
+/// Refuses an empty batch, as SNS does (`EmptyBatchRequest`): a caller that publishes nothing
+/// has a bug, which the test doubles must show rather than hide.
+pub fn check_publish_batch(notifications: &[Notification]) -> Result<(), PublishBatchError> {
+    if notifications.is_empty() {
+        return Err(PublishBatchError {
+            index: 0,
+            error: StoreError::Rejected("publish of an empty batch (EmptyBatchRequest)".into()),
+        });
+    }
+    Ok(())
 }
 
 /// Why [`Publisher::publish_batch`] stopped: the index (in the batch) of the first
@@ -474,7 +490,7 @@ pub enum ConsumeError {
     #[error("transient: {0}")]
     Transient(String),
     /// This event can never be handled; retrying cannot help. It is set aside (logged locally,
-    /// the stream mapping's on-failure destination on AWS), never silently dropped.
+    /// the stream failure queue on AWS: [`SetAside`]), never silently dropped.
     #[error("permanent: {0}")]
     Permanent(String),
 }
@@ -578,10 +594,13 @@ pub trait OrderIntake: Send + Sync + 'static {
     /// Appends `received` — version 1 of a new order, an `OrderReceived` (otherwise
     /// [`StoreError::Rejected`]) — and enqueues its order.
     ///
-    /// Errors: [`AppendError::Conflict`] when the order already has a version 1; nothing is
-    /// written then, neither event nor message. [`AppendError::Store`] as in the module docs;
-    /// whether the event may have been written without the message depends on the adapter
-    /// (never with the SQLite one; see [`AppendThenEnqueue`]).
+    /// `Ok` means the order is in the log, so accepted: it is queued, or (only where the log and
+    /// the queue share no transaction, [`AppendThenEnqueue`]) left to the reconciler because the
+    /// queue refused it. Errors: [`AppendError::Conflict`] when the order already has a version
+    /// 1; nothing is written then, neither event nor message. [`AppendError::Store`] as in the
+    /// module docs: the append did not succeed, so the order is not accepted (with the one
+    /// exception of a store that wrote it but whose answer was lost, e.g. a timeout — a retry
+    /// with the same `Idempotency-Key` then finds it).
     async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError>;
 
     /// Enqueues an order that is already in the log once more (an idempotent retry of its
@@ -607,11 +626,14 @@ pub fn check_intake(received: &EventEnvelope) -> Result<(), StoreError> {
 }
 
 /// [`OrderIntake`] over a log and a queue that cannot share a transaction (DynamoDB and SQS):
-/// appends, then sends. Not atomic: if the send fails, or the process dies between the two
-/// calls, the order is in the log with no work queued. Two things heal that: the client's
-/// retry with the same `Idempotency-Key` (the append conflicts, the API checks it is the same
-/// order and calls [`requeue`](OrderIntake::requeue)), and the reconciler, which re-enqueues
-/// orders that stayed pending too long. Where one transaction holds both (the SQLite file),
+/// appends, then sends ([`send_after_append`]: a few brief tries). Not atomic: if every try of
+/// the send fails, or the process dies between the two calls, the order is in the log with no
+/// work queued. Once the append has succeeded the order is accepted all the same — `accept`
+/// returns `Ok`, the API answers `202` — and a send that failed is logged and counted
+/// ([`left_to_reconciler`]): the reconciler re-enqueues orders that stayed pending too long (and
+/// a client's retry with the same `Idempotency-Key` enqueues again through
+/// [`requeue`](OrderIntake::requeue)). So a client never retries an order that was stored, and
+/// never makes a second one by doing so. Where one transaction holds both (the SQLite file),
 /// use the atomic intake of that backend instead.
 #[derive(Clone)]
 pub struct AppendThenEnqueue {
@@ -624,15 +646,67 @@ impl OrderIntake for AppendThenEnqueue {
     async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError> {
         check_intake(received)?;
         self.events.append(std::slice::from_ref(received)).await?;
-        self.queue
-            .send_correlated(received.order_id, &received.correlation_id)
-            .await?;
+        // Stored: from here on the order is accepted, whatever happens to the send.
+        let sent = send_after_append(
+            self.queue.as_ref(),
+            received.order_id,
+            Some(&received.correlation_id),
+        )
+        .await;
+        if let Err(e) = sent {
+            left_to_reconciler(received.order_id, &e);
+        }
         Ok(())
     }
 
     async fn requeue(&self, order_id: OrderId) -> Result<(), StoreError> {
-        self.queue.send(order_id).await
+        send_after_append(self.queue.as_ref(), order_id, None).await
     }
+}
+
+/// The pauses before the second and the third try of [`send_after_append`]: brief, since a
+/// client is waiting for its answer (the SDK's own retries of each try come on top). After
+/// them the order is left to the reconciler.
+pub const SEND_RETRY_PAUSES: [Duration; 2] =
+    [Duration::from_millis(50), Duration::from_millis(200)];
+
+/// Sends an order that is already in the log to `queue` (with its correlation id when given):
+/// up to three tries, [`SEND_RETRY_PAUSES`] apart, while the error is transient. Returns the
+/// last error when no try got through; a permanent one ends the tries at once (retrying
+/// cannot help).
+pub async fn send_after_append(
+    queue: &dyn WorkQueue,
+    order_id: OrderId,
+    correlation_id: Option<&events_schema::CorrelationId>,
+) -> Result<(), StoreError> {
+    let mut pauses = SEND_RETRY_PAUSES.iter();
+    loop {
+        let sent = match correlation_id {
+            Some(correlation_id) => queue.send_correlated(order_id, correlation_id).await,
+            None => queue.send(order_id).await,
+        };
+        let error = match sent {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(e),
+        };
+        let Some(pause) = pauses.next() else {
+            return Err(error);
+        };
+        tokio::time::sleep(*pause).await;
+    }
+}
+
+/// A stored order that could not be queued: logged (WARN: the reconciler will send it once it
+/// has been pending longer than its threshold) and counted
+/// ([`Metric::OrderNotQueued`](crate::metrics::Metric::OrderNotQueued)).
+pub fn left_to_reconciler(order_id: OrderId, error: &StoreError) {
+    crate::metrics::record(crate::metrics::Metric::OrderNotQueued);
+    tracing::warn!(
+        orderId = %order_id,
+        error = %error,
+        "order accepted but not queued; the reconciler will enqueue it"
+    );
 }
 
 /// The first [`retry_delay`].
@@ -659,6 +733,114 @@ pub fn retry_delay(receive_count: u32) -> Duration {
 #[cfg(test)]
 mod intake_and_retry_tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A queue whose sends fail with the listed errors first, in order, then succeed; it
+    /// counts the tries.
+    #[derive(Default)]
+    struct Refusing {
+        failures: Mutex<Vec<StoreError>>,
+        tries: Mutex<u32>,
+    }
+
+    impl Refusing {
+        fn with(failures: Vec<StoreError>) -> Self {
+            Self {
+                failures: Mutex::new(failures),
+                tries: Mutex::new(0),
+            }
+        }
+        fn tries(&self) -> u32 {
+            *self.tries.lock().expect("lock")
+        }
+    }
+
+    #[async_trait]
+    impl WorkQueue for Refusing {
+        async fn send(&self, _: OrderId) -> Result<(), StoreError> {
+            *self.tries.lock().expect("lock") += 1;
+            let mut failures = self.failures.lock().expect("lock");
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(failures.remove(0))
+            }
+        }
+        async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Delivery>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn ack(&self, _: &Delivery) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn fail(&self, _: &Delivery) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn down() -> StoreError {
+        StoreError::Unavailable("ThrottlingException".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_fails_twice_transiently_gets_through_on_the_third_try() {
+        let queue = Refusing::with(vec![down(), down()]);
+        let started = tokio::time::Instant::now();
+        send_after_append(&queue, OrderId::new_random(), None)
+            .await
+            .expect("the third try gets through");
+        assert_eq!(queue.tries(), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_keeps_failing_is_given_up_after_three_tries() {
+        let queue = Refusing::with(vec![down(), down(), down(), down()]);
+        let result = send_after_append(&queue, OrderId::new_random(), None).await;
+        assert_eq!(result, Err(down()));
+        assert_eq!(queue.tries(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_refused_for_good_is_not_tried_again() {
+        let refused = StoreError::Rejected("AccessDenied".into());
+        let queue = Refusing::with(vec![refused.clone()]);
+        let result = send_after_append(&queue, OrderId::new_random(), None).await;
+        assert_eq!(result, Err(refused));
+        assert_eq!(queue.tries(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stored_order_whose_send_keeps_failing_is_accepted_and_counted_as_not_queued() {
+        let db = crate::test_util::TempSqlite::new();
+        let queue = Arc::new(Refusing::with(vec![down(), down(), down()]));
+        let intake = AppendThenEnqueue {
+            events: Arc::new(db.db().event_store()),
+            queue: queue.clone(),
+        };
+        let received = crate::test_util::order_received(1, 100);
+        let captured = Arc::new(crate::metrics::Captured::default());
+        let accepted = crate::metrics::scoped(captured.clone(), intake.accept(&received)).await;
+        assert_eq!(accepted, Ok(()));
+        assert_eq!(queue.tries(), 3);
+        let logged = db.db().event_store().load(received.order_id).await;
+        let ids: Vec<_> = logged.expect("load").iter().map(|e| e.event_id).collect();
+        assert_eq!(ids, vec![received.event_id]);
+        assert_eq!(captured.taken(), ["OrderNotQueued"]);
+    }
+
+    #[tokio::test]
+    async fn an_order_that_could_not_be_stored_is_not_accepted_and_nothing_is_sent() {
+        let db = crate::test_util::TempSqlite::new();
+        let queue = Arc::new(Refusing::default());
+        let intake = AppendThenEnqueue {
+            events: Arc::new(db.db().event_store()),
+            queue: queue.clone(),
+        };
+        let mut not_first = crate::test_util::order_received(1, 100);
+        not_first.version = Version::new(2).expect("2");
+        assert!(intake.accept(&not_first).await.is_err());
+        assert_eq!(queue.tries(), 0);
+    }
 
     #[test]
     fn retry_delays_double_from_one_second_up_to_a_minute() {
@@ -887,6 +1069,229 @@ pub trait DeadLetters: Send + Sync + 'static {
     /// removes them from the dead letters; returns the messages redriven. Each message is re-sent before it
     /// is removed, so an interruption can duplicate a message but never lose one.
     async fn redrive(&self, filter: &RedriveFilter) -> Result<Vec<DeadLetterMessage>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream records set aside (issue 17): what a stream consumer can never handle goes to the
+// stream failure queue, sent by the consumer itself, so the rest of its batch goes on.
+
+/// A stream record a consumer (the projector or the notifier) can never handle — it does not
+/// decode (an event type or schema version this build does not know, a damaged image), or the
+/// consumer failed it permanently — and set aside instead of letting it hold up, and in the end
+/// drop, its neighbours. On AWS it is one message of the stream failure queue
+/// ([`SetAsideRecord::to_message`]); locally the same record is a row of `failed_events`.
+///
+/// The record itself stays in the event table: this names it (its keys and stream sequence
+/// number) and says why, so that it can be read back and, with a binary that can read it,
+/// applied (`orders rebuild`, `--replay-notifications`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetAsideRecord {
+    /// Which consumer set it aside: `projector` or `notifier`.
+    pub set_aside_by: String,
+    /// The record's stream sequence number (`dynamodb.SequenceNumber`), when it has one.
+    pub sequence_number: Option<String>,
+    /// The stream (`eventSourceARN`), when the record names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_source_arn: Option<String>,
+    /// The table keys of the event, as far as they are readable.
+    pub order_id: Option<String>,
+    pub version: Option<u64>,
+    /// The event's id, when the record decoded (a permanent failure of the consumer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Why it can never be handled.
+    pub reason: String,
+    /// When it was set aside (RFC 3339, UTC, milliseconds).
+    pub at: String,
+}
+
+/// The key [`SetAsideRecord::to_message`] writes first, which tells a consumer's own message
+/// apart from the stream mapping's on-failure record in the same queue.
+const SET_ASIDE_BY: &str = "setAsideBy";
+
+impl SetAsideRecord {
+    /// The JSON body of its stream failure queue message.
+    pub fn to_message(&self) -> String {
+        // Serializing plain strings and numbers cannot fail; fall back to the reason alone.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            serde_json::json!({ SET_ASIDE_BY: self.set_aside_by, "reason": self.reason })
+                .to_string()
+        })
+    }
+}
+
+/// Sets stream records aside (the stream failure queue on AWS). Used by the stream functions
+/// for each record they can never handle, before they let the batch go on.
+#[async_trait]
+pub trait SetAside: Send + Sync + 'static {
+    /// Stores `record` durably. Errors as in the module docs: when this fails, the caller
+    /// must not move past the record (the Lambda reports it as its batch item failure).
+    async fn set_aside(&self, record: &SetAsideRecord) -> Result<(), StoreError>;
+}
+
+/// One message of the stream failure queue, as `orders verify` and `orders dlq records` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFailure {
+    /// A record a consumer set aside itself.
+    SetAside(SetAsideRecord),
+    /// The stream mapping's own on-failure record: a batch it discarded after its retries or
+    /// the record age ran out. It holds the batch's metadata, not its records.
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html>
+    Discarded(DiscardedBatch),
+    /// A message that is neither (its body as it is).
+    Unknown(String),
+}
+
+/// What the on-failure record of a stream mapping says about the batch it discarded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscardedBatch {
+    /// `requestContext.functionArn`: whose mapping discarded it.
+    pub function_arn: Option<String>,
+    /// `requestContext.condition`: `RetryAttemptsExhausted`, `RecordAgeExceeded`, …
+    pub condition: Option<String>,
+    pub shard_id: Option<String>,
+    pub start_sequence_number: Option<String>,
+    pub end_sequence_number: Option<String>,
+    pub batch_size: Option<u64>,
+    /// `timestamp` of the record.
+    pub timestamp: Option<String>,
+}
+
+impl StreamFailure {
+    /// Reads a stream failure queue message body; never fails (an unknown shape is
+    /// [`StreamFailure::Unknown`]).
+    pub fn parse(body: &str) -> Self {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+            return StreamFailure::Unknown(body.to_owned());
+        };
+        if value.get(SET_ASIDE_BY).is_some() {
+            return match serde_json::from_value::<SetAsideRecord>(value) {
+                Ok(record) => StreamFailure::SetAside(record),
+                Err(_) => StreamFailure::Unknown(body.to_owned()),
+            };
+        }
+        let Some(info) = value.get("DDBStreamBatchInfo") else {
+            return StreamFailure::Unknown(body.to_owned());
+        };
+        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+        let context = value.get("requestContext");
+        StreamFailure::Discarded(DiscardedBatch {
+            function_arn: text(context.and_then(|c| c.get("functionArn"))),
+            condition: text(context.and_then(|c| c.get("condition"))),
+            shard_id: text(info.get("shardId")),
+            start_sequence_number: text(info.get("startSequenceNumber")),
+            end_sequence_number: text(info.get("endSequenceNumber")),
+            batch_size: info.get("batchSize").and_then(serde_json::Value::as_u64),
+            timestamp: text(value.get("timestamp")),
+        })
+    }
+}
+
+impl std::fmt::Display for StreamFailure {
+    /// One line: what it is, where, and why.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".to_owned());
+        match self {
+            StreamFailure::SetAside(r) => write!(
+                f,
+                "stream record {}: set aside by the {} at {} (order {}, version {}{}): {}",
+                or_unknown(&r.sequence_number),
+                r.set_aside_by,
+                r.at,
+                or_unknown(&r.order_id),
+                r.version.map_or_else(|| "?".to_owned(), |v| v.to_string()),
+                r.event_id
+                    .as_deref()
+                    .map_or_else(String::new, |id| format!(", event {id}")),
+                r.reason
+            ),
+            StreamFailure::Discarded(b) => write!(
+                f,
+                "stream batch {}..{} of shard {}: discarded by the mapping of {} ({}, {} records) at {}",
+                or_unknown(&b.start_sequence_number),
+                or_unknown(&b.end_sequence_number),
+                or_unknown(&b.shard_id),
+                or_unknown(&b.function_arn),
+                or_unknown(&b.condition),
+                b.batch_size.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                or_unknown(&b.timestamp)
+            ),
+            StreamFailure::Unknown(body) => write!(f, "stream failure queue message: {body}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod set_aside_tests {
+    use super::*;
+
+    fn record() -> SetAsideRecord {
+        SetAsideRecord {
+            set_aside_by: "projector".into(),
+            sequence_number: Some("4200".into()),
+            event_source_arn: None,
+            order_id: Some("o-1".into()),
+            version: Some(3),
+            event_id: None,
+            reason: "unknown event type OrderTeleported".into(),
+            at: "2026-12-07T00:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_set_aside_record_reads_back_from_its_message_as_it_was_written() {
+        let written = record();
+        let message = written.to_message();
+        assert!(
+            message.starts_with(r#"{"setAsideBy":"projector""#),
+            "{message}"
+        );
+        assert_eq!(
+            StreamFailure::parse(&message),
+            StreamFailure::SetAside(written)
+        );
+    }
+
+    #[test]
+    fn the_mappings_own_on_failure_record_is_read_as_a_discarded_batch() {
+        // The shape of Lambda's on-failure record for a DynamoDB stream mapping.
+        let body = r#"{"requestContext":{"requestId":"r","functionArn":"arn:aws:lambda:eu-west-1:1:function:s-projector","condition":"RetryAttemptsExhausted","approximateInvokeCount":3},"responseContext":{"statusCode":200,"executedVersion":"$LATEST","functionError":"Unhandled"},"version":"1.0","timestamp":"2026-12-07T00:00:00.000Z","DDBStreamBatchInfo":{"shardId":"shardId-1","startSequenceNumber":"100","endSequenceNumber":"900","approximateArrivalOfFirstRecord":"2026-12-07T00:00:00Z","approximateArrivalOfLastRecord":"2026-12-07T00:00:00Z","batchSize":9,"streamArn":"arn:s"}}"#;
+        let parsed = StreamFailure::parse(body);
+        assert_eq!(
+            parsed,
+            StreamFailure::Discarded(DiscardedBatch {
+                function_arn: Some("arn:aws:lambda:eu-west-1:1:function:s-projector".into()),
+                condition: Some("RetryAttemptsExhausted".into()),
+                shard_id: Some("shardId-1".into()),
+                start_sequence_number: Some("100".into()),
+                end_sequence_number: Some("900".into()),
+                batch_size: Some(9),
+                timestamp: Some("2026-12-07T00:00:00.000Z".into()),
+            })
+        );
+        assert!(parsed.to_string().contains("100..900 of shard shardId-1"));
+    }
+
+    #[test]
+    fn a_message_of_another_shape_is_kept_as_it_is() {
+        for body in ["not json", "{}", r#"{"setAsideBy": 3}"#] {
+            assert_eq!(
+                StreamFailure::parse(body),
+                StreamFailure::Unknown(body.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn a_set_aside_record_is_shown_with_its_keys_sequence_number_and_reason() {
+        let line = StreamFailure::SetAside(record()).to_string();
+        assert_eq!(
+            line,
+            "stream record 4200: set aside by the projector at 2026-12-07T00:00:00.000Z \
+             (order o-1, version 3): unknown event type OrderTeleported"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,6 +41,11 @@ pub struct AwsArgs {
     /// The work queue's dead-letter queue, for `orders dlq` (stack output WorkDlqUrl).
     #[arg(long, env = "WORK_DLQ_URL", value_name = "URL")]
     pub work_dlq_url: Option<String>,
+    /// The stream failure queue: records the projector and notifier set aside, and batches their
+    /// stream mappings discarded; read by `orders verify` and `orders dlq records` (stack output
+    /// StreamFailureQueueUrl).
+    #[arg(long, env = "STREAM_FAILURE_QUEUE_URL", value_name = "URL")]
+    pub stream_failure_queue_url: Option<String>,
     /// The SNS topic completions are published to (stack output TopicArn).
     #[arg(long, env = "TOPIC_ARN", value_name = "ARN")]
     pub topic_arn: Option<String>,
@@ -85,6 +90,7 @@ pub enum Name {
     WorkQueueUrl,
     TopicArn,
     WorkDlqUrl,
+    StreamFailureQueueUrl,
 }
 
 impl Name {
@@ -95,6 +101,11 @@ impl Name {
             Name::WorkQueueUrl => ("work-queue-url", "WORK_QUEUE_URL", "WorkQueueUrl"),
             Name::TopicArn => ("topic-arn", "TOPIC_ARN", "TopicArn"),
             Name::WorkDlqUrl => ("work-dlq-url", "WORK_DLQ_URL", "WorkDlqUrl"),
+            Name::StreamFailureQueueUrl => (
+                "stream-failure-queue-url",
+                "STREAM_FAILURE_QUEUE_URL",
+                "StreamFailureQueueUrl",
+            ),
         }
     }
 
@@ -105,6 +116,7 @@ impl Name {
             Name::WorkQueueUrl => &args.work_queue_url,
             Name::TopicArn => &args.topic_arn,
             Name::WorkDlqUrl => &args.work_dlq_url,
+            Name::StreamFailureQueueUrl => &args.stream_failure_queue_url,
         }
     }
 

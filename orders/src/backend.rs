@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use order_ports::aws::{
-    AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters, SqsWorkQueue,
+    AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters,
+    SqsStreamFailures, SqsWorkQueue,
 };
 use order_ports::sqlite::SqliteDb;
 use order_ports::{
@@ -187,6 +188,59 @@ pub async fn open_dead_letters(
             )))
         }
     }
+}
+
+/// The stream records consumers set aside: the `failed_events` table of an existing `--data`
+/// file, or the stream failure queue on AWS (which also holds the batches the stream mappings
+/// discarded).
+pub enum SetAsideRecords {
+    Sqlite(SqliteDb),
+    Aws(SqsStreamFailures),
+}
+
+/// Opens the [`SetAsideRecords`] (`orders dlq records`); on AWS the stream failure queue must be
+/// named (`--stream-failure-queue-url` or `--stack`) and exist.
+pub async fn open_set_aside(
+    args: &BackendArgs,
+    command: &str,
+) -> Result<SetAsideRecords, CliError> {
+    match args.backend {
+        Backend::Sqlite => Ok(SetAsideRecords::Sqlite(open_existing_sqlite(
+            &args.data.data,
+            command,
+        )?)),
+        Backend::Aws => {
+            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let clients = AwsClients::from_config(&config);
+            let name = Name::StreamFailureQueueUrl;
+            let (values, _) = aws_backend::resolve_names(&args.aws, &config, &[name]).await?;
+            let url = values.into_iter().next().ok_or_else(|| {
+                CliError::Config(format!("--backend aws needs {}", name.describe()))
+            })?;
+            aws_backend::check_queue(&clients.sqs, &url, name).await?;
+            Ok(SetAsideRecords::Aws(SqsStreamFailures::new(
+                clients.sqs,
+                url,
+            )))
+        }
+    }
+}
+
+/// The stream failure queue for `orders verify` on AWS, when it can be named (a flag, its
+/// variable or the stack's output); `None` when it cannot, or on SQLite (whose
+/// `failed_events` [`LogAndView::local`] reads).
+pub async fn open_stream_failures_if_named(args: &BackendArgs) -> Option<SqsStreamFailures> {
+    if args.backend != Backend::Aws {
+        return None;
+    }
+    let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+    let clients = AwsClients::from_config(&config);
+    let (values, _) =
+        aws_backend::resolve_names(&args.aws, &config, &[Name::StreamFailureQueueUrl])
+            .await
+            .ok()?;
+    let url = values.into_iter().next()?;
+    Some(SqsStreamFailures::new(clients.sqs, url))
 }
 
 /// The view's pending orders and the work queue (`orders reconcile`): an existing `--data`

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use events_schema::OrderId;
-use order_ports::{DeadLetterMessage, RedriveFilter};
+use order_ports::{DeadLetterMessage, RedriveFilter, SetAsideRecord, StreamFailure};
 
-use crate::backend::{open_dead_letters, BackendArgs};
+use crate::backend::{open_dead_letters, open_set_aside, BackendArgs, SetAsideRecords};
 use crate::CliError;
 
 #[derive(Debug, clap::Args)]
@@ -19,6 +19,19 @@ enum DlqCommand {
     /// One line per dead letter: message id, body (the order id), receive count, when. Nothing
     /// is removed (on SQS each message is received and made visible again).
     List {
+        /// One JSON object per line instead.
+        #[arg(long)]
+        json: bool,
+        // Last: the backend's AWS options set a help heading that would also take the ones above.
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// The stream records the projector and the notifier set aside because they can never
+    /// handle them (an event this build cannot decode, a permanent failure): the `failed_events`
+    /// table locally, the stream failure queue on AWS — which also holds the batches a stream
+    /// mapping discarded after its retries. One line per record; nothing is removed. The records
+    /// stay in the log: with a binary that reads them, `orders rebuild` writes their views.
+    Records {
         /// One JSON object per line instead.
         #[arg(long)]
         json: bool,
@@ -58,6 +71,17 @@ pub async fn dlq(args: DlqArgs) -> Result<ExitCode, CliError> {
             }
             eprintln!("{} dead letters", letters.len());
         }
+        DlqCommand::Records { backend, json } => {
+            let records = list_set_aside(&open_set_aside(&backend, "dlq records").await?).await?;
+            for record in &records {
+                if json {
+                    println!("{}", record_json(record));
+                } else {
+                    println!("{}", record.line());
+                }
+            }
+            eprintln!("{} stream records set aside", records.len());
+        }
         DlqCommand::Redrive {
             backend,
             order,
@@ -95,5 +119,99 @@ fn print_letter(letter: &DeadLetterMessage, json: bool) {
             "{}\t{}\treceives={}\t{}",
             letter.message_id, letter.body, letter.receive_count, letter.at
         );
+    }
+}
+
+/// One entry of `orders dlq records`, on either backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SetAsideEntry {
+    /// The SQS message id, or `failed_events:<id>` locally.
+    pub id: String,
+    /// When it was set aside (RFC 3339).
+    pub at: String,
+    pub failure: StreamFailure,
+}
+
+impl SetAsideEntry {
+    fn line(&self) -> String {
+        format!("{}\t{}\t{}", self.id, self.at, self.failure)
+    }
+}
+
+/// Every record set aside, oldest first: `failed_events` page by page, or the stream failure
+/// queue.
+pub(crate) async fn list_set_aside(from: &SetAsideRecords) -> Result<Vec<SetAsideEntry>, CliError> {
+    match from {
+        SetAsideRecords::Sqlite(db) => {
+            let mut entries = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = db.failed_events(after, 500).await?;
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                after = *last;
+                for (id, f) in page {
+                    entries.push(SetAsideEntry {
+                        id: format!("failed_events:{id}"),
+                        at: f.failed_at.clone(),
+                        failure: StreamFailure::SetAside(SetAsideRecord {
+                            set_aside_by: f.consumer,
+                            sequence_number: Some(f.seq.to_string()),
+                            event_source_arn: None,
+                            order_id: f.order_id,
+                            version: None,
+                            event_id: f.event_id,
+                            reason: f.reason,
+                            at: f.failed_at,
+                        }),
+                    });
+                }
+            }
+            Ok(entries)
+        }
+        SetAsideRecords::Aws(queue) => Ok(queue
+            .list()
+            .await?
+            .into_iter()
+            .map(|m| SetAsideEntry {
+                id: m.message_id,
+                at: m.at,
+                failure: m.failure,
+            })
+            .collect()),
+    }
+}
+
+fn record_json(entry: &SetAsideEntry) -> serde_json::Value {
+    match &entry.failure {
+        StreamFailure::SetAside(r) => serde_json::json!({
+            "id": entry.id,
+            "kind": "setAside",
+            "setAsideBy": r.set_aside_by,
+            "sequenceNumber": r.sequence_number,
+            "orderId": r.order_id,
+            "version": r.version,
+            "eventId": r.event_id,
+            "reason": r.reason,
+            "at": r.at,
+        }),
+        StreamFailure::Discarded(b) => serde_json::json!({
+            "id": entry.id,
+            "kind": "discardedBatch",
+            "functionArn": b.function_arn,
+            "condition": b.condition,
+            "shardId": b.shard_id,
+            "startSequenceNumber": b.start_sequence_number,
+            "endSequenceNumber": b.end_sequence_number,
+            "batchSize": b.batch_size,
+            "at": entry.at,
+        }),
+        StreamFailure::Unknown(body) => serde_json::json!({
+            "id": entry.id,
+            "kind": "unknown",
+            "body": body,
+            "at": entry.at,
+        }),
     }
 }

@@ -8,7 +8,9 @@ use events_schema::{EventEnvelope, FoldError, OrderId, OrderStatus, OrderStatusR
 use futures::StreamExt;
 use order_ports::StoreError;
 
-use crate::backend::{open_log_and_view, BackendArgs, LogAndView};
+use crate::backend::{
+    open_log_and_view, open_stream_failures_if_named, Backend, BackendArgs, LogAndView,
+};
 use crate::walk::{all_orders, parse_duration};
 use crate::CliError;
 
@@ -20,7 +22,9 @@ const LAG_GRACE: Duration = Duration::from_secs(1);
 #[command(after_long_help = "\
 Output: one line per problem, `order <id>: <rule>: <detail>` (rules: versions, transition, \
 undecodable, view, pending, notified), then `event seq <n>: failed_events: …` for each event a \
-local consumer could not decode, then the summary `verified N orders: K problems`. Exit code 0 \
+local consumer could not decode (on AWS: `stream record <sequence number>: set aside by …` for \
+each record the projector or notifier set aside in the stream failure queue, and `stream batch …: \
+discarded by the mapping …` for each batch a stream mapping gave up on), then the summary `verified N orders: K problems`. Exit code 0 \
 when clean, 1 when there are problems or verify could not run (then an `error:` line on stderr).
 
 Run it on an idle pipeline: a view a moment behind its log is looked at again after a second, \
@@ -95,6 +99,19 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
                 );
             }
         }
+    }
+    match open_stream_failures_if_named(&args.backend).await {
+        Some(queue) => {
+            for message in queue.list().await? {
+                problems += 1;
+                println!("{}", message.failure);
+            }
+        }
+        None if args.backend.backend == Backend::Aws => eprintln!(
+            "note: the stream failure queue was not checked (name it with \
+             --stream-failure-queue-url or --stack)"
+        ),
+        None => {}
     }
     println!("verified {orders} orders: {problems} problems");
     Ok(if problems == 0 {

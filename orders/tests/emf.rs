@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::Request;
 use events_schema::{EventEnvelope, OrderEvent, Version};
+use order_ports::lambda::PoisonSink;
 use order_ports::metrics::{scoped, Emf, NAMESPACE};
-use order_ports::test_util::TempSqlite;
+use order_ports::test_util::{SetAsideLog, TempSqlite};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -137,6 +138,14 @@ async fn the_processor_function_emits_completions_latency_and_batch_item_failure
 }
 
 /// A DynamoDB stream batch of `events`, as Lambda delivers it.
+/// Where the stream functions under test set aside what they cannot handle.
+fn poison(log: &SetAsideLog) -> PoisonSink<'_> {
+    PoisonSink {
+        consumer: "test",
+        set_aside: log,
+    }
+}
+
 fn stream_batch<T: serde::de::DeserializeOwned>(events: &[EventEnvelope]) -> T {
     let records: Vec<Value> = events
         .iter()
@@ -179,9 +188,14 @@ async fn the_projector_function_emits_its_lag_per_event_written() {
     let db = TempSqlite::new();
     let history = completed_history(&db).await;
     let projector = projector::Projector::new(db.events(), Arc::new(db.db().status_store()));
+    let log = SetAsideLog::default();
     let lines = emf_lines("orders-projector", async {
-        let response =
-            order_ports::lambda::handle_stream_batch(&projector, stream_batch(&history)).await;
+        let response = order_ports::lambda::handle_stream_batch(
+            &projector,
+            poison(&log),
+            stream_batch(&history),
+        )
+        .await;
         assert!(response.batch_item_failures.is_empty());
     })
     .await;
@@ -193,9 +207,14 @@ async fn the_notifier_function_emits_each_notification_published() {
     let db = TempSqlite::new();
     let history = completed_history(&db).await;
     let notifier = notifier::Notifier::new(db.events(), Arc::new(db.db().publisher()));
+    let log = SetAsideLog::default();
     let lines = emf_lines("orders-notifier", async {
-        let response =
-            order_ports::lambda::handle_stream_batch(&notifier, stream_batch(&history[2..])).await;
+        let response = order_ports::lambda::handle_stream_batch(
+            &notifier,
+            poison(&log),
+            stream_batch(&history[2..]),
+        )
+        .await;
         assert!(response.batch_item_failures.is_empty());
     })
     .await;

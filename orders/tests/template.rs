@@ -441,6 +441,7 @@ fn every_function_environment_sets_what_its_config_requires_and_only_what_it_rea
         ("STATUS_TABLE", "OrderStatus"),
         ("WORK_QUEUE_URL", "WorkQueue"),
         ("TOPIC_ARN", "OrderTopic"),
+        ("STREAM_FAILURE_QUEUE_URL", "StreamFailureQueue"),
         ("CREDIT_LIMIT", "CreditLimit"),
         ("AUTH_ISSUER", "AuthIssuer"),
         ("AUTH_AUDIENCE", "AuthAudience"),
@@ -1007,6 +1008,7 @@ fn emitted_metrics() -> BTreeSet<String> {
     let emf = Emf::with_sink("f", |_| {});
     let every = [
         Metric::OrderAccepted,
+        Metric::OrderNotQueued,
         Metric::OrderRejected { reason: "r" },
         Metric::OrderCompleted {
             latency: Duration::ZERO,
@@ -1015,6 +1017,7 @@ fn emitted_metrics() -> BTreeSet<String> {
         Metric::ProjectorLag(Duration::ZERO),
         Metric::NotificationPublished,
         Metric::BatchItemFailures(1),
+        Metric::RecordsSetAside(1),
     ];
     every
         .iter()

@@ -1,16 +1,17 @@
-//! The projector Lambda: a DynamoDB stream batch of the event table in, the first failed record
-//! out (`DynamoDbEventResponse`).
+//! The projector Lambda: a DynamoDB stream batch of the event table in, the first transiently
+//! failed record out (`DynamoDbEventResponse`); records it can never project are set aside in the
+//! stream failure queue (`order_ports::lambda::handle_stream_batch`).
 
 use std::sync::Arc;
 
 use order_ports::aws::iam::Permission;
-use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore};
+use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore, SqsStreamFailures};
 use order_ports::lambda::{init_logging, run_stream_function, ConfigError, EnvReader};
 
 use crate::Projector;
 
 /// The environment variables [`Config`] requires (`template.yaml` sets each of them).
-pub const REQUIRED_ENV: [&str; 2] = ["EVENTS_TABLE", "STATUS_TABLE"];
+pub const REQUIRED_ENV: [&str; 3] = ["EVENTS_TABLE", "STATUS_TABLE", "STREAM_FAILURE_QUEUE_URL"];
 /// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
 pub const OPTIONAL_ENV: [&str; 0] = [];
 
@@ -19,6 +20,8 @@ pub const OPTIONAL_ENV: [&str; 0] = [];
 pub struct Config {
     pub events_table: String,
     pub status_table: String,
+    /// Where records that can never be projected are set aside (the stream failure queue).
+    pub stream_failure_queue_url: String,
 }
 
 impl Config {
@@ -32,6 +35,7 @@ impl Config {
         let config = Config {
             events_table: env.required("EVENTS_TABLE"),
             status_table: env.required("STATUS_TABLE"),
+            stream_failure_queue_url: env.required("STREAM_FAILURE_QUEUE_URL"),
         };
         env.finish(config)
     }
@@ -40,14 +44,16 @@ impl Config {
 /// What this function's role must grant, built from the adapters' per-method constants:
 /// [`Projector::project_batch`](crate::Projector::project_batch) reads the batch's views at once
 /// and upserts them (and [`Projector::project`](crate::Projector::project) reads one when a
-/// view does not decode) and, on a gap, loads the order's history; the stream mapping reads the stream and sends failed batches
-/// to its on-failure queue.
+/// view does not decode) and, on a gap, loads the order's history; it sets aside the records it
+/// can never project in the stream failure queue itself; the stream mapping reads the stream and
+/// sends the batches it discards to the same queue.
 /// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoStatusStore::GET,
     DynamoStatusStore::GET_MANY,
     DynamoStatusStore::UPSERT,
     DynamoEventStore::LOAD,
+    SqsStreamFailures::SET_ASIDE,
     iam::STREAM_EVENT_SOURCE,
     iam::STREAM_ON_FAILURE,
     iam::LOGS,
@@ -68,7 +74,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
             config.status_table,
         )),
     );
-    run_stream_function(projector).await
+    let set_aside = Arc::new(SqsStreamFailures::new(
+        clients.sqs,
+        config.stream_failure_queue_url,
+    ));
+    run_stream_function(projector, "projector", set_aside).await
 }
 
 #[cfg(test)]
@@ -91,7 +101,11 @@ mod tests {
     fn a_complete_environment_is_read_into_the_config() {
         let asked = RefCell::default();
         let config = Config::from_lookup(lookup(
-            &[("EVENTS_TABLE", "e"), ("STATUS_TABLE", "s")],
+            &[
+                ("EVENTS_TABLE", "e"),
+                ("STATUS_TABLE", "s"),
+                ("STREAM_FAILURE_QUEUE_URL", "q"),
+            ],
             &asked,
         ))
         .unwrap();
@@ -100,6 +114,7 @@ mod tests {
             Config {
                 events_table: "e".into(),
                 status_table: "s".into(),
+                stream_failure_queue_url: "q".into(),
             }
         );
     }

@@ -20,7 +20,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters, SqsWorkQueue};
+use super::{
+    DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters, SqsStreamFailures,
+    SqsWorkQueue,
+};
 
 /// A deployed resource a function may be granted actions on (`template.yaml` logical ids in
 /// the docs of each variant).
@@ -196,6 +199,22 @@ impl SqsWorkQueue {
     };
 }
 
+impl SqsStreamFailures {
+    /// [`SetAside::set_aside`](crate::SetAside::set_aside): `SendMessage` to the stream
+    /// failure queue. The same grant as the mappings' [`STREAM_ON_FAILURE`]: what the function
+    /// sends itself and what its mapping sends with its role go to one queue.
+    pub const SET_ASIDE: Permission = Permission {
+        resource: Resource::StreamFailureQueue,
+        actions: &["sqs:SendMessage"],
+    };
+    /// [`SqsStreamFailures::list`]: `ReceiveMessage`, then `ChangeMessageVisibility` to make
+    /// each message visible again (operator tools only).
+    pub const LIST: Permission = Permission {
+        resource: Resource::StreamFailureQueue,
+        actions: &["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
+    };
+}
+
 impl SnsPublisher {
     /// [`Publisher::publish`](crate::Publisher::publish): `Publish`.
     pub const PUBLISH: Permission = Permission {
@@ -295,6 +314,8 @@ mod tests {
                     SqsDeadLetters::LIST,
                     SqsDeadLetters::REDRIVE,
                     SqsDeadLetters::REDRIVE_SEND,
+                    SqsStreamFailures::SET_ASIDE,
+                    SqsStreamFailures::LIST,
                 ],
             ),
             (

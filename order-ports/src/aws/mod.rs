@@ -38,7 +38,7 @@ pub mod stream_feed;
 pub use dynamo::PENDING_SHARDS;
 pub use dynamo::{DynamoEventStore, DynamoStatusStore};
 pub use sns::SnsPublisher;
-pub use sqs::{SqsDeadLetters, SqsWorkQueue};
+pub use sqs::{SqsDeadLetters, SqsStreamFailures, SqsWorkQueue, StreamFailureMessage};
 #[cfg(feature = "stream-feed")]
 pub use stream_checkpoints::{StartAt, StreamCheckpoints, DEFAULT_CHECKPOINTS_FILE};
 #[cfg(feature = "stream-feed")]

@@ -453,3 +453,72 @@ impl crate::ports::DeadLetters for SqsDeadLetters {
         outcome.map(|()| redriven)
     }
 }
+
+/// The stream failure queue (stack output `StreamFailureQueueUrl`): the stream mappings'
+/// on-failure destination, and where the projector and notifier functions set aside, themselves,
+/// each record they can never handle ([`crate::SetAside`]), so that the rest of their batch goes
+/// on. Read back by `orders verify` and `orders dlq records`.
+#[derive(Debug, Clone)]
+pub struct SqsStreamFailures {
+    client: Client,
+    queue_url: String,
+}
+
+/// One message of the stream failure queue as [`SqsStreamFailures::list`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamFailureMessage {
+    pub message_id: String,
+    /// When it was sent (SQS `SentTimestamp`, RFC 3339).
+    pub at: String,
+    pub failure: crate::ports::StreamFailure,
+}
+
+impl SqsStreamFailures {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// Every message of the queue, oldest first, read as the DLQ is read by
+    /// [`SqsDeadLetters`]: received, then made visible again; nothing is removed. A record set
+    /// aside twice (its batch was retried before the set-aside was known to have worked) is
+    /// listed once.
+    pub async fn list(&self) -> Result<Vec<StreamFailureMessage>, StoreError> {
+        use crate::ports::DeadLetters as _;
+        let walker = SqsDeadLetters::new(self.client.clone(), &self.queue_url, "");
+        let mut seen = std::collections::HashSet::new();
+        let mut listed = Vec::new();
+        for message in walker.list().await? {
+            let failure = crate::ports::StreamFailure::parse(&message.body);
+            if let crate::ports::StreamFailure::SetAside(r) = &failure {
+                let key = (r.set_aside_by.clone(), r.sequence_number.clone());
+                if r.sequence_number.is_some() && !seen.insert(key) {
+                    continue;
+                }
+            }
+            listed.push(StreamFailureMessage {
+                message_id: message.message_id,
+                at: message.at,
+                failure,
+            });
+        }
+        Ok(listed)
+    }
+}
+
+#[async_trait]
+impl crate::ports::SetAside for SqsStreamFailures {
+    /// `SendMessage` of [`SetAsideRecord::to_message`](crate::SetAsideRecord::to_message).
+    async fn set_aside(&self, record: &crate::ports::SetAsideRecord) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(record.to_message())
+            .send()
+            .await
+            .map_err(|e| classify("SendMessage (stream failure queue)", &e))?;
+        Ok(())
+    }
+}

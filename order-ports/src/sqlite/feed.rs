@@ -11,9 +11,10 @@
 //! (`orders rebuild`).
 //!
 //! On AWS the same record reaches the projector or notifier Lambda through the stream mapping:
-//! the handler reports it as a batch item failure, the mapping retries the batch from it
-//! (`MaximumRetryAttempts`, bisecting), and then sends the batch's metadata to the on-failure
-//! queue (`StreamFailureQueue`) and moves on; from there it is found and replayed by hand.
+//! the handler sets it aside itself in the stream failure queue (`StreamFailureQueue`), with its
+//! keys, sequence number and reason, and goes on with the batch
+//! (`crate::lambda::handle_stream_batch`, ADR 7). `orders verify` and `orders dlq records` list
+//! both: this table locally, that queue on AWS.
 
 use std::time::Duration;
 

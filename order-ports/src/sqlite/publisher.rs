@@ -87,6 +87,7 @@ impl Publisher for SqlitePublisher {
 
     /// One write job for the batch: all of it is recorded, or (a failed commit) none of it.
     async fn publish_batch(&self, notifications: &[Notification]) -> Result<(), PublishBatchError> {
+        crate::ports::check_publish_batch(notifications)?;
         let published_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         // Attributes that do not encode stop the batch there; what comes before is recorded.
         let mut rows = Vec::with_capacity(notifications.len());

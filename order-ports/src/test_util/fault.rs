@@ -624,9 +624,7 @@ impl Publisher for FaultyPublisher {
     /// publisher, and the error names it — or, for a lost response, the whole batch is
     /// published and the error names its first notification.
     async fn publish_batch(&self, notifications: &[Notification]) -> Result<(), PublishBatchError> {
-        if notifications.is_empty() {
-            return Ok(());
-        }
+        crate::ports::check_publish_batch(notifications)?;
         let decision = self.faults.decide(true);
         let reach = match decision {
             Decision::FailBefore => self.faults.below(notifications.len()),

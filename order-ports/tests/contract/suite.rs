@@ -1016,7 +1016,11 @@ pub async fn a_published_batch_reaches_subscribers_whole(b: &dyn Backend) {
         .publish_batch(&batch)
         .await
         .expect("publish_batch");
-    publisher.publish_batch(&[]).await.expect("an empty batch");
+    let empty = publisher.publish_batch(&[]).await;
+    assert!(
+        matches!(&empty, Err(e) if e.index == 0 && matches!(e.error, StoreError::Rejected(_))),
+        "an empty batch is refused, as SNS refuses it: {empty:?}"
+    );
     for n in &batch {
         let found = observed(b, n.event_id).await;
         assert!(

@@ -2,8 +2,9 @@
 //! (`order_ports::test_util::fault`): 10% of the calls fail transiently (half of the failed
 //! writes after the write happened), work messages and feed records are delivered twice, and
 //! feed records out of order. Orders go in through the real API (`ingest::router`), retried on
-//! 503 with the same `Idempotency-Key` like a good client; the processor workers, the projector
-//! and the notifier run as `orders serve` runs them. Once the pipeline is idle, every accepted
+//! 503 with the same `Idempotency-Key` like a good client; the processor workers, the projector,
+//! the notifier (as `orders serve` runs them) and, while the test waits for the end, the
+//! reconciler (as its Lambda does) run. Once the pipeline is idle, every accepted
 //! order must have reached its end exactly once.
 //!
 //! On SQLite (300 orders) and on the AWS adapters against the emulator (60 orders: DynamoDB,
@@ -48,6 +49,11 @@ const MAX_RECEIVES: u32 = 20;
 /// message to come back after it.
 const VISIBILITY: Duration = Duration::from_secs(2);
 const WORKERS: usize = 4;
+/// How long an order stays pending before the test's reconciler re-enqueues it, and how often
+/// it looks (see `wait_until_idle`): well above the normal time to an end, so it rarely sends a
+/// duplicate.
+const RECONCILE_AFTER: Duration = Duration::from_secs(15);
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 /// Clients sending at once.
 const CLIENTS: usize = 16;
 /// From the first request to an idle pipeline. On SQLite this takes about 50 s, nearly all of
@@ -117,8 +123,9 @@ impl Pipeline {
             notifier::Notifier::new(events.clone(), publisher.clone()),
             shutdown,
         ));
-        // The non-atomic intake over the faulty log and queue: a send lost after its append
-        // is healed by the client's retry with the same key (a re-enqueue).
+        // The non-atomic intake over the faulty log and queue: a stored order is accepted
+        // whatever happens to its send (ADR 8); one whose every send try failed is enqueued
+        // by the reconciler, as on AWS (`wait_until_idle` runs it).
         let intake = Arc::new(order_ports::AppendThenEnqueue {
             events: events.clone(),
             queue: queue.clone(),
@@ -242,7 +249,21 @@ async fn wait_until_idle<D, Fut>(
 {
     let deadline = started + DEADLINE;
     let mut pending: Vec<OrderId> = expected.keys().copied().collect();
+    let mut reconciled = Instant::now();
     loop {
+        if reconciled.elapsed() >= RECONCILE_EVERY {
+            // The reconciler, as its scheduled Lambda runs, only more often (on the ports
+            // without faults: its own faults would only delay it to the next round).
+            let _ = reconciler::reconcile(
+                inner.status.as_ref(),
+                inner.queue.as_ref(),
+                RECONCILE_AFTER,
+                false,
+                chrono::Utc::now(),
+            )
+            .await;
+            reconciled = Instant::now();
+        }
         let mut still = Vec::new();
         for id in pending {
             let done = match inner.status.get(id).await {

@@ -233,6 +233,29 @@ async fn an_undecodable_event_is_recorded_in_failed_events_and_the_feed_goes_on(
             .any(|l| l.contains("undecodable:") && l.contains("OrderTeleported")),
         "{out}"
     );
+
+    // `orders dlq records` lists the same two, one JSON object each, with their position.
+    let records = run_on(&data, &["dlq", "records", "--json"]);
+    assert!(records.status.success(), "{}", stderr(&records));
+    let listed: Vec<serde_json::Value> = stdout(&records)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let mut by: Vec<&str> = listed
+        .iter()
+        .filter(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|x| x.contains("OrderTeleported"))
+        })
+        .map(|r| r["setAsideBy"].as_str().unwrap_or("?"))
+        .collect();
+    by.sort_unstable();
+    assert_eq!(by, ["notifier", "projector"], "{listed:?}");
+    assert!(
+        listed.iter().all(|r| r["sequenceNumber"].is_string()),
+        "{listed:?}"
+    );
 }
 
 #[tokio::test]
@@ -311,6 +334,7 @@ fn every_command_says_in_one_line_that_the_data_file_does_not_exist() {
         &["rebuild", "--order", "0191f4c6-3f0e-7c52-8a36-2b0c4e1f9d10"],
         &["dlq", "list"],
         &["dlq", "redrive", "--all"],
+        &["dlq", "records"],
         &["notifications"],
     ] {
         for (file, expected) in [(&data, "no database at"), (&garbage, "not a database")] {
