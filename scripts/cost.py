@@ -101,7 +101,7 @@ ESTIMATED_MS = {
     "processor": 2 + 5 * 5,        # per order, concurrently: Query, then twice GetItem + PutItem
     "projector": 2 + 5 + 5,        # BatchGetItem of the batch's views, then the PutItems at once
     "notifier": 2 + 5 + 10,        # the histories (Query, at once), then PublishBatch calls
-    "reconciler": 2 + 16 * 5,      # a Query per pending shard (not invoked per order)
+    "reconciler": 2 + 128 * 5,     # a Query per pending shard (not invoked per order)
 }
 
 

@@ -709,8 +709,12 @@ pub const PENDING_INDEX: &str = "pending";
 pub const PENDING_SHARD: &str = "pendingShard";
 
 /// Partitions of [`PENDING_INDEX`]: a burst of pending orders spreads over this many partition
-/// keys instead of one hot one; a reconciler run queries each once.
-pub const PENDING_SHARDS: u32 = 16;
+/// keys instead of one hot one; a reconciler run queries each once. Each key is one partition's
+/// 1,000 writes/s (docs/scaling.md): 128 keys carry 64,000 orders/s that each enter and leave
+/// the index (128,000 with a stream batching window), for 128 `Query`s a run when nothing is
+/// stuck (64 RRU, about 7 cents a month at one run every 5 minutes; ADR 6). It was 16 until
+/// the 100,000 orders/s plan showed the index throttling the projector at 8,000–21,000 orders/s.
+pub const PENDING_SHARDS: u32 = 128;
 
 /// The shard of an order in [`PENDING_INDEX`]: FNV-1a (32 bit) of the order id as stored
 /// (lowercase hyphenated UUID), modulo [`PENDING_SHARDS`]: stable across builds and languages

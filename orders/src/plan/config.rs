@@ -334,7 +334,7 @@ mod tests {
         assert_eq!(config.processor_max_pollers, None);
         assert!(config.reserved.is_empty());
         assert_eq!(config.account_concurrency, 1_000.0);
-        assert_eq!(config.pending_shards, 16.0);
+        assert_eq!(config.pending_shards, 128.0);
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn each_limit_is_reached_at_the_rate_its_published_figure_implies() {
         ("dynamodb.status.writes.warm", 4_000.0 / measured::VIEW_WRU),
         ("dynamodb.byCustomer.writes.warm", 4_000.0),
         ("dynamodb.pending.writes.warm", 4_000.0 / 2.0),
-        ("dynamodb.pending.writes.per-key", 16.0 * 1_000.0 / 2.0),
+        ("dynamodb.pending.writes.per-key", 128.0 * 1_000.0 / 2.0),
         ("sns.publish", 30_000.0),
         // 1,000 concurrent batches of 10 orders, each batch one invocation of 333 ms.
         (
@@ -270,7 +270,7 @@ fn a_stream_batching_window_removes_most_pending_index_writes() {
     assert!(close(small_batches, without, 1e-9));
     assert!(close(
         max_of(&["PendingShards=256"], "dynamodb.pending.writes.per-key"),
-        without * 16.0,
+        without * 2.0,
         1e-9
     ));
 }
