@@ -23,7 +23,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::{Extension, Router};
 use events_schema::CustomerId;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::problem::ApiError;
@@ -155,8 +155,11 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// From the text of a JWKS document (`{"keys": [...]}`). Keys of other types are skipped;
-    /// a set with no usable key is an error, so a wrong file fails at start, not per request.
+    /// From the text of a JWKS document (`{"keys": [...]}`). Keys of other types are skipped,
+    /// and so is a key whose `use` is not `sig` or whose `alg` is not the one algorithm this
+    /// verifier uses it with (RS256 for RSA, ES256 for P-256) — RFC 7517 §4.2 and §4.4: a key
+    /// published for encryption, or for another algorithm, must not verify a signature. A set
+    /// with no usable key is an error, so a wrong file fails at start, not per request.
     pub fn from_jwks(
         jwks: &str,
         issuer: &str,
@@ -169,13 +172,22 @@ impl JwtVerifier {
             .keys
             .iter()
             .filter_map(|jwk| {
-                let algorithm = match &jwk.algorithm {
-                    AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                let (algorithm, named) = match &jwk.algorithm {
+                    AlgorithmParameters::RSA(_) => (Algorithm::RS256, KeyAlgorithm::RS256),
                     AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-                        Algorithm::ES256
+                        (Algorithm::ES256, KeyAlgorithm::ES256)
                     }
                     _ => return None,
                 };
+                let for_signatures = jwk
+                    .common
+                    .public_key_use
+                    .as_ref()
+                    .is_none_or(|u| *u == PublicKeyUse::Signature);
+                let for_this_algorithm = jwk.common.key_algorithm.is_none_or(|a| a == named);
+                if !(for_signatures && for_this_algorithm) {
+                    return None;
+                }
                 Some(Key {
                     id: jwk.common.key_id.clone(),
                     algorithm,
@@ -210,7 +222,9 @@ impl JwtVerifier {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
-        let mut refusal = ApiError::Unauthenticated("the token is not signed by a known key");
+        // Every matching key is tried: an error of one key (its signature does not match, it
+        // cannot be used) says nothing of the next. What stops the search is an error of the
+        // token itself, which no other key changes.
         for key in candidates {
             match jsonwebtoken::decode::<HashMap<String, serde_json::Value>>(
                 token,
@@ -220,22 +234,37 @@ impl JwtVerifier {
                 Ok(data) => {
                     return customer_of(data.claims.get(&self.claim).and_then(|v| v.as_str()))
                 }
-                Err(e) => {
-                    use jsonwebtoken::errors::ErrorKind;
-                    refusal = ApiError::Unauthenticated(match e.kind() {
-                        ErrorKind::InvalidSignature => continue,
-                        ErrorKind::ExpiredSignature => "the token has expired",
-                        ErrorKind::ImmatureSignature => "the token is not valid yet",
-                        ErrorKind::InvalidAudience => "the token is for another audience",
-                        ErrorKind::InvalidIssuer => "the token is from another issuer",
-                        ErrorKind::MissingRequiredClaim(_) => "the token lacks exp, iss or aud",
-                        _ => "the token is invalid",
-                    });
-                    break;
-                }
+                Err(e) => match refusal_of(e.kind()) {
+                    Some(why) => return Err(ApiError::Unauthenticated(why)),
+                    None => continue,
+                },
             }
         }
-        Err(refusal)
+        Err(ApiError::Unauthenticated(
+            "the token is not signed by a known key",
+        ))
+    }
+}
+
+/// Why a token is refused after an attempt with one key failed with `kind`; `None` when the
+/// failure is that key's (a signature it did not make, a key it cannot use), so the next
+/// matching key must be tried.
+fn refusal_of(kind: &jsonwebtoken::errors::ErrorKind) -> Option<&'static str> {
+    use jsonwebtoken::errors::ErrorKind;
+    match kind {
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidKeyFormat
+        | ErrorKind::InvalidAlgorithm
+        | ErrorKind::Provider(_) => None,
+        ErrorKind::ExpiredSignature => Some("the token has expired"),
+        ErrorKind::ImmatureSignature => Some("the token is not valid yet"),
+        ErrorKind::InvalidAudience => Some("the token is for another audience"),
+        ErrorKind::InvalidIssuer => Some("the token is from another issuer"),
+        ErrorKind::MissingRequiredClaim(_) => Some("the token lacks exp, iss or aud"),
+        _ => Some("the token is invalid"),
     }
 }
 
@@ -534,6 +563,95 @@ mod tests {
                 "{uri}"
             );
         }
+    }
+
+    /// The JWKS of `issuer` with its key's `use` and `alg` replaced (`None`: left out).
+    fn jwks_with(issuer: &TestIssuer, key_use: Option<&str>, alg: Option<&str>) -> String {
+        let mut set: Value = serde_json::from_str(&issuer.jwks()).unwrap();
+        let key = set["keys"][0].as_object_mut().unwrap();
+        key.remove("use");
+        key.remove("alg");
+        if let Some(u) = key_use {
+            key.insert("use".into(), json!(u));
+        }
+        if let Some(a) = alg {
+            key.insert("alg".into(), json!(a));
+        }
+        set.to_string()
+    }
+
+    #[test]
+    fn a_key_published_for_encryption_or_for_another_algorithm_verifies_nothing() {
+        let issuer = TestIssuer::new("k1");
+        for (key_use, alg) in [
+            (Some("enc"), None),
+            (None, Some("ES384")),
+            (None, Some("RS256")),
+        ] {
+            let jwks = jwks_with(&issuer, key_use, alg);
+            assert!(
+                matches!(
+                    JwtVerifier::from_jwks(&jwks, ISSUER, AUDIENCE, "sub"),
+                    Err(JwksError::NoUsableKey)
+                ),
+                "{jwks}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_for_signatures_with_its_algorithm_or_without_either_verifies() {
+        let issuer = TestIssuer::new("k1");
+        let token = issuer.token_for("alice");
+        for (key_use, alg) in [(Some("sig"), Some("ES256")), (None, None)] {
+            let verifier =
+                JwtVerifier::from_jwks(&jwks_with(&issuer, key_use, alg), ISSUER, AUDIENCE, "sub")
+                    .unwrap();
+            assert_eq!(
+                verifier.verify(&token).unwrap(),
+                CustomerId::parse("alice").unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_used_is_passed_over_and_a_token_error_stops_the_search() {
+        use jsonwebtoken::errors::ErrorKind;
+        for key_error in [
+            ErrorKind::InvalidSignature,
+            ErrorKind::InvalidEcdsaKey,
+            ErrorKind::InvalidRsaKey("n".into()),
+            ErrorKind::InvalidKeyFormat,
+            ErrorKind::InvalidAlgorithm,
+        ] {
+            assert_eq!(refusal_of(&key_error), None, "{key_error:?}");
+        }
+        assert_eq!(
+            refusal_of(&ErrorKind::ExpiredSignature),
+            Some("the token has expired")
+        );
+        assert_eq!(
+            refusal_of(&ErrorKind::InvalidToken),
+            Some("the token is invalid")
+        );
+    }
+
+    #[test]
+    fn every_key_without_a_kid_is_tried_until_one_verifies() {
+        let (first, second) = (TestIssuer::new("a"), TestIssuer::new("b"));
+        let keys = |issuer: &TestIssuer| -> Value {
+            let mut set: Value = serde_json::from_str(&issuer.jwks()).unwrap();
+            set["keys"][0].as_object_mut().unwrap().remove("kid");
+            set["keys"][0].clone()
+        };
+        let jwks = json!({"keys": [keys(&first), keys(&second)]}).to_string();
+        let verifier = JwtVerifier::from_jwks(&jwks, ISSUER, AUDIENCE, "sub").unwrap();
+        let token = second.token_for("bob");
+        // The token names kid "b", which no key of the set has: every ES256 key is a candidate.
+        assert_eq!(
+            verifier.verify(&token).unwrap(),
+            CustomerId::parse("bob").unwrap()
+        );
     }
 
     #[test]

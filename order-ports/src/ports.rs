@@ -1301,6 +1301,21 @@ mod set_aside_tests {
 /// The most events one [`EventExport::page`] returns.
 pub const MAX_EXPORT_PAGE: usize = 10_000;
 
+/// `t` rounded up to a whole millisecond (unchanged when it is one already). Events are stored
+/// with millisecond precision, so for every stored `occurredAt`, `occurredAt >= t` holds exactly
+/// when `occurredAt >= ceil_to_millis(t)`, and `occurredAt < t` exactly when
+/// `occurredAt < ceil_to_millis(t)`: the one rule that lets an adapter compare bounds at
+/// millisecond precision (SQLite compares text) and select exactly what
+/// [`ExportFilter::matches`] selects (the DynamoDB export filters with it).
+pub fn ceil_to_millis(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    let below = t.timestamp_subsec_nanos() % 1_000_000;
+    if below == 0 {
+        return t;
+    }
+    t.checked_add_signed(chrono::Duration::nanoseconds(i64::from(1_000_000 - below)))
+        .unwrap_or(t)
+}
+
 /// Which events [`EventExport::page`] returns; every field that is set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportFilter {

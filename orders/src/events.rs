@@ -84,7 +84,8 @@ schemaVersion, occurredAt, correlationId, then the payload's fields: customerId,
 is null (empty in CSV). Rows are ordered by occurredAt, then orderId, then version.
 
 Filters combine: --since is inclusive, --until exclusive, both RFC 3339 (e.g. \
-2024-05-01T00:00:00Z). --customer selects the orders whose OrderReceived names that customer.
+2024-05-01T00:00:00Z); a bound with sub-millisecond digits is exact on both backends (events are \
+stored to the millisecond). --customer selects the orders whose OrderReceived names that customer.
 
 On --backend aws the log has no time-ordered index: --order reads one order with a Query; \
 --customer lists the customer's orders on the status table's byCustomer index (an eventually \

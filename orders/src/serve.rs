@@ -523,22 +523,27 @@ impl AuthArgs {
 /// `GET /metrics`: the Prometheus registry, with the queue's depth and dead letters read at
 /// each scrape (from the SQLite file; on `--backend aws` they stay 0: read SQS's own metrics).
 /// Only here, not in the shared API router: the Lambdas publish EMF instead.
+///
+/// With `--auth-jwks` it is behind the same authentication as the order routes (the handler
+/// takes a [`Caller`](ingest::Caller), so a request without a valid bearer token is `401`):
+/// the numbers say how much business the service does. Any valid token may read them; give a
+/// scraper one (docs/security.md).
 fn metrics_route(
     metrics: Arc<Prometheus>,
     queue: Option<order_ports::sqlite::SqliteWorkQueue>,
 ) -> axum::Router {
-    let scrape = move || {
+    let scrape = move |_caller: ingest::Caller| {
         let (metrics, queue) = (metrics.clone(), queue.clone());
         async move {
             if let Some(queue) = &queue {
-                match (queue.depth().await, queue.dead_letters().await) {
+                match (queue.depth().await, queue.dead_letter_count().await) {
                     (Ok(depth), Ok(dead)) => {
                         metrics
                             .queue_depth
                             .set(i64::try_from(depth).unwrap_or(i64::MAX));
                         metrics
                             .dead_letters
-                            .set(i64::try_from(dead.len()).unwrap_or(i64::MAX));
+                            .set(i64::try_from(dead).unwrap_or(i64::MAX));
                     }
                     (Err(e), _) | (_, Err(e)) => {
                         tracing::warn!(error = %e, "metrics: could not read the queue's depth");
@@ -579,5 +584,51 @@ async fn termination() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use ingest::auth::test_keys::{TestIssuer, AUDIENCE, ISSUER};
+    use tower::ServiceExt;
+
+    async fn scrape(app: &axum::Router, token: Option<&str>) -> StatusCode {
+        let mut request = Request::get("/metrics");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        response.status()
+    }
+
+    #[tokio::test]
+    async fn with_authentication_on_metrics_need_a_valid_token_like_the_order_routes() {
+        let issuer = TestIssuer::new("k1");
+        let verifier =
+            ingest::JwtVerifier::from_jwks(&issuer.jwks(), ISSUER, AUDIENCE, "sub").unwrap();
+        let app = ingest::with_authentication(
+            metrics_route(Arc::new(Prometheus::new()), None),
+            ingest::Authentication::Tokens(verifier),
+        );
+        assert_eq!(scrape(&app, None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            scrape(&app, Some("garbage")).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let token = issuer.token_for("scraper");
+        assert_eq!(scrape(&app, Some(&token)).await, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn without_authentication_metrics_are_open() {
+        let app = metrics_route(Arc::new(Prometheus::new()), None);
+        assert_eq!(scrape(&app, None).await, StatusCode::OK);
     }
 }

@@ -478,7 +478,10 @@ impl Feed for StreamFeed {
     }
 
     /// Saves the position durably, then moves the resume point. If the save fails the shard is
-    /// read again from its previous checkpoint, so what was polled since comes back.
+    /// read again from its previous checkpoint, so what was polled since comes back — a closed
+    /// shard too: its last page made it exhausted, and it must not stay so with records after
+    /// its checkpoint unhandled (they would only come back after a restart, or never once the
+    /// stream trims them).
     async fn commit(&mut self, position: &StreamPosition) -> Result<(), StoreError> {
         let saved = self
             .checkpoints
@@ -492,7 +495,10 @@ impl Feed for StreamFeed {
         if let Some(shard) = self.shards.get_mut(&position.shard_id) {
             match saved {
                 Ok(()) => shard.resume = Resume::After(position.sequence_number.clone()),
-                Err(_) => shard.iterator = None,
+                Err(_) => {
+                    shard.iterator = None;
+                    shard.exhausted = false;
+                }
             }
         }
         saved
@@ -700,6 +706,33 @@ mod tests {
             shard.iterator, None,
             "records polled after the last saved checkpoint are read again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_closed_shard_whose_commit_cannot_be_saved_is_read_again_not_stranded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("checkpoints.db");
+        let mut f = feed(&[("a", None), ("b", Some("a"))]);
+        f.checkpoints = StreamCheckpoints::open(&file).unwrap();
+        f.commit(&at("100")).await.unwrap();
+        // The last page of the closed shard was polled: no next iterator.
+        f.shards.get_mut("a").unwrap().iterator = None;
+        exhaust(&mut f, "a");
+        rusqlite::Connection::open(&file)
+            .unwrap()
+            .execute_batch("DROP TABLE stream_checkpoints")
+            .unwrap();
+        // The handler failed at 300 and the commit of what came before it fails too (so the
+        // consumer loop never gets to `retry_from`).
+        assert!(f.commit(&at("200")).await.is_err());
+        let shard = &f.shards["a"];
+        assert!(
+            !shard.exhausted,
+            "the shard is read again from its checkpoint"
+        );
+        assert_eq!(shard.resume, Resume::After("100".to_owned()));
+        assert_eq!(f.next_shard().as_deref(), Some("a"));
+        assert!(!f.is_ready("b"), "its child still waits for it");
     }
 
     #[test]

@@ -59,16 +59,22 @@ fn page_query(
             "occurred_at >= {at} AND (occurred_at, order_id, version) > ({at}, {order}, {version})"
         ));
     }
+    // Stored timestamps are whole milliseconds: a bound between two of them is rounded up, so
+    // the text comparison selects exactly what `ExportFilter::matches` does (and DynamoDB).
     if let Some(since) = filter.since {
         clauses.push(format!(
             "occurred_at >= {}",
-            param(Value::Text(format_timestamp(since)))
+            param(Value::Text(format_timestamp(crate::ports::ceil_to_millis(
+                since
+            ))))
         ));
     }
     if let Some(until) = filter.until {
         clauses.push(format!(
             "occurred_at < {}",
-            param(Value::Text(format_timestamp(until)))
+            param(Value::Text(format_timestamp(crate::ports::ceil_to_millis(
+                until
+            ))))
         ));
     }
     if let Some(order_id) = filter.order_id {
@@ -230,6 +236,58 @@ mod tests {
             ..Default::default()
         };
         assert!(export_all(&store, &nothing, 10).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sub_millisecond_bounds_select_exactly_what_the_filter_matches() {
+        let temp = TempSqlite::new();
+        let store = temp.db().event_store();
+        let events = order("a", 1);
+        store.append(&events).await.unwrap();
+        let half = chrono::Duration::microseconds(500);
+        for filter in [
+            ExportFilter {
+                since: Some(at(1) + half),
+                ..Default::default()
+            },
+            ExportFilter {
+                until: Some(at(1) + half),
+                ..Default::default()
+            },
+            ExportFilter {
+                since: Some(at(2) - half),
+                until: Some(at(2) + half),
+                ..Default::default()
+            },
+        ] {
+            let expected: Vec<EventEnvelope> = events
+                .iter()
+                .filter(|e| filter.matches(e, None))
+                .cloned()
+                .collect();
+            assert!(!expected.is_empty(), "{filter:?}");
+            assert_eq!(
+                export_all(&store, &filter, 10).await,
+                expected,
+                "{filter:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bound_is_rounded_up_to_the_next_whole_millisecond_only_when_it_is_between_two() {
+        let whole = at(1);
+        assert_eq!(crate::ports::ceil_to_millis(whole), whole);
+        let just_after = whole + chrono::Duration::nanoseconds(1);
+        assert_eq!(
+            crate::ports::ceil_to_millis(just_after),
+            whole + chrono::Duration::milliseconds(1)
+        );
+        let just_before = whole + chrono::Duration::nanoseconds(999_999);
+        assert_eq!(
+            crate::ports::ceil_to_millis(just_before),
+            whole + chrono::Duration::milliseconds(1)
+        );
     }
 
     #[tokio::test]

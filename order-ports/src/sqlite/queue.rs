@@ -82,6 +82,19 @@ impl SqliteWorkQueue {
             .await
     }
 
+    /// How many dead letters there are (`COUNT(*)`, without reading them: `GET /metrics`).
+    pub async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(super::to_u64)
+                .map_err(map_err)
+            })
+            .await
+    }
+
     /// Messages in the queue: visible plus in flight (not counting dead letters).
     pub async fn depth(&self) -> Result<u64, StoreError> {
         self.db
@@ -398,5 +411,16 @@ mod tests {
         let dead = q.dead_letters().await.expect("dead letters");
         assert_eq!(dead.len(), 1, "{dead:?}");
         assert_eq!(dead[0].message_id, delivery.message_id);
+        assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+    }
+
+    #[tokio::test]
+    async fn the_dead_letter_count_is_zero_on_a_new_queue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(dir.path().join("orders.db")).expect("open db");
+        assert_eq!(
+            db.work_queue(1).dead_letter_count().await.expect("count"),
+            0
+        );
     }
 }
