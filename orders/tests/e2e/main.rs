@@ -4,6 +4,7 @@ mod authentication;
 mod aws_stack;
 mod bad_input;
 mod customer_orders;
+mod delivery;
 mod events_export;
 mod faults;
 mod history;
