@@ -32,6 +32,8 @@ mod sqs;
 pub mod stream_checkpoints;
 #[cfg(feature = "stream-feed")]
 pub mod stream_feed;
+#[cfg(test)]
+mod throttling_tests;
 
 /// How many `pendingShard` keys the `pending` index spreads over: `orders plan` counts each as
 /// one partition's writes.
