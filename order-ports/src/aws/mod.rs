@@ -26,14 +26,14 @@ use crate::ports::StoreError;
 mod dynamo;
 pub mod iam;
 pub mod provision;
+#[cfg(test)]
+mod service_answers_tests;
 mod sns;
 mod sqs;
 #[cfg(feature = "stream-feed")]
 pub mod stream_checkpoints;
 #[cfg(feature = "stream-feed")]
 pub mod stream_feed;
-#[cfg(test)]
-mod throttling_tests;
 
 /// How many `pendingShard` keys the `pending` index spreads over: `orders plan` counts each as
 /// one partition's writes.
