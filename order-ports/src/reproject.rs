@@ -80,7 +80,10 @@ mod tests {
     fn a_history_the_fold_rejects_is_unfoldable_and_a_good_one_is_its_view() {
         let first = order_received(1, 100);
         let view = OrderView::start(&first).expect("start");
-        let started = view.next_envelope(OrderEvent::OrderProcessingStarted, CorrelationId::generate());
+        let started = view.next_envelope(
+            OrderEvent::OrderProcessingStarted,
+            CorrelationId::generate(),
+        );
         let good = fold_log(Ok(vec![first.clone(), started.clone()])).expect("folds");
         match good {
             FoldedLog::View { record, events } => {

@@ -7,8 +7,7 @@ use events_schema::OrderId;
 use order_ports::{DeadLetterMessage, RedriveFilter, SetAsideRecord, StreamFailure};
 
 use crate::backend::{
-    open_dead_letters, open_existing_sqlite, open_set_aside, Backend, BackendArgs,
-    SetAsideRecords,
+    open_dead_letters, open_existing_sqlite, open_set_aside, Backend, BackendArgs, SetAsideRecords,
 };
 use crate::walk::parse_duration;
 use crate::CliError;

@@ -197,7 +197,11 @@ impl fmt::Display for ReconcileReport {
 fn decide(
     order: &PendingOrder,
     loaded: Result<Vec<events_schema::EventEnvelope>, StoreError>,
-) -> (Action, Option<String>, Option<events_schema::OrderStatusRecord>) {
+) -> (
+    Action,
+    Option<String>,
+    Option<events_schema::OrderStatusRecord>,
+) {
     let folded = match fold_log(loaded) {
         Ok(folded) => folded,
         Err(e) => {
@@ -231,7 +235,9 @@ fn decide(
             } else {
                 (
                     Action::ViewAhead,
-                    Some(format!("{detail}: only `orders rebuild --force` replaces it")),
+                    Some(format!(
+                        "{detail}: only `orders rebuild --force` replaces it"
+                    )),
                     None,
                 )
             }
@@ -381,9 +387,7 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use events_schema::{
-        CorrelationId, EventEnvelope, OrderEvent, OrderStatusRecord, OrderView,
-    };
+    use events_schema::{CorrelationId, EventEnvelope, OrderEvent, OrderStatusRecord, OrderView};
     use order_ports::sqlite::{SqliteDb, SqliteEventStore, SqliteStatusStore, SqliteWorkQueue};
     use order_ports::test_util::order_received;
     use order_ports::{AppendError, Delivery, EventPage};
@@ -579,16 +583,19 @@ mod tests {
         assert_eq!(action_of(&report, failed), Action::Reprojected);
         assert_eq!(action_of(&report, pending), Action::Reenqueued);
         assert_eq!((report.reprojected, report.reenqueued), (2, 1), "{report}");
-        assert_eq!(l.queued().await, [pending], "only the unfinished order is queued");
+        assert_eq!(
+            l.queued().await,
+            [pending],
+            "only the unfinished order is queued"
+        );
         for (id, status) in [
             (completed, OrderStatus::Completed),
             (failed, OrderStatus::Failed),
         ] {
             // Exactly what `orders rebuild` writes: the fold of the log.
             let log = l.events.load(id).await.expect("load");
-            let expected = OrderStatusRecord::from(
-                &OrderView::fold(&log).expect("folds").expect("not empty"),
-            );
+            let expected =
+                OrderStatusRecord::from(&OrderView::fold(&log).expect("folds").expect("not empty"));
             let view = l.status.get(id).await.expect("get").expect("a view");
             assert_eq!(view.status, status);
             assert_eq!(view, expected);
@@ -651,7 +658,10 @@ mod tests {
         let text = report.to_string();
         assert!(text.contains("is not allowed when the order is"), "{text}");
         assert!(text.contains("no event in the log"), "{text}");
-        assert!(l.queued().await.is_empty(), "nothing goes to the work queue");
+        assert!(
+            l.queued().await.is_empty(),
+            "nothing goes to the work queue"
+        );
 
         // Once: the next runs neither report nor enqueue them.
         for _ in 0..2 {
@@ -733,7 +743,11 @@ mod tests {
         assert_eq!((report.reenqueued, report.reprojected), (0, 0));
         assert!(l.queued().await.is_empty());
         let view = l.status.get(behind).await.expect("get").expect("a view");
-        assert_eq!(view.status, OrderStatus::Received, "a dry run writes nothing");
+        assert_eq!(
+            view.status,
+            OrderStatus::Received,
+            "a dry run writes nothing"
+        );
         assert!(
             report.to_string().contains("dry run, nothing done"),
             "{report}"

@@ -488,6 +488,8 @@ mod tests {
             "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:Scan",
+            // The reconciler's setting aside of a view (ADR 11).
+            "dynamodb:UpdateItem",
         ]
         .into_iter()
         .collect();

@@ -23,23 +23,23 @@ impl StatusRepair for SqliteStatusStore {
             .write(move |tx| {
                 let changed = tx
                     .prepare_cached(
-                    "UPDATE order_status SET version = ?2, status = ?3, customer_id = ?4,
+                        "UPDATE order_status SET version = ?2, status = ?3, customer_id = ?4,
                          created_at = ?5, updated_at = ?6, record = ?7
                      WHERE order_id = ?1 AND version = ?8",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        r.order_id.to_string(),
-                        r.version.get(),
-                        r.status.as_str(),
-                        r.customer_id.as_str(),
-                        r.created_at,
-                        r.updated_at,
-                        json,
-                        expected.get(),
-                    ])
-                })
-                .map_err(map_err)?;
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            r.order_id.to_string(),
+                            r.version.get(),
+                            r.status.as_str(),
+                            r.customer_id.as_str(),
+                            r.created_at,
+                            r.updated_at,
+                            json,
+                            expected.get(),
+                        ])
+                    })
+                    .map_err(map_err)?;
                 if changed > 0 {
                     // A replaced view is a decision taken by hand: whatever the reconciler
                     // set aside at this order's old (or same) version no longer stands.

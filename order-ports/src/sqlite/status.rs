@@ -218,7 +218,8 @@ fn decode(json: &str) -> Result<OrderStatusRecord, StoreError> {
 /// `order_status_pending` (schema in `sqlite/mod.rs`), which SQLite needs to use that index.
 /// A view the reconciler set aside at its current version (`pending_set_aside`, ADR 11) is
 /// left out: one primary-key probe per pending row, on a table that holds only broken orders.
-const PENDING_PAGE: &str = "SELECT o.order_id, o.status, o.updated_at, o.version FROM order_status o
+const PENDING_PAGE: &str =
+    "SELECT o.order_id, o.status, o.updated_at, o.version FROM order_status o
      WHERE o.status IN ('RECEIVED', 'PROCESSING')
        AND o.updated_at < ?1 AND (o.updated_at, o.order_id) > (?2, ?3)
        AND NOT EXISTS (SELECT 1 FROM pending_set_aside s

@@ -1359,7 +1359,11 @@ pub async fn a_view_set_aside_leaves_the_pending_walk_until_a_newer_version_is_w
     }
     let only_other = BTreeMap::from([(other, (OrderStatus::Received, at(2)))]);
     pending_eventually(&*store, cutoff, &only_other).await;
-    assert_eq!(store.get(broken).await.expect("get"), Some(v1), "the view is unchanged");
+    assert_eq!(
+        store.get(broken).await.expect("get"),
+        Some(v1),
+        "the view is unchanged"
+    );
 
     // The next version (a projector, `orders rebuild`) makes it pending again.
     store

@@ -195,7 +195,10 @@ async fn a_view_behind_its_completed_log_is_re_projected_and_a_log_that_does_not
     assert_eq!(entry(&dry, &broken)["action"], "unfoldable", "{dry}");
     assert_eq!(dry["reprojected"], 0, "{dry}");
 
-    let run = json_report(&on_file(&data, &["reconcile", "--older-than", "0s", "--json"]));
+    let run = json_report(&on_file(
+        &data,
+        &["reconcile", "--older-than", "0s", "--json"],
+    ));
     assert_eq!(entry(&run, &behind)["action"], "reprojected", "{run}");
     assert_eq!(entry(&run, &broken)["action"], "unfoldable", "{run}");
     assert!(
@@ -209,16 +212,26 @@ async fn a_view_behind_its_completed_log_is_re_projected_and_a_log_that_does_not
         (&Value::from(1), &Value::from(1), &Value::from(0)),
         "{run}"
     );
-    assert_eq!(queue_depth(&data).await, 0, "neither goes to the work queue");
+    assert_eq!(
+        queue_depth(&data).await,
+        0,
+        "neither goes to the work queue"
+    );
 
     // The re-projected view is the fold of its log: verify finds nothing wrong with its view.
     // The unfoldable order is still a problem for verify, and reported no more by reconcile.
     let after = on_file(&data, &["verify", "--pending-after", "0s"]);
     let out = stdout(&after);
     assert!(!out.contains(&format!("order {behind}: view")), "{out}");
-    assert!(out.contains(&format!("order {broken}: transition")), "{out}");
+    assert!(
+        out.contains(&format!("order {broken}: transition")),
+        "{out}"
+    );
     assert_eq!(after.status.code(), Some(1), "{out}");
-    let again = json_report(&on_file(&data, &["reconcile", "--older-than", "0s", "--json"]));
+    let again = json_report(&on_file(
+        &data,
+        &["reconcile", "--older-than", "0s", "--json"],
+    ));
     assert_eq!(listed(&again), Vec::<String>::new(), "{again}");
     assert_eq!(queue_depth(&data).await, 0);
 }
