@@ -262,13 +262,7 @@ async fn wait_until_idle<D, Fut>(
                 repair: inner.repair.as_ref(),
                 queue: inner.queue.as_ref(),
             };
-            let _ = reconciler::reconcile(
-                ports,
-                RECONCILE_AFTER,
-                false,
-                chrono::Utc::now(),
-            )
-            .await;
+            let _ = reconciler::reconcile(ports, RECONCILE_AFTER, false, chrono::Utc::now()).await;
             reconciled = Instant::now();
         }
         let mut still = Vec::new();

@@ -419,7 +419,7 @@ mod aws {
         assert_eq!(report["reenqueued"], 1);
         assert_eq!(report["reprojected"], 1);
         assert_eq!(report["unfoldable"], 1);
-        assert_eq!(received_ids(&queue).await, [stuck.clone()]);
+        assert_eq!(received_ids(&queue).await, std::slice::from_ref(&stuck));
         let repaired = status
             .get(OrderId::parse(&behind).expect("id"))
             .await
