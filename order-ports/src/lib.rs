@@ -10,12 +10,15 @@
 //!   DynamoDB stream as a [`Feed`].
 //! * `lambda` (feature `lambda`): what every function binary shares — configuration from the
 //!   environment, logging, and the stream-batch contract.
+//! * [`reproject`]: a view written from its log, forward-only (`orders rebuild` and the
+//!   reconciler's repair share it).
 //! * [`metrics`]: the service's own numbers behind one port (EMF on Lambda, Prometheus with
 //!   feature `prometheus`); [`telemetry`]: what each step logs and counts about an order.
 
 pub mod feed;
 pub mod metrics;
 pub mod ports;
+pub mod reproject;
 pub mod telemetry;
 
 #[cfg(feature = "aws")]

@@ -872,6 +872,9 @@ pub const MAX_PENDING_LIMIT: usize = 1_000;
 pub struct PendingOrder {
     pub order_id: OrderId,
     pub status: events_schema::OrderStatus,
+    /// The view's version (the last event it applied): what the reconciler compares with the
+    /// log, and sets an order aside at ([`StatusRepair::set_aside_pending`]).
+    pub version: Version,
     /// When the view last changed (`updatedAt`).
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -939,13 +942,18 @@ impl PendingPosition {
 pub(crate) fn pending_order(
     order_id: &str,
     status: &str,
+    version: i64,
     updated_at: &str,
 ) -> Result<PendingOrder, StoreError> {
     let corrupt = |what: &str| {
         StoreError::Corrupt(format!(
-            "pending entry {order_id:?} ({status:?}, {updated_at:?}): bad {what}"
+            "pending entry {order_id:?} ({status:?}, version {version}, {updated_at:?}): bad {what}"
         ))
     };
+    let version = u32::try_from(version)
+        .ok()
+        .and_then(Version::new)
+        .ok_or_else(|| corrupt("version"))?;
     let order_id = OrderId::parse(order_id).map_err(|_| corrupt("orderId"))?;
     let status = [
         events_schema::OrderStatus::Received,
@@ -959,6 +967,7 @@ pub(crate) fn pending_order(
     Ok(PendingOrder {
         order_id,
         status,
+        version,
         updated_at,
     })
 }
@@ -1024,7 +1033,8 @@ pub trait OrderScan: Send + Sync + 'static {
     async fn count_events(&self) -> Result<u64, StoreError>;
 }
 
-/// Writes to the status view that the projector never makes: for `orders rebuild --force`.
+/// Writes to the status view that the projector never makes: for `orders rebuild --force`, and
+/// the reconciler's setting aside of an order it cannot repair (ADR 11).
 #[async_trait]
 pub trait StatusRepair: Send + Sync + 'static {
     /// Replaces the stored record by `record` only if the stored one is still at `expected`
@@ -1035,6 +1045,28 @@ pub trait StatusRepair: Send + Sync + 'static {
         &self,
         record: &OrderStatusRecord,
         expected: Version,
+    ) -> Result<Upserted, StoreError>;
+
+    /// Takes a pending view out of [`StatusStore::pending_before`]'s walk while it stays at
+    /// `version`, remembering `reason`: the reconciler's "reported once and left alone" for an
+    /// order whose log does not fold, which re-enqueuing could only cycle through the dead
+    /// letters (ADR 11). The view's fields are not changed, so reads and `orders verify` see
+    /// it as before. Any later write of the view ([`StatusStore::upsert`] of a newer version,
+    /// [`replace`](Self::replace)) ends it: the order is pending again, or done.
+    ///
+    /// Only if the stored view is still `RECEIVED` or `PROCESSING` at `version` (so a projector
+    /// that moved the order on meanwhile wins); [`Upserted::Stale`] otherwise, also when there
+    /// is no view. Setting aside again what already is set aside is `Written` (idempotent).
+    /// SQLite records it in the `pending_set_aside` table; DynamoDB removes the view's
+    /// `pendingShard` (the order leaves the sparse `pending` index) and sets `setAside` and
+    /// `setAsideAt` on it, in one conditional `UpdateItem`.
+    ///
+    /// Errors: `Unavailable` as usual.
+    async fn set_aside_pending(
+        &self,
+        order_id: OrderId,
+        version: Version,
+        reason: &str,
     ) -> Result<Upserted, StoreError>;
 }
 

@@ -243,31 +243,47 @@ pub async fn open_stream_failures_if_named(args: &BackendArgs) -> Option<SqsStre
     Some(SqsStreamFailures::new(clients.sqs, url))
 }
 
-/// The view's pending orders and the work queue (`orders reconcile`): an existing `--data`
-/// file, or the status table and the work queue on AWS.
-pub async fn open_status_and_queue(
+/// What `orders reconcile` works on: the view (its pending orders, and the writes that repair
+/// it), the log and the work queue.
+pub struct ReconcilePorts {
+    pub events: Arc<dyn EventStore>,
+    pub status: Arc<dyn StatusStore>,
+    pub repair: Arc<dyn StatusRepair>,
+    pub queue: Arc<dyn WorkQueue>,
+}
+
+/// Opens [`ReconcilePorts`]: an existing `--data` file, or the status table, the event table
+/// and the work queue on AWS.
+pub async fn open_reconcile_ports(
     args: &BackendArgs,
     command: &str,
-) -> Result<(Arc<dyn StatusStore>, Arc<dyn WorkQueue>), CliError> {
+) -> Result<ReconcilePorts, CliError> {
     match args.backend {
         Backend::Sqlite => {
             let db = open_existing_sqlite(&args.data.data, command)?;
-            Ok((
-                Arc::new(db.status_store()),
-                Arc::new(db.work_queue_default()),
-            ))
+            let status = Arc::new(db.status_store());
+            Ok(ReconcilePorts {
+                events: Arc::new(db.event_store()),
+                status: status.clone(),
+                repair: status,
+                queue: Arc::new(db.work_queue_default()),
+            })
         }
         Backend::Aws => {
             let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
             let clients = AwsClients::from_config(&config);
-            let names = [Name::StatusTable, Name::WorkQueueUrl];
+            let names = [Name::StatusTable, Name::WorkQueueUrl, Name::EventsTable];
             let (values, _) = aws_backend::resolve_names(&args.aws, &config, &names).await?;
             aws_backend::check_table(&clients.dynamodb, &values[0], names[0]).await?;
             aws_backend::check_queue(&clients.sqs, &values[1], names[1]).await?;
-            Ok((
-                Arc::new(DynamoStatusStore::new(clients.dynamodb.clone(), &values[0])),
-                Arc::new(SqsWorkQueue::new(clients.sqs.clone(), &values[1])),
-            ))
+            aws_backend::check_table(&clients.dynamodb, &values[2], names[2]).await?;
+            let status = Arc::new(DynamoStatusStore::new(clients.dynamodb.clone(), &values[0]));
+            Ok(ReconcilePorts {
+                events: Arc::new(DynamoEventStore::new(clients.dynamodb.clone(), &values[2])),
+                status: status.clone(),
+                repair: status,
+                queue: Arc::new(SqsWorkQueue::new(clients.sqs.clone(), &values[1])),
+            })
         }
     }
 }

@@ -1,11 +1,15 @@
-//! `orders dlq list` and `orders dlq redrive`: the work queue's dead letters, on either backend.
+//! `orders dlq list`, `redrive` and `prune`: the work queue's dead letters, on either backend
+//! (`prune` locally only), and `orders dlq records`: the stream records set aside.
 
 use std::process::ExitCode;
 
 use events_schema::OrderId;
 use order_ports::{DeadLetterMessage, RedriveFilter, SetAsideRecord, StreamFailure};
 
-use crate::backend::{open_dead_letters, open_set_aside, BackendArgs, SetAsideRecords};
+use crate::backend::{
+    open_dead_letters, open_existing_sqlite, open_set_aside, Backend, BackendArgs, SetAsideRecords,
+};
+use crate::walk::parse_duration;
 use crate::CliError;
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +39,19 @@ enum DlqCommand {
         /// One JSON object per line instead.
         #[arg(long)]
         json: bool,
+        // Last: the backend's AWS options set a help heading that would also take the ones above.
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Delete the dead letters dead-lettered longer ago than --older-than (SQLite only: the
+    /// local `dead_letters` table also keeps only the newest 10,000, dropping the oldest; on AWS
+    /// the work DLQ drops a message itself once its retention period — 14 days in the
+    /// template — has passed). An order whose message is pruned is not lost: while it is
+    /// pending, `orders reconcile` finds it. Prints how many were deleted.
+    Prune {
+        /// Delete what was dead-lettered before now minus this: e.g. 7d, 12h, 30m.
+        #[arg(long, value_parser = parse_duration)]
+        older_than: std::time::Duration,
         // Last: the backend's AWS options set a help heading that would also take the ones above.
         #[command(flatten)]
         backend: BackendArgs,
@@ -81,6 +98,28 @@ pub async fn dlq(args: DlqArgs) -> Result<ExitCode, CliError> {
                 }
             }
             eprintln!("{} stream records set aside", records.len());
+        }
+        DlqCommand::Prune {
+            older_than,
+            backend,
+        } => {
+            if backend.backend == Backend::Aws {
+                return Err(CliError::Config(
+                    "dlq prune: only the local dead_letters table is pruned; the SQS work DLQ \
+                     drops messages after its MessageRetentionPeriod (delete one by hand with \
+                     `aws sqs delete-message`)"
+                        .into(),
+                ));
+            }
+            let before = chrono::Duration::from_std(older_than)
+                .ok()
+                .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+                .ok_or_else(|| CliError::Config("dlq prune: --older-than is too long".into()))?;
+            let db = open_existing_sqlite(&backend.data.data, "dlq prune")?;
+            let queue = db.work_queue_default();
+            let pruned = queue.prune_dead_letters(before).await?;
+            let left = queue.dead_letter_count().await?;
+            println!("pruned {pruned} dead letters; {left} left");
         }
         DlqCommand::Redrive {
             backend,

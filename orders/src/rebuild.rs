@@ -10,10 +10,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use events_schema::{OrderId, OrderStatusRecord, OrderView};
+use events_schema::OrderId;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use order_ports::{StoreError, Upserted};
+use order_ports::reproject::{fold_log, reproject, FoldedLog};
+use order_ports::Upserted;
 
 use crate::backend::{open_log_and_view, BackendArgs, LogAndView};
 use crate::dlq::parse_order_id;
@@ -125,25 +126,15 @@ async fn rebuild_order(
         order_id: id,
         source,
     };
-    let events = match log.events.load(id).await {
-        Ok(events) => events,
-        Err(StoreError::Corrupt(reason)) => {
-            return Ok((Outcome::Problem(format!("log unreadable: {reason}")), 1))
-        }
-        Err(e) => return Err(order_error(e)),
-    };
-    let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
-    let view = match OrderView::fold(&events) {
-        Ok(Some(view)) => view,
-        Ok(None) => return Ok((Outcome::Unchanged, 0)),
-        Err(e) => {
-            return Ok((
-                Outcome::Problem(format!("log does not fold, view left alone: {e}")),
-                count,
-            ))
+    // The fold and the forward-only write are `order_ports::reproject`'s, shared with the
+    // reconciler's repair (ADR 11).
+    let (record, count) = match fold_log(log.events.load(id).await).map_err(order_error)? {
+        FoldedLog::View { record, events } => (*record, u64::try_from(events).unwrap_or(u64::MAX)),
+        FoldedLog::Empty => return Ok((Outcome::Unchanged, 0)),
+        FoldedLog::Unfoldable(why) => {
+            return Ok((Outcome::Problem(format!("{why}; view left alone")), 1))
         }
     };
-    let record = OrderStatusRecord::from(&view);
     let stored = log.status.get(id).await.map_err(order_error)?;
     let outcome = match stored {
         Some(s) if s == record => Outcome::Unchanged,
@@ -173,7 +164,10 @@ async fn rebuild_order(
         }
         // Missing or behind: the projector's own write. Stale means someone (the projector)
         // wrote the same or a later version meanwhile: nothing left to do.
-        _ => match log.status.upsert(&record).await.map_err(order_error)? {
+        _ => match reproject(log.status.as_ref(), &record)
+            .await
+            .map_err(order_error)?
+        {
             Upserted::Written => Outcome::Written,
             Upserted::Stale => Outcome::Unchanged,
         },

@@ -1,20 +1,20 @@
 //! The reconciler Lambda, invoked by the `ReconcileSchedule` rule of `template.yaml` (EventBridge,
 //! `rate(5 minutes)` by default) or by hand (`aws lambda invoke`). The event is ignored: one run
-//! reconciles everything pending longer than the configured age, logs the report as JSON and
-//! returns it.
+//! reconciles everything pending longer than the configured age (re-enqueues, re-projects or
+//! sets aside each order: ADR 11), logs the report as JSON and returns it.
 
 use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use order_ports::aws::iam::Permission;
-use order_ports::aws::{iam, AwsClients, DynamoStatusStore, SqsWorkQueue};
+use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue};
 use order_ports::lambda::{init_logging, ConfigError, EnvReader};
-use order_ports::{StatusStore, StoreError, WorkQueue};
+use order_ports::StoreError;
 
-use crate::{reconcile, ReconcileReport, DEFAULT_OLDER_THAN};
+use crate::{reconcile, Ports, ReconcileReport, DEFAULT_OLDER_THAN};
 
 /// The environment variables [`run`] requires (`template.yaml` sets exactly these).
-pub const REQUIRED_ENV: [&str; 2] = ["STATUS_TABLE", "WORK_QUEUE_URL"];
+pub const REQUIRED_ENV: [&str; 3] = ["EVENTS_TABLE", "STATUS_TABLE", "WORK_QUEUE_URL"];
 
 /// The environment variables [`run`] reads when they are set: the age in whole seconds after
 /// which a pending order is re-enqueued ([`DEFAULT_OLDER_THAN`] when unset).
@@ -23,12 +23,17 @@ pub const OPTIONAL_ENV: [&str; 1] = [OLDER_THAN_VAR];
 const OLDER_THAN_VAR: &str = "RECONCILE_OLDER_THAN_SECONDS";
 
 /// What this function's role must grant, built from the adapters' per-method constants:
-/// [`reconcile`] queries the sparse `pending` index of the status table, reads the views it
-/// points to and sends to the work queue. `orders/tests/template.rs` checks the role in
-/// `template.yaml` grants exactly this.
+/// [`reconcile`] queries the sparse `pending` index of the status table and reads the views it
+/// points to, loads those orders' histories from the event table, and then sends to the work
+/// queue, re-projects a view (the projector's conditional `PutItem`) or sets one aside (a
+/// conditional `UpdateItem`). `orders/tests/template.rs` checks the role in `template.yaml`
+/// grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[
     DynamoStatusStore::PENDING_BEFORE,
     DynamoStatusStore::GET_MANY,
+    DynamoEventStore::LOAD,
+    DynamoStatusStore::UPSERT,
+    DynamoStatusStore::SET_ASIDE_PENDING,
     SqsWorkQueue::SEND,
     iam::LOGS,
 ];
@@ -40,6 +45,7 @@ const LOGGED_ORDERS: usize = 1_000;
 /// What the function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    pub events_table: String,
     pub status_table: String,
     pub work_queue_url: String,
     /// `RECONCILE_OLDER_THAN_SECONDS`: whole seconds >= 1, [`DEFAULT_OLDER_THAN`] when unset.
@@ -55,6 +61,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = EnvReader::new(lookup);
         let config = Config {
+            events_table: env.required("EVENTS_TABLE"),
             status_table: env.required("STATUS_TABLE"),
             work_queue_url: env.required("WORK_QUEUE_URL"),
             older_than: env
@@ -69,12 +76,8 @@ impl Config {
 }
 
 /// One run: reconciles as of now, then logs the report (a warning when it found anything).
-pub async fn handle(
-    status: &dyn StatusStore,
-    queue: &dyn WorkQueue,
-    older_than: Duration,
-) -> Result<ReconcileReport, StoreError> {
-    let report = reconcile(status, queue, older_than, false, chrono::Utc::now()).await?;
+pub async fn handle(ports: Ports<'_>, older_than: Duration) -> Result<ReconcileReport, StoreError> {
+    let report = reconcile(ports, older_than, false, chrono::Utc::now()).await?;
     let logged = log_form(&report);
     if report.orders.is_empty() {
         tracing::info!(found = 0, report = %logged, "nothing pending too long");
@@ -82,8 +85,11 @@ pub async fn handle(
         tracing::warn!(
             found = report.orders.len(),
             reenqueued = report.reenqueued,
+            reprojected = report.reprojected,
+            unfoldable = report.unfoldable,
+            viewAhead = report.view_ahead,
             report = %logged,
-            "re-enqueued orders pending too long"
+            "repaired orders pending too long"
         );
     }
     Ok(report)
@@ -102,22 +108,29 @@ fn log_form(report: &ReconcileReport) -> String {
     value.to_string()
 }
 
-/// Wires configuration (`STATUS_TABLE`, `WORK_QUEUE_URL`; optional
+/// Wires configuration (`EVENTS_TABLE`, `STATUS_TABLE`, `WORK_QUEUE_URL`; optional
 /// `RECONCILE_OLDER_THAN_SECONDS`), the SDK clients and the runtime.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let Config {
+        events_table,
         status_table,
         work_queue_url,
         older_than,
     } = Config::from_env()?;
     let clients = AwsClients::from_env(None).await;
+    let events = DynamoEventStore::new(clients.dynamodb.clone(), events_table);
     let status = DynamoStatusStore::new(clients.dynamodb, status_table);
     let queue = SqsWorkQueue::new(clients.sqs, work_queue_url);
-    let (status, queue) = (&status, &queue);
+    let ports = Ports {
+        events: &events,
+        status: &status,
+        repair: &status,
+        queue: &queue,
+    };
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, lambda_runtime::Error>(handle(status, queue, older_than).await?)
+            Ok::<_, lambda_runtime::Error>(handle(ports, older_than).await?)
         },
     ))
     .await
@@ -125,10 +138,10 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 
 #[cfg(test)]
 mod tests {
-    use events_schema::{OrderId, OrderStatus};
+    use events_schema::{OrderId, OrderStatus, Version};
 
     use super::*;
-    use crate::StuckOrder;
+    use crate::{Action, StuckOrder};
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_lookup(|name| {
@@ -140,7 +153,11 @@ mod tests {
 
     #[test]
     fn the_age_is_whole_seconds_and_defaults_to_five_minutes() {
-        let base = [("STATUS_TABLE", "s"), ("WORK_QUEUE_URL", "q")];
+        let base = [
+            ("EVENTS_TABLE", "e"),
+            ("STATUS_TABLE", "s"),
+            ("WORK_QUEUE_URL", "q"),
+        ];
         assert_eq!(config(&base).map(|c| c.older_than), Ok(DEFAULT_OLDER_THAN));
         let with = |v: &'static str| {
             let mut vars = base.to_vec();
@@ -176,10 +193,16 @@ mod tests {
                 .map(|_| StuckOrder {
                     order_id: OrderId::new_random(),
                     status: OrderStatus::Received,
+                    version: Version::FIRST,
                     updated_at: now,
+                    action: Action::Reenqueued,
+                    detail: None,
                 })
                 .collect(),
             reenqueued: LOGGED_ORDERS + 5,
+            reprojected: 0,
+            unfoldable: 0,
+            view_ahead: 0,
         };
         let logged: serde_json::Value =
             serde_json::from_str(&log_form(&report)).expect("one JSON document");

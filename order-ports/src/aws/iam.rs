@@ -137,6 +137,12 @@ impl DynamoStatusStore {
         resource: Resource::StatusTable,
         actions: &["dynamodb:PutItem"],
     };
+    /// [`StatusRepair::set_aside_pending`](crate::StatusRepair::set_aside_pending): a
+    /// conditional `UpdateItem` (the reconciler, ADR 11).
+    pub const SET_ASIDE_PENDING: Permission = Permission {
+        resource: Resource::StatusTable,
+        actions: &["dynamodb:UpdateItem"],
+    };
 }
 
 impl SqsDeadLetters {
@@ -299,6 +305,7 @@ mod tests {
                     DynamoStatusStore::PENDING_BEFORE,
                     DynamoEventStore::LIST_ORDERS,
                     DynamoStatusStore::REPLACE,
+                    DynamoStatusStore::SET_ASIDE_PENDING,
                 ],
             ),
             (
@@ -481,6 +488,8 @@ mod tests {
             "dynamodb:PutItem",
             "dynamodb:Query",
             "dynamodb:Scan",
+            // The reconciler's setting aside of a view (ADR 11).
+            "dynamodb:UpdateItem",
         ]
         .into_iter()
         .collect();

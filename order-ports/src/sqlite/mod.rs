@@ -58,7 +58,7 @@ pub use feed::{FailedEvent, SqliteFeed};
 pub use histories::{HistoryPage, OrderHistory};
 pub use intake::SqliteIntake;
 pub use publisher::{SqlitePublisher, StoredNotification};
-pub use queue::{DeadLetter, SqliteWorkQueue, DEFAULT_MAX_RECEIVES};
+pub use queue::{DeadLetter, SqliteWorkQueue, DEFAULT_MAX_RECEIVES, MAX_DEAD_LETTERS};
 pub use status::SqliteStatusStore;
 
 /// The schema version recorded in `PRAGMA user_version`.
@@ -127,6 +127,16 @@ CREATE INDEX IF NOT EXISTS order_status_by_customer_page
 -- Only the non-terminal orders, by age: what the reconciler looks for (ADR 6).
 CREATE INDEX IF NOT EXISTS order_status_pending ON order_status (updated_at, order_id)
     WHERE status IN ('RECEIVED', 'PROCESSING');
+
+-- Pending views the reconciler set aside because their log does not fold (ADR 11): left out of
+-- its walk while the view stays at this version, so each is reported once, not re-enqueued
+-- every run. A newer view (another version) is pending again; `orders rebuild --force` ends it.
+CREATE TABLE IF NOT EXISTS pending_set_aside (
+    order_id     TEXT    PRIMARY KEY NOT NULL,
+    version      INTEGER NOT NULL,
+    reason       TEXT    NOT NULL,
+    set_aside_at TEXT    NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS checkpoints (
     consumer TEXT    PRIMARY KEY NOT NULL,
@@ -258,6 +268,7 @@ impl SqliteDb {
             db: self.clone(),
             max_receives: max_receives.max(1),
             retry_delay: crate::ports::retry_delay,
+            dead_letter_cap: MAX_DEAD_LETTERS,
         }
     }
 

@@ -16,6 +16,14 @@ use crate::ports::{
 /// Receives before a message is dead-lettered, unless [`SqliteDb::work_queue`] says otherwise.
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;
 
+/// The most rows the `dead_letters` table keeps, unless [`SqliteWorkQueue::with_dead_letter_cap`]
+/// says otherwise: past it the oldest are dropped as new ones come (with a warning). Why a cap:
+/// the table is the local stand-in for the SQS work DLQ, which drops a message after its
+/// retention period (the template keeps 14 days), so without one a poison producer could
+/// grow the file without bound. Dropping a dead letter loses no order: an order whose message
+/// it was is still pending in the view, where the reconciler finds it (ADR 11).
+pub const MAX_DEAD_LETTERS: u64 = 10_000;
+
 /// How long [`WorkQueue::receive`] waits for a message on an empty queue.
 const RECEIVE_WAIT: Duration = Duration::from_secs(1);
 /// Re-check interval while waiting (a `send` or `fail` in this process wakes receivers sooner).
@@ -35,6 +43,8 @@ pub struct SqliteWorkQueue {
     pub(super) db: SqliteDb,
     pub(super) max_receives: u32,
     pub(super) retry_delay: fn(u32) -> Duration,
+    /// The most dead letters kept ([`MAX_DEAD_LETTERS`] by default).
+    pub(super) dead_letter_cap: u64,
 }
 
 impl SqliteWorkQueue {
@@ -48,6 +58,30 @@ impl SqliteWorkQueue {
     pub fn with_retry_delay(mut self, delay: fn(u32) -> Duration) -> Self {
         self.retry_delay = delay;
         self
+    }
+
+    /// The same queue keeping at most `cap` dead letters (at least 1): the oldest are dropped
+    /// when a newer one would exceed it.
+    pub fn with_dead_letter_cap(mut self, cap: u64) -> Self {
+        self.dead_letter_cap = cap.max(1);
+        self
+    }
+
+    /// Deletes the dead letters dead-lettered before `before` (`orders dlq prune
+    /// --older-than`); returns how many.
+    pub async fn prune_dead_letters(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let before = dead_letter_time(before);
+        self.db
+            .write(move |tx| {
+                tx.prepare_cached("DELETE FROM dead_letters WHERE failed_at < ?1")
+                    .and_then(|mut s| s.execute(params![before]))
+                    .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
+                    .map_err(map_err)
+            })
+            .await
     }
 
     /// Enqueues a raw body (the port only sends order ids; this lets tests and tools send
@@ -114,15 +148,16 @@ impl SqliteWorkQueue {
         visibility: Duration,
     ) -> Result<Vec<Delivery>, StoreError> {
         let max_receives = self.max_receives;
+        let cap = i64::try_from(self.dead_letter_cap).unwrap_or(i64::MAX);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let visibility_ms = i64::try_from(visibility.as_millis()).unwrap_or(i64::MAX);
-        self.db
+        let (deliveries, dropped) = self
+            .db
             .write(move |tx| {
                 let now = now_ms();
                 // Redrive: a visible message that has used up its receives is dead-lettered
                 // instead of being delivered again (as SQS does with maxReceiveCount).
-                let failed_at =
-                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let failed_at = dead_letter_time(chrono::Utc::now());
                 let moved = tx
                     .prepare_cached(
                         "INSERT INTO dead_letters (message_id, body, receive_count, failed_at)
@@ -131,12 +166,22 @@ impl SqliteWorkQueue {
                     )
                     .and_then(|mut s| s.execute(params![now, max_receives, failed_at]))
                     .map_err(map_err)?;
+                let mut dropped = 0;
                 if moved > 0 {
                     tx.prepare_cached(
                         "DELETE FROM queue WHERE receive_count >= ?2 AND visible_at <= ?1",
                     )
                     .and_then(|mut s| s.execute(params![now, max_receives]))
                     .map_err(map_err)?;
+                    // The cap, kept only when it may have been passed: everything up to the
+                    // newest row beyond the `cap` newest goes (ids grow with insertion).
+                    dropped = tx
+                        .prepare_cached(
+                            "DELETE FROM dead_letters WHERE id <= (
+                                 SELECT id FROM dead_letters ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+                        )
+                        .and_then(|mut s| s.execute(params![cap]))
+                        .map_err(map_err)?;
                 }
                 let mut stmt = tx
                     .prepare_cached(
@@ -166,10 +211,25 @@ impl SqliteWorkQueue {
                     .map(|r| r.map_err(map_err))
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 out.sort_unstable_by_key(|(id, _)| *id);
-                Ok(out.into_iter().map(|(_, d)| d).collect())
+                Ok((out.into_iter().map(|(_, d)| d).collect(), dropped))
             })
-            .await
+            .await?;
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                cap = self.dead_letter_cap,
+                "oldest dead letters dropped: the table is at its cap (their orders, if still \
+                 pending, are found by the reconciler)"
+            );
+        }
+        Ok(deliveries)
     }
+}
+
+/// A `dead_letters.failed_at`: RFC 3339 UTC with milliseconds and `Z`, one fixed width, so
+/// text order is time order (what [`SqliteWorkQueue::prune_dead_letters`] compares).
+fn dead_letter_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[async_trait]
@@ -412,6 +472,73 @@ mod tests {
         assert_eq!(dead.len(), 1, "{dead:?}");
         assert_eq!(dead[0].message_id, delivery.message_id);
         assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+    }
+
+    /// Sends `body`, receives it once and fails it on a one-receive queue with no backoff, then
+    /// receives again: the message is dead-lettered.
+    async fn dead_letter(q: &SqliteWorkQueue, body: &str) {
+        q.send_raw(body).await.expect("send");
+        let (delivery, _) = next(q, Duration::from_secs(5)).await;
+        q.fail(&delivery).await.expect("fail");
+        assert!(q
+            .receive(1, Duration::from_secs(30))
+            .await
+            .expect("receive")
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_dead_letters_are_capped_and_the_oldest_are_dropped_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(dir.path().join("orders.db")).expect("open db");
+        let q = db
+            .work_queue(1)
+            .with_retry_delay(|_| Duration::ZERO)
+            .with_dead_letter_cap(3);
+        for n in 0..5 {
+            dead_letter(&q, &format!("poison-{n}")).await;
+        }
+        assert_eq!(q.dead_letter_count().await.expect("count"), 3);
+        let bodies: Vec<String> = q
+            .dead_letters()
+            .await
+            .expect("dead letters")
+            .into_iter()
+            .map(|d| d.body)
+            .collect();
+        assert_eq!(bodies, ["poison-2", "poison-3", "poison-4"]);
+    }
+
+    #[tokio::test]
+    async fn dead_letters_older_than_the_bound_are_pruned_and_newer_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(dir.path().join("orders.db")).expect("open db");
+        let q = db.work_queue(1).with_retry_delay(|_| Duration::ZERO);
+        dead_letter(&q, "old").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let between = chrono::Utc::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        dead_letter(&q, "new").await;
+
+        assert_eq!(q.prune_dead_letters(between).await.expect("prune"), 1);
+        let left: Vec<String> = q
+            .dead_letters()
+            .await
+            .expect("dead letters")
+            .into_iter()
+            .map(|d| d.body)
+            .collect();
+        assert_eq!(left, ["new"]);
+        assert_eq!(q.prune_dead_letters(between).await.expect("again"), 0);
+        assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+    }
+
+    #[test]
+    fn the_default_dead_letter_cap_is_the_documented_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(dir.path().join("orders.db")).expect("open db");
+        assert_eq!(db.work_queue_default().dead_letter_cap, MAX_DEAD_LETTERS);
+        assert_eq!(db.work_queue(1).with_dead_letter_cap(0).dead_letter_cap, 1);
     }
 
     #[tokio::test]

@@ -216,10 +216,15 @@ fn decode(json: &str) -> Result<OrderStatusRecord, StoreError> {
 /// One page of pending orders after a `(updated_at, order_id)` position, plus one row to tell
 /// whether there is more. Its status predicate is the one of the partial index
 /// `order_status_pending` (schema in `sqlite/mod.rs`), which SQLite needs to use that index.
-const PENDING_PAGE: &str = "SELECT order_id, status, updated_at FROM order_status
-     WHERE status IN ('RECEIVED', 'PROCESSING')
-       AND updated_at < ?1 AND (updated_at, order_id) > (?2, ?3)
-     ORDER BY updated_at, order_id LIMIT ?4";
+/// A view the reconciler set aside at its current version (`pending_set_aside`, ADR 11) is
+/// left out: one primary-key probe per pending row, on a table that holds only broken orders.
+const PENDING_PAGE: &str =
+    "SELECT o.order_id, o.status, o.updated_at, o.version FROM order_status o
+     WHERE o.status IN ('RECEIVED', 'PROCESSING')
+       AND o.updated_at < ?1 AND (o.updated_at, o.order_id) > (?2, ?3)
+       AND NOT EXISTS (SELECT 1 FROM pending_set_aside s
+                       WHERE s.order_id = o.order_id AND s.version = o.version)
+     ORDER BY o.updated_at, o.order_id LIMIT ?4";
 
 impl SqliteStatusStore {
     /// [`StatusStore::pending_before`] on the partial index `order_status_pending`
@@ -243,13 +248,13 @@ impl SqliteStatusStore {
             .map(|p| (p.sort_key, p.order_id.to_string()))
             .unwrap_or_default();
         let wanted = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-        let rows: Vec<(String, String, String)> = self
+        let rows: Vec<(String, String, String, i64)> = self
             .db
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(PENDING_PAGE).map_err(map_err)?;
                 let rows = stmt
                     .query_map(params![before, after_time, after_order, wanted], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                     .map_err(map_err)?;
                 rows.map(|r| r.map_err(map_err)).collect()
@@ -258,8 +263,8 @@ impl SqliteStatusStore {
         let more = rows.len() > limit;
         let mut orders = Vec::with_capacity(limit.min(rows.len()));
         let mut last = None;
-        for (order_id, status, updated_at) in rows.into_iter().take(limit) {
-            orders.push(pending_order(&order_id, &status, &updated_at)?);
+        for (order_id, status, updated_at, version) in rows.into_iter().take(limit) {
+            orders.push(pending_order(&order_id, &status, version, &updated_at)?);
             last = Some(updated_at);
         }
         let next = match (more, last, orders.last()) {

@@ -17,7 +17,8 @@ use order_ports::aws::{
     provision, AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue,
 };
 use order_ports::{
-    AppendError, EventStore, Notification, Publisher, StatusStore, StoreError, WorkQueue,
+    AppendError, EventStore, Notification, Publisher, StatusRepair, StatusStore, StoreError,
+    WorkQueue,
 };
 use tokio::sync::Mutex;
 
@@ -189,6 +190,9 @@ impl Backend for AwsBackend {
         Arc::new(self.queue())
     }
     async fn status_store(&self) -> Arc<dyn StatusStore> {
+        Arc::new(self.statuses())
+    }
+    async fn status_repair(&self) -> Arc<dyn StatusRepair> {
         Arc::new(self.statuses())
     }
     async fn publisher(&self) -> Arc<dyn Publisher> {

@@ -12,8 +12,8 @@ use events_schema::{
 };
 use order_ports::sqlite::SqliteDb;
 use order_ports::{
-    AppendError, CustomerOrdersQuery, EventStore, Notification, Publisher, StatusStore, StoreError,
-    WorkQueue,
+    AppendError, CustomerOrdersQuery, EventStore, Notification, Publisher, StatusRepair,
+    StatusStore, StoreError, WorkQueue,
 };
 use tempfile::TempDir;
 
@@ -44,6 +44,9 @@ impl Backend for SqliteBackend {
         Arc::new(self.db.work_queue(MAX_RECEIVES))
     }
     async fn status_store(&self) -> Arc<dyn StatusStore> {
+        Arc::new(self.db.status_store())
+    }
+    async fn status_repair(&self) -> Arc<dyn StatusRepair> {
         Arc::new(self.db.status_store())
     }
     async fn publisher(&self) -> Arc<dyn Publisher> {

@@ -17,7 +17,7 @@ use events_schema::{
 };
 use order_ports::{
     AppendError, CustomerOrdersQuery, Delivery, EventStore, Notification, Publisher, StatusPage,
-    StatusStore, StoreError, Upserted, WorkQueue, MAX_CUSTOMER_ORDERS_LIMIT,
+    StatusRepair, StatusStore, StoreError, Upserted, WorkQueue, MAX_CUSTOMER_ORDERS_LIMIT,
 };
 
 /// What a backend provides to the suite.
@@ -26,6 +26,8 @@ pub trait Backend: Send + Sync {
     async fn event_store(&self) -> Arc<dyn EventStore>;
     async fn work_queue(&self) -> Arc<dyn WorkQueue>;
     async fn status_store(&self) -> Arc<dyn StatusStore>;
+    /// The same status view, for the writes the projector never makes.
+    async fn status_repair(&self) -> Arc<dyn StatusRepair>;
     async fn publisher(&self) -> Arc<dyn Publisher>;
     /// The queue's maximum receive count (SQS `maxReceiveCount` of the redrive policy).
     fn max_receives(&self) -> u32;
@@ -1045,6 +1047,7 @@ macro_rules! pending_checks {
             pending_before_pages_through_every_pending_order_exactly_once,
             a_walk_goes_on_after_the_last_order_of_a_page_has_moved_on,
             pending_before_rejects_a_bad_cursor_and_a_bad_limit,
+            a_view_set_aside_leaves_the_pending_walk_until_a_newer_version_is_written,
         );
     };
 }
@@ -1307,4 +1310,85 @@ pub async fn pending_before_rejects_a_bad_cursor_and_a_bad_limit(b: &dyn Backend
             .expect_err("bad limit");
         assert!(matches!(err, StoreError::Rejected(_)), "{limit}: {err:?}");
     }
+}
+
+/// The reconciler's "reported once" (ADR 11): a view set aside at its version is no longer
+/// listed, is read as before, and comes back with the next version written.
+pub async fn a_view_set_aside_leaves_the_pending_walk_until_a_newer_version_is_written(
+    b: &dyn Backend,
+) {
+    let store = b.status_store().await;
+    let repair = b.status_repair().await;
+    let (broken, other) = (OrderId::new_random(), OrderId::new_random());
+    let cutoff = at(100);
+    let v1 = record_at(broken, 1, OrderStatus::Received, at(1));
+    store.upsert(&v1).await.expect("upsert broken");
+    store
+        .upsert(&record_at(other, 1, OrderStatus::Received, at(2)))
+        .await
+        .expect("upsert other");
+    pending_eventually(
+        &*store,
+        cutoff,
+        &BTreeMap::from([
+            (broken, (OrderStatus::Received, at(1))),
+            (other, (OrderStatus::Received, at(2))),
+        ]),
+    )
+    .await;
+
+    // At another version than the view's, or for an unknown order: nothing happens.
+    for (order, v) in [(broken, 2), (OrderId::new_random(), 1)] {
+        assert_eq!(
+            repair
+                .set_aside_pending(order, version(v), "not this one")
+                .await
+                .expect("set aside"),
+            Upserted::Stale
+        );
+    }
+    for _ in 0..2 {
+        // Twice: setting aside is idempotent.
+        assert_eq!(
+            repair
+                .set_aside_pending(broken, version(1), "log does not fold")
+                .await
+                .expect("set aside"),
+            Upserted::Written
+        );
+    }
+    let only_other = BTreeMap::from([(other, (OrderStatus::Received, at(2)))]);
+    pending_eventually(&*store, cutoff, &only_other).await;
+    assert_eq!(
+        store.get(broken).await.expect("get"),
+        Some(v1),
+        "the view is unchanged"
+    );
+
+    // The next version (a projector, `orders rebuild`) makes it pending again.
+    store
+        .upsert(&record_at(broken, 2, OrderStatus::Processing, at(3)))
+        .await
+        .expect("upsert v2");
+    pending_eventually(
+        &*store,
+        cutoff,
+        &BTreeMap::from([
+            (broken, (OrderStatus::Processing, at(3))),
+            (other, (OrderStatus::Received, at(2))),
+        ]),
+    )
+    .await;
+    // A terminal view is never set aside: it is not pending.
+    store
+        .upsert(&record_at(broken, 3, OrderStatus::Completed, at(4)))
+        .await
+        .expect("upsert v3");
+    assert_eq!(
+        repair
+            .set_aside_pending(broken, version(3), "done already")
+            .await
+            .expect("set aside"),
+        Upserted::Stale
+    );
 }

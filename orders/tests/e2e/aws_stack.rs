@@ -1223,6 +1223,7 @@ async fn a_stranded_order_is_completed_after_the_reconciler_function_runs() {
     let found = reported_order(&report, &id)
         .unwrap_or_else(|| panic!("the reconciler did not find {id}: {report}"));
     assert_eq!(found["status"], "RECEIVED", "{report}");
+    assert_eq!(found["action"], "reenqueued", "{report}");
     assert_eq!(found["updatedAt"], record.updated_at.as_str(), "{report}");
     assert_eq!(
         report["reenqueued"],

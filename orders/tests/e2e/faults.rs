@@ -31,7 +31,7 @@ use order_ports::test_util::fault::{
     seed_from_env, FaultConfig, FaultKind, Faults, FaultyEventStore, FaultyFeed, FaultyPublisher,
     FaultyStatusStore, FaultyWorkQueue,
 };
-use order_ports::{EventStore, Feed, Publisher, StatusStore, WorkQueue};
+use order_ports::{EventStore, Feed, Publisher, StatusRepair, StatusStore, WorkQueue};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -68,6 +68,8 @@ struct Inner {
     events: Arc<dyn EventStore>,
     queue: Arc<dyn WorkQueue>,
     status: Arc<dyn StatusStore>,
+    /// The same view, for the reconciler's repairs.
+    repair: Arc<dyn StatusRepair>,
     publisher: Arc<dyn Publisher>,
 }
 
@@ -254,14 +256,13 @@ async fn wait_until_idle<D, Fut>(
         if reconciled.elapsed() >= RECONCILE_EVERY {
             // The reconciler, as its scheduled Lambda runs, only more often (on the ports
             // without faults: its own faults would only delay it to the next round).
-            let _ = reconciler::reconcile(
-                inner.status.as_ref(),
-                inner.queue.as_ref(),
-                RECONCILE_AFTER,
-                false,
-                chrono::Utc::now(),
-            )
-            .await;
+            let ports = reconciler::Ports {
+                events: inner.events.as_ref(),
+                status: inner.status.as_ref(),
+                repair: inner.repair.as_ref(),
+                queue: inner.queue.as_ref(),
+            };
+            let _ = reconciler::reconcile(ports, RECONCILE_AFTER, false, chrono::Utc::now()).await;
             reconciled = Instant::now();
         }
         let mut still = Vec::new();
@@ -493,6 +494,7 @@ mod sqlite {
             events: Arc::new(db.event_store()),
             queue: Arc::new(queue.clone()),
             status: Arc::new(db.status_store()),
+            repair: Arc::new(db.status_store()),
             publisher: Arc::new(local.clone()),
         };
         let pipeline = Pipeline::start(
@@ -653,6 +655,10 @@ mod aws {
             )),
             queue: Arc::new(SqsWorkQueue::new(clients.sqs.clone(), &queue_url)),
             status: Arc::new(DynamoStatusStore::new(
+                clients.dynamodb.clone(),
+                &status_table,
+            )),
+            repair: Arc::new(DynamoStatusStore::new(
                 clients.dynamodb.clone(),
                 &status_table,
             )),
