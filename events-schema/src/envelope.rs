@@ -56,6 +56,16 @@ pub enum OrderEvent {
 }
 
 impl OrderEvent {
+    /// The customer the event names: only the order's `OrderReceived` does.
+    pub fn customer_id(&self) -> Option<&crate::CustomerId> {
+        match self {
+            OrderEvent::OrderReceived(order) => Some(&order.customer_id),
+            OrderEvent::OrderProcessingStarted
+            | OrderEvent::OrderCompleted { .. }
+            | OrderEvent::OrderFailed { .. } => None,
+        }
+    }
+
     pub fn event_type(&self) -> EventType {
         match self {
             OrderEvent::OrderReceived(_) => EventType::OrderReceived,

@@ -10,6 +10,10 @@
 //!
 //! This crate is pure: no AWS SDK, no async runtime, no I/O.
 
+// Every match on an event type (or status) names each variant: adding one does not compile
+// until each place has decided (CONTRIBUTING.md, "Adding an event type").
+#![deny(clippy::wildcard_enum_match_arm)]
+
 pub mod envelope;
 pub mod event_type;
 pub mod ids;

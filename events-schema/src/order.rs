@@ -84,8 +84,11 @@ impl OrderView {
             OrderEvent::OrderReceived(order) if first.version == Version::FIRST => {
                 Ok(Self::received(first, order))
             }
-            other => Err(FoldError::NotStarted {
-                event_type: other.event_type(),
+            OrderEvent::OrderReceived(_)
+            | OrderEvent::OrderProcessingStarted
+            | OrderEvent::OrderCompleted { .. }
+            | OrderEvent::OrderFailed { .. } => Err(FoldError::NotStarted {
+                event_type: first.event.event_type(),
                 version: first.version,
             }),
         }

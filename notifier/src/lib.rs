@@ -8,6 +8,10 @@
 //! that then failed as a whole (a timeout, a crash) and is retried elsewhere. Each message carries
 //! the `eventId`; consumers deduplicate on it.
 
+// Every match on an event type (or status) names each variant: adding one does not compile
+// until each place has decided (CONTRIBUTING.md, "Adding an event type").
+#![deny(clippy::wildcard_enum_match_arm)]
+
 pub mod lambda;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};

@@ -53,6 +53,52 @@ pub const COLUMNS: [&str; 12] = [
     "reason",
 ];
 
+/// The payload columns an event of `event_type` fills; its other payload columns are null. The
+/// one place that says so: the rows, `--help` and the export's tests follow it.
+pub const fn payload_columns(event_type: EventType) -> &'static [&'static str] {
+    match event_type {
+        EventType::OrderReceived => &["customerId", "currency", "items"],
+        EventType::OrderProcessingStarted => &[],
+        EventType::OrderCompleted => &["total"],
+        EventType::OrderFailed => &["reason"],
+    }
+}
+
+/// `--type`'s help: the event types, from [`EventType::ALL`].
+fn event_types_help() -> String {
+    let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    format!("Only events of this type: {}", names.join(", "))
+}
+
+/// `orders events --help`'s long text, its lists made from [`COLUMNS`] and [`EventType::ALL`].
+fn events_long_help() -> String {
+    let by_type: Vec<String> = EventType::ALL
+        .iter()
+        .filter(|t| !payload_columns(**t).is_empty())
+        .map(|t| format!("{} ({t})", payload_columns(*t).join(", ")))
+        .collect();
+    format!(
+        "\
+Columns, in this order (names as in the wire format): {envelope}, then the payload's fields: \
+{by_type}; a field the event does not carry is null (empty in CSV). Rows are ordered by \
+occurredAt, then orderId, then version.
+
+Filters combine: --since is inclusive, --until exclusive, both RFC 3339 (e.g. \
+2024-05-01T00:00:00Z); a bound with sub-millisecond digits is exact on both backends (events are \
+stored to the millisecond). --customer selects the orders whose OrderReceived names that customer.
+
+On --backend aws the log has no time-ordered index: --order reads one order with a Query; \
+--customer lists the customer's orders on the status table's byCustomer index (an eventually \
+consistent index: an order received a moment ago may be missed) and reads each with a Query; \
+otherwise the table is read by --scan-segments parallel Scan segments. The matching events are \
+then sorted in bounded memory: runs of 100000 events are sorted and spilled to temporary files \
+(in $TMPDIR, about 400 bytes an event), then merged; nothing is written to the output before \
+the read ends.",
+        envelope = COLUMNS[..7].join(", "),
+        by_type = by_type.join(", "),
+    )
+}
+
 /// Events read from the store at a time.
 const PAGE: usize = 5_000;
 /// Bytes buffered before a write to the output (one system call per buffer).
@@ -77,23 +123,7 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = "\
-Columns, in this order (names as in the wire format): orderId, version, eventId, eventType, \
-schemaVersion, occurredAt, correlationId, then the payload's fields: customerId, currency, items \
-(OrderReceived), total (OrderCompleted), reason (OrderFailed); a field the event does not carry \
-is null (empty in CSV). Rows are ordered by occurredAt, then orderId, then version.
-
-Filters combine: --since is inclusive, --until exclusive, both RFC 3339 (e.g. \
-2024-05-01T00:00:00Z); a bound with sub-millisecond digits is exact on both backends (events are \
-stored to the millisecond). --customer selects the orders whose OrderReceived names that customer.
-
-On --backend aws the log has no time-ordered index: --order reads one order with a Query; \
---customer lists the customer's orders on the status table's byCustomer index (an eventually \
-consistent index: an order received a moment ago may be missed) and reads each with a Query; \
-otherwise the table is read by --scan-segments parallel Scan segments. The matching events are \
-then sorted in bounded memory: runs of 100000 events are sorted and spilled to temporary files \
-(in $TMPDIR, about 400 bytes an event), then merged; nothing is written to the output before \
-the read ends.")]
+#[command(after_long_help = events_long_help())]
 pub struct EventsArgs {
     /// Only this order's events.
     #[arg(long)]
@@ -101,9 +131,7 @@ pub struct EventsArgs {
     /// Only the events of this customer's orders.
     #[arg(long)]
     customer: Option<String>,
-    /// Only events of this type (OrderReceived, OrderProcessingStarted, OrderCompleted,
-    /// OrderFailed).
-    #[arg(long = "type")]
+    #[arg(long = "type", value_name = "TYPE", help = event_types_help())]
     event_type: Option<String>,
     /// Only events that occurred at or after this instant (RFC 3339).
     #[arg(long)]
@@ -361,10 +389,7 @@ async fn sorted_from_dynamo(
     let mut sorter = ExternalSort::new(run_size, ExportPosition::of);
     // A customer is named only by the OrderReceived of each order.
     let mut keep_history = |history: Vec<EventEnvelope>| -> Result<(), CliError> {
-        let customer = history.iter().find_map(|e| match &e.event {
-            OrderEvent::OrderReceived(order) => Some(order.customer_id.clone()),
-            _ => None,
-        });
+        let customer = history.iter().find_map(|e| e.event.customer_id().cloned());
         for event in history {
             if filter.matches(&event, customer.as_ref()) {
                 sorter.push(event).map_err(sort_error)?;
@@ -468,6 +493,7 @@ struct Row<'a, Items> {
     reason: Option<&'a str>,
 }
 
+#[deny(clippy::wildcard_enum_match_arm)]
 fn row<'a, Items>(
     event: &'a EventEnvelope,
     items: impl FnOnce(&'a [LineItem]) -> Items,

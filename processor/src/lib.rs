@@ -3,6 +3,10 @@
 //! Idempotent under redelivery: it folds the order's history and appends only the next step. A
 //! version conflict means another worker did that step; it reloads and carries on from there.
 
+// Every match on an event type (or status) names each variant: adding one does not compile
+// until each place has decided (CONTRIBUTING.md, "Adding an event type").
+#![deny(clippy::wildcard_enum_match_arm)]
+
 pub mod lambda;
 mod worker;
 

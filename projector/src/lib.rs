@@ -5,6 +5,10 @@
 //! were missed or arrived out of order; the projector then folds the order's full history from
 //! the log, which also covers everything it skipped.
 
+// Every match on an event type (or status) names each variant: adding one does not compile
+// until each place has decided (CONTRIBUTING.md, "Adding an event type").
+#![deny(clippy::wildcard_enum_match_arm)]
+
 pub mod lambda;
 
 use std::collections::HashMap;

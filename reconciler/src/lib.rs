@@ -27,6 +27,10 @@
 //! proportion to what is pending, not to the history. It runs as the `reconciler` Lambda on a
 //! schedule ([`lambda`]) and from the CLI ([`reconcile`] is all a command needs).
 
+// Every match on an event type (or status) names each variant: adding one does not compile
+// until each place has decided (CONTRIBUTING.md, "Adding an event type").
+#![deny(clippy::wildcard_enum_match_arm)]
+
 pub mod lambda;
 
 use std::fmt;

@@ -102,7 +102,7 @@ impl<'a> Template<'a> {
     fn number(&self, properties: &Value, key: &str) -> Option<i64> {
         let value = properties.get(key)?;
         let resolved = match value {
-            Value::Tagged(tagged) if tagged.tag.to_string() == "!Ref" => {
+            Value::Tagged(tagged) if tagged.tag == "!Ref" => {
                 let name = tagged.value.as_str().expect("!Ref names a parameter");
                 self.0
                     .get("Parameters")
