@@ -578,8 +578,8 @@ mod tests {
     use super::*;
     use axum::body::to_bytes;
     use axum::http::Request;
-    use order_ports::sqlite::{SqliteDb, SqliteWorkQueue};
-    use order_ports::test_util::TempSqlite;
+    use order_adapters_sqlite::test_util::TempSqlite;
+    use order_adapters_sqlite::{SqliteDb, SqliteWorkQueue};
     use order_ports::{AppendThenEnqueue, WorkQueue};
     use tower::ServiceExt;
 
@@ -888,7 +888,7 @@ mod tests {
     const SLOWNESS: std::time::Duration = std::time::Duration::from_millis(300);
 
     #[async_trait::async_trait]
-    impl OrderIntake for Slow<order_ports::sqlite::SqliteIntake> {
+    impl OrderIntake for Slow<order_adapters_sqlite::SqliteIntake> {
         async fn accept(&self, received: &EventEnvelope) -> Result<(), AppendError> {
             tokio::time::sleep(SLOWNESS).await;
             self.0.accept(received).await

@@ -347,14 +347,14 @@ mod tests {
     use crate::{router, AppState};
     use axum::body::{to_bytes, Body};
     use axum::http::{Request, StatusCode};
-    use order_ports::test_util::TempSqlite;
+    use order_adapters_sqlite::test_util::TempSqlite;
     use serde_json::{json, Value};
     use tower::ServiceExt;
 
     struct Api {
         _tmp: TempSqlite,
         app: Router,
-        db: order_ports::sqlite::SqliteDb,
+        db: order_adapters_sqlite::SqliteDb,
     }
 
     fn api(authentication: Option<Authentication>) -> Api {
@@ -426,7 +426,7 @@ mod tests {
     }
 
     /// Does the projector's work for one order, so that the list (read from the view) shows it.
-    async fn project(db: &order_ports::sqlite::SqliteDb, id: &str) {
+    async fn project(db: &order_adapters_sqlite::SqliteDb, id: &str) {
         use order_ports::{EventStore, StatusStore};
         let order_id = events_schema::OrderId::parse(id).unwrap();
         let history = db.event_store().load(order_id).await.unwrap();

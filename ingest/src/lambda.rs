@@ -3,19 +3,13 @@
 
 use std::sync::Arc;
 
-use order_ports::aws::iam::Permission;
-use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue};
-use order_ports::lambda::{init_logging, ConfigError, EnvReader};
+use order_adapters_aws::iam::Permission;
+use order_adapters_aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue};
+use order_lambda::{init_logging, EnvReader, FromEnv};
 use order_ports::{AppendThenEnqueue, EventStore};
 
 use crate::auth::{with_authentication, Authentication};
 use crate::{router, AppState};
-
-/// The environment variables [`Config`] requires (`template.yaml` sets each of them).
-pub const REQUIRED_ENV: [&str; 3] = ["EVENTS_TABLE", "STATUS_TABLE", "WORK_QUEUE_URL"];
-/// The environment variables [`Config`] reads if set (`template.yaml` sets no others): the JWT
-/// authorizer's settings, set (non-empty) exactly when the template attaches it.
-pub const OPTIONAL_ENV: [&str; 3] = ["AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_CLAIM"];
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,27 +22,26 @@ pub struct Config {
     pub auth_claim: Option<String>,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
+impl FromEnv for Config {
+    /// The environment variables [`Config`] requires (`template.yaml` sets each of them).
+    const REQUIRED: &'static [&'static str] = &["EVENTS_TABLE", "STATUS_TABLE", "WORK_QUEUE_URL"];
+    /// The environment variables [`Config`] reads if set (`template.yaml` sets no others): the JWT
+    /// authorizer's settings, set (non-empty) exactly when the template attaches it.
+    const OPTIONAL: &'static [&'static str] = &["AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_CLAIM"];
 
-    /// Reads through `lookup` (a variable name to its value) instead of the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut env = EnvReader::new(lookup);
-        let config = Config {
+    fn read(env: &mut EnvReader<'_>) -> Self {
+        Config {
             events_table: env.required("EVENTS_TABLE"),
             status_table: env.required("STATUS_TABLE"),
             work_queue_url: env.required("WORK_QUEUE_URL"),
-            auth_claim: auth_claim(&mut env),
-        };
-        env.finish(config)
+            auth_claim: auth_claim(env),
+        }
     }
 }
 
 /// The template attaches the authorizer when both issuer and audience are set; one without the
 /// other is a half-made configuration, refused at start (fail closed) rather than served open.
-fn auth_claim<F: Fn(&str) -> Option<String>>(env: &mut EnvReader<F>) -> Option<String> {
+fn auth_claim(env: &mut EnvReader<'_>) -> Option<String> {
     let issuer: Option<String> = env.optional_parsed("AUTH_ISSUER", "must be text");
     let audience: Option<String> = env.optional_parsed("AUTH_AUDIENCE", "must be text");
     let claim: Option<String> = env.optional_parsed("AUTH_CLAIM", "must be text");
@@ -117,15 +110,11 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
-    use order_ports::test_util::env_lookup as lookup;
+    use order_test_support::env_lookup as lookup;
 
     #[test]
     fn an_empty_environment_names_exactly_the_required_variables_and_reads_only_declared_ones() {
-        order_ports::test_util::assert_config_reads_exactly(
-            |lookup| Config::from_lookup(lookup),
-            &REQUIRED_ENV,
-            &OPTIONAL_ENV,
-        );
+        order_test_support::assert_config_reads_exactly::<Config>();
     }
 
     #[test]

@@ -13,7 +13,7 @@ use axum::body::to_bytes;
 use base64::Engine;
 use ingest::limits::LAMBDA_INVOKE_PAYLOAD_LIMIT;
 use ingest::{router, AppState, MAX_BODY_BYTES};
-use order_ports::test_util::TempSqlite;
+use order_adapters_sqlite::test_util::TempSqlite;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 

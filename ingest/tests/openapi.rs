@@ -175,7 +175,7 @@ async fn the_router_serves_the_document_at_openapi_json() {
     use std::sync::Arc;
     use tower::ServiceExt;
 
-    let tmp = order_ports::test_util::TempSqlite::new();
+    let tmp = order_adapters_sqlite::test_util::TempSqlite::new();
     let db = tmp.db().clone();
     let app = ingest::router(ingest::AppState {
         intake: Arc::new(db.intake()),

@@ -3,16 +3,11 @@
 
 use std::sync::Arc;
 
-use order_ports::aws::iam::Permission;
-use order_ports::aws::{iam, AwsClients, DynamoEventStore, SnsPublisher, SqsStreamFailures};
-use order_ports::lambda::{init_logging, run_stream_function, ConfigError, EnvReader};
+use order_adapters_aws::iam::Permission;
+use order_adapters_aws::{iam, AwsClients, DynamoEventStore, SnsPublisher, SqsStreamFailures};
+use order_lambda::{init_logging, run_stream_function, EnvReader, FromEnv};
 
 use crate::Notifier;
-
-/// The environment variables [`Config`] requires (`template.yaml` sets each of them).
-pub const REQUIRED_ENV: [&str; 3] = ["EVENTS_TABLE", "TOPIC_ARN", "STREAM_FAILURE_QUEUE_URL"];
-/// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
-pub const OPTIONAL_ENV: [&str; 0] = [];
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,20 +18,19 @@ pub struct Config {
     pub stream_failure_queue_url: String,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
+impl FromEnv for Config {
+    /// The environment variables [`Config`] requires (`template.yaml` sets each of them).
+    const REQUIRED: &'static [&'static str] =
+        &["EVENTS_TABLE", "TOPIC_ARN", "STREAM_FAILURE_QUEUE_URL"];
+    /// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
+    const OPTIONAL: &'static [&'static str] = &[];
 
-    /// Reads through `lookup` (a variable name to its value) instead of the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut env = EnvReader::new(lookup);
-        let config = Config {
+    fn read(env: &mut EnvReader<'_>) -> Self {
+        Config {
             events_table: env.required("EVENTS_TABLE"),
             topic_arn: env.required("TOPIC_ARN"),
             stream_failure_queue_url: env.required("STREAM_FAILURE_QUEUE_URL"),
-        };
-        env.finish(config)
+        }
     }
 }
 
@@ -77,15 +71,11 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
-    use order_ports::test_util::env_lookup as lookup;
+    use order_test_support::env_lookup as lookup;
 
     #[test]
     fn an_empty_environment_names_exactly_the_required_variables_and_reads_only_declared_ones() {
-        order_ports::test_util::assert_config_reads_exactly(
-            |lookup| Config::from_lookup(lookup),
-            &REQUIRED_ENV,
-            &OPTIONAL_ENV,
-        );
+        order_test_support::assert_config_reads_exactly::<Config>();
     }
 
     #[test]

@@ -255,7 +255,7 @@ impl EventConsumer for Notifier {
 mod tests {
     use super::*;
     use events_schema::{CorrelationId, OrderId, OrderRequest, Version};
-    use order_ports::sqlite::{SqliteDb, SqlitePublisher};
+    use order_adapters_sqlite::{SqliteDb, SqlitePublisher};
 
     struct World {
         _dir: tempfile::TempDir,

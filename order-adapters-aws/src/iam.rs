@@ -284,7 +284,8 @@ mod tests {
     use super::*;
 
     /// The adapter sources scanned, with the constants of the adapters each file defines.
-    /// `mod.rs` (client construction, error mapping) must call no operation. `provision.rs` is
+    /// `lib.rs` and `dynamo/mod.rs` (client construction, error mapping, shared helpers) must call
+    /// no operation. `provision.rs` is
     /// excluded on purpose: it creates tables, queues and topics for tests, is only compiled
     /// with the `test-util` feature and never into a Lambda, so its calls need no role
     /// permission. Nor is `stream_feed.rs` (the stream poller of `orders serve`; the Lambdas get
@@ -292,22 +293,43 @@ mod tests {
     fn adapter_files() -> Vec<(&'static str, &'static str, Vec<Permission>)> {
         vec![
             (
-                "dynamo.rs",
-                include_str!("dynamo.rs"),
+                "dynamo/event_table.rs",
+                include_str!("dynamo/event_table.rs"),
                 vec![
                     DynamoEventStore::APPEND,
                     DynamoEventStore::LOAD,
                     DynamoEventStore::READ_ALL,
+                ],
+            ),
+            (
+                "dynamo/event_scan.rs",
+                include_str!("dynamo/event_scan.rs"),
+                vec![DynamoEventStore::LIST_ORDERS],
+            ),
+            (
+                "dynamo/status_table.rs",
+                include_str!("dynamo/status_table.rs"),
+                vec![
                     DynamoStatusStore::GET,
                     DynamoStatusStore::UPSERT,
                     DynamoStatusStore::GET_MANY,
                     DynamoStatusStore::LIST_BY_CUSTOMER,
-                    DynamoStatusStore::PENDING_BEFORE,
-                    DynamoEventStore::LIST_ORDERS,
+                ],
+            ),
+            (
+                "dynamo/pending.rs",
+                include_str!("dynamo/pending.rs"),
+                vec![DynamoStatusStore::PENDING_BEFORE],
+            ),
+            (
+                "dynamo/status_repair.rs",
+                include_str!("dynamo/status_repair.rs"),
+                vec![
                     DynamoStatusStore::REPLACE,
                     DynamoStatusStore::SET_ASIDE_PENDING,
                 ],
             ),
+            ("dynamo/mod.rs", include_str!("dynamo/mod.rs"), vec![]),
             (
                 "sqs.rs",
                 include_str!("sqs.rs"),
@@ -330,7 +352,7 @@ mod tests {
                 include_str!("sns.rs"),
                 vec![SnsPublisher::PUBLISH, SnsPublisher::PUBLISH_BATCH],
             ),
-            ("mod.rs", include_str!("mod.rs"), vec![]),
+            ("lib.rs", include_str!("lib.rs"), vec![]),
         ]
     }
 
@@ -481,7 +503,11 @@ mod tests {
 
     #[test]
     fn the_dynamo_adapters_call_what_the_design_says() {
-        let needed = needed_actions("dynamo.rs", include_str!("dynamo.rs"));
+        let needed: BTreeSet<_> = adapter_files()
+            .into_iter()
+            .filter(|(file, _, _)| file.starts_with("dynamo/"))
+            .flat_map(|(file, source, _)| needed_actions(file, source))
+            .collect();
         let expected: BTreeSet<_> = [
             "dynamodb:BatchGetItem",
             "dynamodb:GetItem",
@@ -498,18 +524,21 @@ mod tests {
 
     #[test]
     fn every_adapter_source_file_is_scanned_or_explicitly_excluded() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/aws");
-        let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
-            .expect("read src/aws")
-            .map(|entry| {
-                entry
-                    .expect("dir entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .filter(|name| name.ends_with(".rs"))
-            .collect();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut on_disk = BTreeSet::new();
+        for dir in ["", "dynamo"] {
+            for entry in std::fs::read_dir(src.join(dir)).expect("read src") {
+                let name = entry.expect("dir entry").file_name();
+                let name = name.to_string_lossy();
+                if name.ends_with(".rs") {
+                    on_disk.insert(if dir.is_empty() {
+                        name.into_owned()
+                    } else {
+                        format!("{dir}/{name}")
+                    });
+                }
+            }
+        }
         let known: BTreeSet<String> = adapter_files()
             .iter()
             .map(|(file, _, _)| *file)
@@ -518,7 +547,7 @@ mod tests {
             .collect();
         assert_eq!(
             on_disk, known,
-            "a new file in src/aws must be added to adapter_files() (with its constants) or, \
+            "a new file in src/ must be added to adapter_files() (with its constants) or, \
              if no Lambda ever runs it, to EXCLUDED_FILES"
         );
     }

@@ -8,7 +8,7 @@ use events_schema::{
     CorrelationId, Currency, CustomerId, EventEnvelope, LineItem, OrderEvent, OrderId, ProductId,
     ValidOrder, Version,
 };
-use order_ports::sqlite::SqliteDb;
+use order_adapters_sqlite::SqliteDb;
 use order_ports::{EventStore, OrderIntake, WorkQueue};
 
 fn received(order_id: OrderId, customer_id: &str) -> EventEnvelope {

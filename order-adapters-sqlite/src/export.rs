@@ -116,12 +116,12 @@ fn page_query(
 mod tests {
     use super::*;
     use crate::test_util::TempSqlite;
-    use order_ports::{EventStore, MAX_EXPORT_PAGE};
     use chrono::{DateTime, Utc};
     use events_schema::{
         CorrelationId, Currency, CustomerId, EventType, LineItem, OrderEvent, OrderId, ProductId,
         ValidOrder, Version,
     };
+    use order_ports::{EventStore, MAX_EXPORT_PAGE};
 
     fn at(second: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + second, 0).unwrap()

@@ -7,8 +7,8 @@ use rusqlite::params;
 
 use super::event_store::{decode, read_row, COLUMNS};
 use super::map_err;
-use order_ports::StoreError;
 use crate::SqliteEventStore;
+use order_ports::StoreError;
 
 /// One order's whole history, or why it cannot be decoded (the first undecodable event).
 pub type OrderHistory = (OrderId, Result<Vec<EventEnvelope>, String>);
@@ -117,10 +117,10 @@ fn group(rows: Vec<Row>) -> Result<Vec<OrderHistory>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use order_test_support::order_received;
     use crate::test_util::TempSqlite;
-    use order_ports::EventStore;
     use events_schema::{OrderEvent, Version};
+    use order_ports::EventStore;
+    use order_test_support::order_received;
 
     /// An order with `n` events: received, started, then completions' stand-ins (started
     /// events are legal to store: the log does not fold).

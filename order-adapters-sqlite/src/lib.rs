@@ -474,7 +474,7 @@ fn writer_loop(conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
 /// when the savepoint could not be closed, leaving the transaction in an unknown state.
 /// Savepoints nest: a job may call this again to undo a part of its own writes (SQLite's
 /// `RELEASE` / `ROLLBACK TO` act on the most recent savepoint of the name).
-pub(super) fn in_savepoint<T, E, F>(conn: &Connection, f: F) -> (Result<T, E>, bool)
+pub(crate) fn in_savepoint<T, E, F>(conn: &Connection, f: F) -> (Result<T, E>, bool)
 where
     E: From<StoreError>,
     F: FnOnce(&Connection) -> Result<T, E>,

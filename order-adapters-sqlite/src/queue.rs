@@ -9,9 +9,7 @@ use events_schema::OrderId;
 use rusqlite::{params, Connection};
 
 use super::{map_err, now_ms, SqliteDb};
-use order_ports::{
-    DeadLetterMessage, DeadLetters, Delivery, RedriveFilter, StoreError, WorkQueue,
-};
+use order_ports::{DeadLetterMessage, DeadLetters, Delivery, RedriveFilter, StoreError, WorkQueue};
 
 /// Receives before a message is dead-lettered, unless [`SqliteDb::work_queue`] says otherwise.
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;

@@ -10,9 +10,9 @@ use std::hint::black_box;
 use aws_lambda_events::dynamodb::Event as DynamoDbEvent;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use events_schema::EventEnvelope;
-use order_ports::lambda::{handle_stream_batch, PoisonSink};
-use order_ports::test_util::SetAsideLog;
+use order_lambda::{handle_stream_batch, PoisonSink};
 use order_ports::{BatchOutcome, ConsumeError, EventConsumer};
+use order_test_support::SetAsideLog;
 
 const RECORDS: usize = 100;
 
@@ -33,7 +33,7 @@ impl EventConsumer for Discard {
 
 /// The invocation payload Lambda hands over: `RECORDS` INSERT records of whole order histories.
 fn stream_event_json() -> Vec<u8> {
-    let records: Vec<serde_json::Value> = std::iter::repeat_with(order_ports::test_util::completed_history)
+    let records: Vec<serde_json::Value> = std::iter::repeat_with(order_test_support::completed_history)
         .flatten()
         .take(RECORDS)
         .enumerate()

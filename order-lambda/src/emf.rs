@@ -1,6 +1,6 @@
 //! The EMF recorder of the metrics port: what the Lambdas install.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use order_ports::metrics::{Metric, Metrics, NAMESPACE};
 

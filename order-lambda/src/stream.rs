@@ -203,8 +203,8 @@ pub async fn run_stream_function<C: EventConsumer + 'static>(
 mod tests {
     use super::*;
 
-    use order_test_support::SetAsideLog;
     use events_schema::{CorrelationId, OrderEvent, OrderId, Version};
+    use order_test_support::SetAsideLog;
     use std::sync::Mutex;
 
     /// Fails the records whose version is listed, transiently, and those listed as permanent,

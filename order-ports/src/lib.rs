@@ -1,19 +1,22 @@
-//! The order service's ports and their adapters.
+//! The order service's ports: what the handler libraries need from the outside world, each with
+//! its error contract, and nothing else — the adapters live in their own crates
+//! (`order-adapters-sqlite`, `order-adapters-aws`), the Lambda plumbing in `order-lambda`.
 //!
-//! * [`ports`]: the four ports — [`EventStore`], [`WorkQueue`], [`StatusStore`], [`Publisher`] —
-//!   each documenting its error contract; [`OrderIntake`], the hand-off of a new order to the log
-//!   and the queue (atomic on SQLite, [`AppendThenEnqueue`] elsewhere); [`retry_delay`], the
-//!   backoff of failed work.
+//! * [`ports`], one concern per file: the error contract ([`StoreError`], [`AppendError`]);
+//!   [`EventStore`], [`WorkQueue`] and its [`retry_delay`], [`StatusStore`] (with the pending
+//!   orders the reconciler walks), [`Publisher`]; [`OrderIntake`], the hand-off of a new order
+//!   to the log and the queue ([`AppendThenEnqueue`] where they share no transaction); the
+//!   consumer contract ([`EventConsumer`], [`BatchOutcome`]); [`SetAside`] for stream records
+//!   that can never be handled; and the operator tools' ports ([`OrderScan`], [`StatusRepair`],
+//!   [`DeadLetters`], [`EventExport`]).
 //! * [`feed`]: the change-feed port [`Feed`] and the consumer loop over it ([`run_subscriber`]).
-//! * `sqlite` (feature `sqlite`): the embedded adapters, one SQLite file for everything.
-//! * `aws` (feature `aws`): DynamoDB, SQS and SNS adapters; with feature `stream-feed`, the
-//!   DynamoDB stream as a [`Feed`].
-//! * `lambda` (feature `lambda`): what every function binary shares — configuration from the
-//!   environment, logging, and the stream-batch contract.
 //! * [`reproject`]: a view written from its log, forward-only (`orders rebuild` and the
 //!   reconciler's repair share it).
-//! * [`metrics`]: the service's own numbers behind one port (EMF on Lambda, Prometheus with
-//!   feature `prometheus`); [`telemetry`]: what each step logs and counts about an order.
+//! * [`metrics`]: the service's own numbers behind one port (the recorders are adapters: EMF in
+//!   `order-lambda`, Prometheus in `orders`); [`telemetry`]: what each step logs and counts
+//!   about an order.
+//!
+//! The contract suite every adapter passes is `tests/contract`.
 
 pub mod feed;
 pub mod metrics;
@@ -21,16 +24,8 @@ pub mod ports;
 pub mod reproject;
 pub mod telemetry;
 
-#[cfg(feature = "aws")]
-pub mod aws;
 #[cfg(test)]
 mod cursor_props;
-#[cfg(feature = "lambda")]
-pub mod lambda;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
-#[cfg(feature = "test-util")]
-pub mod test_util;
 
 pub use feed::{catch_up_once, run_subscriber, run_subscriber_draining, stopped, Feed, FeedRecord};
 pub use ports::*;

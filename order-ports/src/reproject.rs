@@ -62,7 +62,7 @@ mod tests {
     use events_schema::{CorrelationId, OrderEvent};
 
     use super::*;
-    use crate::test_util::order_received;
+    use order_test_support::order_received;
 
     #[test]
     fn a_corrupt_log_is_unfoldable_and_an_unavailable_one_is_an_error() {

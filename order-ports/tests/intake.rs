@@ -10,7 +10,6 @@ use order_adapters_sqlite::test_util::TempSqlite;
 use order_ports::{AppendThenEnqueue, Delivery, EventStore, OrderIntake, StoreError, WorkQueue};
 use order_test_support::order_received;
 
-
 /// A queue whose sends fail with the listed errors first, in order, then succeed; it
 /// counts the tries.
 #[derive(Default)]

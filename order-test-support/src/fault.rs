@@ -829,17 +829,17 @@ impl<F: Feed> Feed for FaultyFeed<F> {
     }
 }
 
-#[cfg(all(test, feature = "sqlite"))]
+#[cfg(test)]
 mod tests {
     use std::collections::HashSet;
 
     use events_schema::OrderView;
 
     use super::*;
+    use crate::order_received;
+    use order_adapters_sqlite::test_util::TempSqlite;
     use order_ports::feed::catch_up_once;
     use order_ports::{ConsumeError, EventConsumer};
-    use order_test_support::order_received;
-    use order_adapters_sqlite::test_util::TempSqlite;
 
     const VISIBILITY: Duration = Duration::from_secs(30);
 

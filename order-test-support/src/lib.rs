@@ -135,7 +135,10 @@ impl SetAsideLog {
 
 #[async_trait::async_trait]
 impl order_ports::SetAside for SetAsideLog {
-    async fn set_aside(&self, record: &order_ports::SetAsideRecord) -> Result<(), order_ports::StoreError> {
+    async fn set_aside(
+        &self,
+        record: &order_ports::SetAsideRecord,
+    ) -> Result<(), order_ports::StoreError> {
         if self.fail {
             return Err(order_ports::StoreError::Unavailable(
                 "stream failure queue unavailable".into(),

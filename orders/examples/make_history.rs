@@ -20,7 +20,7 @@ use events_schema::{
     ValidOrder, Version,
 };
 use futures::StreamExt;
-use order_ports::sqlite::SqliteDb;
+use order_adapters_sqlite::SqliteDb;
 use order_ports::EventStore;
 
 #[derive(Parser)]

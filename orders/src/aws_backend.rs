@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use order_ports::aws::service_code;
+use order_adapters_aws::service_code;
 
 use crate::CliError;
 
@@ -67,7 +67,7 @@ pub struct AwsArgs {
         long,
         env = "ORDERS_AWS_CHECKPOINTS",
         value_name = "FILE",
-        default_value = order_ports::aws::DEFAULT_CHECKPOINTS_FILE
+        default_value = order_adapters_aws::DEFAULT_CHECKPOINTS_FILE
     )]
     pub checkpoints: PathBuf,
 }

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use order_ports::aws::{
+use order_adapters_aws::{
     AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters,
     SqsStreamFailures, SqsWorkQueue,
 };
-use order_ports::sqlite::SqliteDb;
+use order_adapters_sqlite::SqliteDb;
 use order_ports::{
     AppendThenEnqueue, DeadLetters, EventStore, OrderIntake, OrderScan, Publisher, StatusRepair,
     StatusStore, WorkQueue,
@@ -75,7 +75,7 @@ pub async fn open_ports(args: &BackendArgs) -> Result<(Ports, Opened), CliError>
             Ok((ports, Opened::Sqlite(db)))
         }
         Backend::Aws => {
-            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
             let clients = AwsClients::from_config(&config);
             let names = aws_backend::resolve(&args.aws, &config, &clients.dynamodb).await?;
             let events: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(
@@ -140,7 +140,7 @@ pub async fn open_log_and_view(args: &BackendArgs, command: &str) -> Result<LogA
             })
         }
         Backend::Aws => {
-            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
             let clients = AwsClients::from_config(&config);
             let names = [Name::EventsTable, Name::StatusTable];
             let (values, _) = aws_backend::resolve_names(&args.aws, &config, &names).await?;
@@ -174,7 +174,7 @@ pub async fn open_dead_letters(
             Ok(Arc::new(db.work_queue_default()))
         }
         Backend::Aws => {
-            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
             let clients = AwsClients::from_config(&config);
             let names = [Name::WorkDlqUrl, Name::WorkQueueUrl];
             let (values, _) = aws_backend::resolve_names(&args.aws, &config, &names).await?;
@@ -210,7 +210,7 @@ pub async fn open_set_aside(
             command,
         )?)),
         Backend::Aws => {
-            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
             let clients = AwsClients::from_config(&config);
             let name = Name::StreamFailureQueueUrl;
             let (values, _) = aws_backend::resolve_names(&args.aws, &config, &[name]).await?;
@@ -233,7 +233,7 @@ pub async fn open_stream_failures_if_named(args: &BackendArgs) -> Option<SqsStre
     if args.backend != Backend::Aws {
         return None;
     }
-    let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+    let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
     let clients = AwsClients::from_config(&config);
     let (values, _) =
         aws_backend::resolve_names(&args.aws, &config, &[Name::StreamFailureQueueUrl])
@@ -270,7 +270,7 @@ pub async fn open_reconcile_ports(
             })
         }
         Backend::Aws => {
-            let config = order_ports::aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
+            let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
             let clients = AwsClients::from_config(&config);
             let names = [Name::StatusTable, Name::WorkQueueUrl, Name::EventsTable];
             let (values, _) = aws_backend::resolve_names(&args.aws, &config, &names).await?;

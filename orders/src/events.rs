@@ -24,7 +24,7 @@ use events_schema::envelope::{format_timestamp, parse_timestamp};
 use events_schema::{CustomerId, EventEnvelope, EventType, LineItem, OrderEvent, OrderId};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use order_ports::sqlite::SqliteEventStore;
+use order_adapters_sqlite::SqliteEventStore;
 use order_ports::{
     CustomerOrdersQuery, EventExport, ExportFilter, ExportPosition, MAX_CUSTOMER_ORDERS_LIMIT,
 };

@@ -8,6 +8,7 @@ mod external_sort;
 mod loadtest;
 mod notifications;
 mod plan;
+mod prometheus;
 mod rebuild;
 mod reconcile;
 mod replay;

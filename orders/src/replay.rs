@@ -22,7 +22,7 @@ use events_schema::{EventEnvelope, OrderId, OrderStatus, OrderStatusRecord, Orde
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use order_ports::sqlite::SqliteEventStore;
+use order_adapters_sqlite::SqliteEventStore;
 use order_ports::{EventStore, OrderScan, StoreError};
 
 use crate::backend::{open_log_and_view, BackendArgs};

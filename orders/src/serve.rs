@@ -28,11 +28,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::prometheus::Prometheus;
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
-use order_ports::aws::{StartAt, StreamCheckpoints, StreamFeed};
-use order_ports::metrics::Prometheus;
-use order_ports::sqlite::SqliteFeed;
+use order_adapters_aws::{StartAt, StreamCheckpoints, StreamFeed};
+use order_adapters_sqlite::SqliteFeed;
 use order_ports::telemetry::LogFormat;
 use order_ports::Feed;
 use tokio::sync::watch;
@@ -418,7 +418,7 @@ fn spawn_subscribers<F: Feed + 'static>(
 fn open_sqlite(
     args: &ServeArgs,
     ports: Ports,
-    db: &order_ports::sqlite::SqliteDb,
+    db: &order_adapters_sqlite::SqliteDb,
 ) -> (Ports, Feeds, String) {
     let feeds = Feeds::Sqlite(db.feed(PROJECTOR), db.feed(NOTIFIER));
     (ports, feeds, args.backend.data.data.display().to_string())
@@ -530,7 +530,7 @@ impl AuthArgs {
 /// scraper one (docs/security.md).
 fn metrics_route(
     metrics: Arc<Prometheus>,
-    queue: Option<order_ports::sqlite::SqliteWorkQueue>,
+    queue: Option<order_adapters_sqlite::SqliteWorkQueue>,
 ) -> axum::Router {
     let scrape = move |_caller: ingest::Caller| {
         let (metrics, queue) = (metrics.clone(), queue.clone());

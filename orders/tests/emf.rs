@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::Request;
 use events_schema::{EventEnvelope, OrderEvent, Version};
-use order_ports::lambda::PoisonSink;
-use order_ports::metrics::{scoped, Emf, NAMESPACE};
-use order_ports::test_util::{SetAsideLog, TempSqlite};
+use order_adapters_sqlite::test_util::TempSqlite;
+use order_lambda::Emf;
+use order_lambda::PoisonSink;
+use order_ports::metrics::{scoped, NAMESPACE};
+use order_test_support::SetAsideLog;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -190,12 +192,9 @@ async fn the_projector_function_emits_its_lag_per_event_written() {
     let projector = projector::Projector::new(db.events(), Arc::new(db.db().status_store()));
     let log = SetAsideLog::default();
     let lines = emf_lines("orders-projector", async {
-        let response = order_ports::lambda::handle_stream_batch(
-            &projector,
-            poison(&log),
-            stream_batch(&history),
-        )
-        .await;
+        let response =
+            order_lambda::handle_stream_batch(&projector, poison(&log), stream_batch(&history))
+                .await;
         assert!(response.batch_item_failures.is_empty());
     })
     .await;
@@ -209,12 +208,9 @@ async fn the_notifier_function_emits_each_notification_published() {
     let notifier = notifier::Notifier::new(db.events(), Arc::new(db.db().publisher()));
     let log = SetAsideLog::default();
     let lines = emf_lines("orders-notifier", async {
-        let response = order_ports::lambda::handle_stream_batch(
-            &notifier,
-            poison(&log),
-            stream_batch(&history[2..]),
-        )
-        .await;
+        let response =
+            order_lambda::handle_stream_batch(&notifier, poison(&log), stream_batch(&history[2..]))
+                .await;
         assert!(response.batch_item_failures.is_empty());
     })
     .await;

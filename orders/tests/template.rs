@@ -1,6 +1,6 @@
 //! `template.yaml` against the code: each function's role grants exactly the IAM actions its
 //! code path (and its event source mapping) needs — the `AWS_PERMISSIONS` each `lambda.rs`
-//! builds from the adapters' per-method constants in `order_ports::aws::iam` — on its own
+//! builds from the adapters' per-method constants in `order_adapters_aws::iam` — on its own
 //! resources only; each function's environment sets every variable its `Config` requires and
 //! nothing it does not read; and cfn-lint accepts the template.
 
@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-use order_ports::aws::iam::{self, grants, Permission, Resource};
+use order_adapters_aws::iam::{self, grants, Permission, Resource};
+use order_lambda::FromEnv;
 use yaml_serde::{Mapping, Value};
 
 /// A function of the template and what its crate declares.
@@ -24,32 +25,32 @@ fn functions() -> Vec<Function> {
         Function {
             logical_id: "IngestFunction",
             permissions: ingest::lambda::AWS_PERMISSIONS,
-            required_env: &ingest::lambda::REQUIRED_ENV,
-            optional_env: &ingest::lambda::OPTIONAL_ENV,
+            required_env: <ingest::lambda::Config as FromEnv>::REQUIRED,
+            optional_env: <ingest::lambda::Config as FromEnv>::OPTIONAL,
         },
         Function {
             logical_id: "ProcessorFunction",
             permissions: processor::lambda::AWS_PERMISSIONS,
-            required_env: &processor::lambda::REQUIRED_ENV,
-            optional_env: &processor::lambda::OPTIONAL_ENV,
+            required_env: <processor::lambda::Config as FromEnv>::REQUIRED,
+            optional_env: <processor::lambda::Config as FromEnv>::OPTIONAL,
         },
         Function {
             logical_id: "ProjectorFunction",
             permissions: projector::lambda::AWS_PERMISSIONS,
-            required_env: &projector::lambda::REQUIRED_ENV,
-            optional_env: &projector::lambda::OPTIONAL_ENV,
+            required_env: <projector::lambda::Config as FromEnv>::REQUIRED,
+            optional_env: <projector::lambda::Config as FromEnv>::OPTIONAL,
         },
         Function {
             logical_id: "NotifierFunction",
             permissions: notifier::lambda::AWS_PERMISSIONS,
-            required_env: &notifier::lambda::REQUIRED_ENV,
-            optional_env: &notifier::lambda::OPTIONAL_ENV,
+            required_env: <notifier::lambda::Config as FromEnv>::REQUIRED,
+            optional_env: <notifier::lambda::Config as FromEnv>::OPTIONAL,
         },
         Function {
             logical_id: "ReconcilerFunction",
             permissions: reconciler::lambda::AWS_PERMISSIONS,
-            required_env: &reconciler::lambda::REQUIRED_ENV,
-            optional_env: &reconciler::lambda::OPTIONAL_ENV,
+            required_env: <reconciler::lambda::Config as FromEnv>::REQUIRED,
+            optional_env: <reconciler::lambda::Config as FromEnv>::OPTIONAL,
         },
     ]
 }
@@ -1003,7 +1004,8 @@ fn the_auth_claim_parameter_defaults_to_sub() {
 
 /// Every metric the functions emit as EMF, named by the code that renders them.
 fn emitted_metrics() -> BTreeSet<String> {
-    use order_ports::metrics::{Emf, Metric};
+    use order_lambda::Emf;
+    use order_ports::metrics::Metric;
     use std::time::Duration;
     let emf = Emf::with_sink("f", |_| {});
     let every = [

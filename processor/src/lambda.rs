@@ -10,9 +10,9 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use events_schema::ProcessingPolicy;
 use lambda_runtime::{service_fn, LambdaEvent};
-use order_ports::aws::iam::Permission;
-use order_ports::aws::{iam, AwsClients, DynamoEventStore, SqsWorkQueue};
-use order_ports::lambda::{init_logging, ConfigError, EnvReader};
+use order_adapters_aws::iam::Permission;
+use order_adapters_aws::{iam, AwsClients, DynamoEventStore, SqsWorkQueue};
+use order_lambda::{init_logging, EnvReader, FromEnv};
 use order_ports::{Delivery, WorkQueue};
 
 use crate::Processor;
@@ -21,12 +21,6 @@ use crate::Processor;
 /// that fails whole must not start a request per record at once (BENCHMARKS.md, "Peak RSS of
 /// each function on a 1,000-record batch").
 const BACK_OFF_CONCURRENCY: usize = 32;
-
-/// The environment variables [`Config`] requires (`template.yaml` sets each of them).
-pub const REQUIRED_ENV: [&str; 2] = ["EVENTS_TABLE", "WORK_QUEUE_URL"];
-/// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
-/// `CREDIT_LIMIT` is also what `orders serve` reads (docs/adr/0005-one-name-per-setting.md).
-pub const OPTIONAL_ENV: [&str; 1] = ["CREDIT_LIMIT"];
 
 /// What the function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,14 +32,14 @@ pub struct Config {
     pub policy: ProcessingPolicy,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
+impl FromEnv for Config {
+    /// The environment variables [`Config`] requires (`template.yaml` sets each of them).
+    const REQUIRED: &'static [&'static str] = &["EVENTS_TABLE", "WORK_QUEUE_URL"];
+    /// The environment variables [`Config`] reads if set (`template.yaml` sets no others).
+    /// `CREDIT_LIMIT` is also what `orders serve` reads (docs/adr/0005-one-name-per-setting.md).
+    const OPTIONAL: &'static [&'static str] = &["CREDIT_LIMIT"];
 
-    /// Reads through `lookup` (a variable name to its value) instead of the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut env = EnvReader::new(lookup);
+    fn read(env: &mut EnvReader<'_>) -> Self {
         let events_table = env.required("EVENTS_TABLE");
         let work_queue_url = env.required("WORK_QUEUE_URL");
         let mut policy = ProcessingPolicy::default();
@@ -54,11 +48,11 @@ impl Config {
         {
             policy.credit_limit = limit;
         }
-        env.finish(Config {
+        Config {
             events_table,
             work_queue_url,
             policy,
-        })
+        }
     }
 }
 
@@ -163,15 +157,11 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
-    use order_ports::test_util::env_lookup as lookup;
+    use order_test_support::env_lookup as lookup;
 
     #[test]
     fn an_empty_environment_names_exactly_the_required_variables_and_reads_only_declared_ones() {
-        order_ports::test_util::assert_config_reads_exactly(
-            |lookup| Config::from_lookup(lookup),
-            &REQUIRED_ENV,
-            &OPTIONAL_ENV,
-        );
+        order_test_support::assert_config_reads_exactly::<Config>();
     }
 
     #[test]
@@ -213,7 +203,7 @@ mod tests {
     }
 
     use events_schema::OrderId;
-    use order_ports::test_util::TempSqlite;
+    use order_adapters_sqlite::test_util::TempSqlite;
     use order_ports::StoreError;
     use std::sync::Mutex;
     use std::time::Duration;

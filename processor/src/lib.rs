@@ -302,7 +302,7 @@ mod tests {
     use super::*;
     use events_schema::EventEnvelope;
     use events_schema::OrderEvent;
-    use order_ports::test_util::TempSqlite;
+    use order_adapters_sqlite::test_util::TempSqlite;
 
     async fn given_a_received_order(total_each: i64) -> (TempSqlite, Arc<dyn EventStore>, OrderId) {
         let db = TempSqlite::new();

@@ -11,7 +11,7 @@ use events_schema::{
     CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderRequest, OrderView, ProcessingPolicy,
     Version,
 };
-use order_ports::sqlite::{SqliteEventStore, DEFAULT_MAX_RECEIVES};
+use order_adapters_sqlite::{SqliteEventStore, DEFAULT_MAX_RECEIVES};
 use order_ports::{AppendError, EventPage, EventStore, OrderIntake, StoreError};
 use processor::{work_once, Processor};
 
@@ -72,7 +72,7 @@ fn received(order_id: OrderId, n: usize) -> EventEnvelope {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_second_event_store_outage_under_load_dead_letters_nothing() {
-    let temp = order_ports::test_util::TempSqlite::new();
+    let temp = order_adapters_sqlite::test_util::TempSqlite::new();
     let db = temp.db().clone();
     let intake = db.intake();
     let mut orders = Vec::new();

@@ -90,7 +90,7 @@ fn batch(stored_first: bool) -> (Views, Vec<EventEnvelope>) {
     let mut views = HashMap::new();
     let mut events = Vec::with_capacity(BATCH);
     while events.len() < BATCH {
-        let [received, started, completed] = order_ports::test_util::completed_history();
+        let [received, started, completed] = order_test_support::completed_history();
         if stored_first {
             let view = OrderView::start(&received).expect("version 1 starts a view");
             views.insert(received.order_id, OrderStatusRecord::from(&view));

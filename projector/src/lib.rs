@@ -286,7 +286,7 @@ impl EventConsumer for Projector {
 mod tests {
     use super::*;
     use events_schema::{OrderEvent, OrderStatus};
-    use order_ports::test_util::TempSqlite;
+    use order_adapters_sqlite::test_util::TempSqlite;
 
     struct World {
         _db: TempSqlite,

@@ -6,19 +6,12 @@
 use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use order_ports::aws::iam::Permission;
-use order_ports::aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue};
-use order_ports::lambda::{init_logging, ConfigError, EnvReader};
+use order_adapters_aws::iam::Permission;
+use order_adapters_aws::{iam, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue};
+use order_lambda::{init_logging, EnvReader, FromEnv};
 use order_ports::StoreError;
 
 use crate::{reconcile, Ports, ReconcileReport, DEFAULT_OLDER_THAN};
-
-/// The environment variables [`run`] requires (`template.yaml` sets exactly these).
-pub const REQUIRED_ENV: [&str; 3] = ["EVENTS_TABLE", "STATUS_TABLE", "WORK_QUEUE_URL"];
-
-/// The environment variables [`run`] reads when they are set: the age in whole seconds after
-/// which a pending order is re-enqueued ([`DEFAULT_OLDER_THAN`] when unset).
-pub const OPTIONAL_ENV: [&str; 1] = [OLDER_THAN_VAR];
 
 const OLDER_THAN_VAR: &str = "RECONCILE_OLDER_THAN_SECONDS";
 
@@ -52,15 +45,15 @@ pub struct Config {
     pub older_than: Duration,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
+impl FromEnv for Config {
+    /// The environment variables [`run`] requires (`template.yaml` sets exactly these).
+    const REQUIRED: &'static [&'static str] = &["EVENTS_TABLE", "STATUS_TABLE", "WORK_QUEUE_URL"];
+    /// The environment variables [`run`] reads when they are set: the age in whole seconds after
+    /// which a pending order is re-enqueued ([`DEFAULT_OLDER_THAN`] when unset).
+    const OPTIONAL: &'static [&'static str] = &[OLDER_THAN_VAR];
 
-    /// Reads through `lookup` (a variable name to its value) instead of the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut env = EnvReader::new(lookup);
-        let config = Config {
+    fn read(env: &mut EnvReader<'_>) -> Self {
+        Config {
             events_table: env.required("EVENTS_TABLE"),
             status_table: env.required("STATUS_TABLE"),
             work_queue_url: env.required("WORK_QUEUE_URL"),
@@ -70,8 +63,7 @@ impl Config {
                     "must be a whole number of seconds >= 1",
                 )
                 .map_or(DEFAULT_OLDER_THAN, |s| Duration::from_secs(s.get())),
-        };
-        env.finish(config)
+        }
     }
 }
 
@@ -142,13 +134,10 @@ mod tests {
 
     use super::*;
     use crate::{Action, StuckOrder};
+    use order_lambda::ConfigError;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
+        order_test_support::config_from(vars)
     }
 
     #[test]
@@ -176,10 +165,8 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_environment_names_exactly_the_required_variables() {
-        let err = config(&[]).expect_err("nothing set");
-        let missing: Vec<&str> = err.0.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(missing, REQUIRED_ENV);
+    fn an_empty_environment_names_exactly_the_required_variables_and_reads_only_declared_ones() {
+        order_test_support::assert_config_reads_exactly::<Config>();
     }
 
     #[test]

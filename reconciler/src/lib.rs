@@ -392,9 +392,9 @@ mod tests {
 
     use async_trait::async_trait;
     use events_schema::{CorrelationId, EventEnvelope, OrderEvent, OrderStatusRecord, OrderView};
-    use order_ports::sqlite::{SqliteDb, SqliteEventStore, SqliteStatusStore, SqliteWorkQueue};
-    use order_ports::test_util::order_received;
+    use order_adapters_sqlite::{SqliteDb, SqliteEventStore, SqliteStatusStore, SqliteWorkQueue};
     use order_ports::{AppendError, Delivery, EventPage};
+    use order_test_support::order_received;
 
     use super::*;
 

@@ -1,14 +1,7 @@
 //! The consumer contract of the change feed: [`EventConsumer`] (the projector and the
 //! notifier) and what it made of a batch ([`BatchOutcome`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
-use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::EventEnvelope;
 
 use super::*;
 

@@ -1,16 +1,7 @@
 //! The error contract every port shares: what is transient, what is permanent, and the typed
 //! optimistic-lock failure of an append.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
-use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
-
-use super::*;
+use events_schema::{OrderId, Version};
 
 /// A failure of a port operation other than an append conflict.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

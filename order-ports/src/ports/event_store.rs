@@ -1,13 +1,7 @@
 //! [`EventStore`]: the append-only event log, the source of truth.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
 use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::{EventEnvelope, OrderId};
 
 use super::*;
 

@@ -1,14 +1,8 @@
 //! Exporting the history (`orders events`, issue 8): the log in time order, filtered, a page at
 //! a time.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
 use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::{CustomerId, EventEnvelope, OrderId, Version};
 
 use super::*;
 

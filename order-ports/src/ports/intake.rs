@@ -1,14 +1,10 @@
 //! Taking orders in (issue 7: no order left behind): [`OrderIntake`], and [`AppendThenEnqueue`]
 //! where the log and the queue cannot share a transaction.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::{EventEnvelope, OrderId, Version};
 
 use super::*;
 
@@ -137,7 +133,7 @@ pub fn left_to_reconciler(order_id: OrderId, error: &StoreError) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     /// A queue whose sends fail with the listed errors first, in order, then succeed; it
     /// counts the tries.

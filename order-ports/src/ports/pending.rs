@@ -1,14 +1,7 @@
 //! Pending orders: what the reconciler walks ([`StatusStore::pending_before`]), and the one
 //! codec of that walk's position.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
-use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::{OrderId, Version};
 
 use super::*;
 

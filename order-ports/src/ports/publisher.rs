@@ -1,13 +1,9 @@
 //! [`Publisher`]: notifications for subscribers (SNS, or the local notifications table).
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::EventId;
 
 use super::*;
 

@@ -1,14 +1,8 @@
 //! [`StatusRepair`]: writes to the status view that the projector never makes (`orders rebuild
 //! --force`, the reconciler's setting aside, ADR 11).
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
 use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::{OrderId, OrderStatusRecord, Version};
 
 use super::*;
 

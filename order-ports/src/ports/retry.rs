@@ -1,15 +1,6 @@
 //! Retrying work: how long a failed work message stays hidden ([`retry_delay`]).
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-
-use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
-
-use super::*;
 
 /// The first [`retry_delay`].
 pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);

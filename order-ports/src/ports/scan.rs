@@ -1,14 +1,8 @@
 //! [`OrderScan`]: the log walked order by order (`orders verify`, `orders rebuild`; no handler
 //! uses it).
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
 use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::OrderId;
 
 use super::*;
 

@@ -1,14 +1,7 @@
 //! Stream records set aside (issue 17): what a stream consumer can never handle goes to the
 //! stream failure queue, sent by the consumer itself, so the rest of its batch goes on.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
 use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
 
 use super::*;
 

@@ -1,14 +1,11 @@
 //! [`StatusStore`]: the `OrderStatus` read model, and the one codec of its customer-orders
 //! cursor.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::{CustomerId, OrderId, OrderStatus, OrderStatusRecord};
 
 use super::*;
 

@@ -1,13 +1,9 @@
 //! [`WorkQueue`]: the work queue from ingest to the processor.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use events_schema::{
-    CustomerId, EventEnvelope, EventId, OrderId, OrderStatus, OrderStatusRecord, Version,
-};
+use events_schema::OrderId;
 
 use super::*;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use events_schema::{EventId, OrderEvent, OrderId, Version};
-use order_ports::aws::{
+use order_adapters_aws::{
     provision, AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue,
 };
 use order_ports::{

@@ -9,8 +9,6 @@
 #[macro_use]
 mod suite;
 
-#[cfg(feature = "sqlite")]
 mod sqlite;
 
-#[cfg(feature = "aws")]
 mod aws;

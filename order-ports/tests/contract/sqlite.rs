@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use events_schema::{
     Currency, EventEnvelope, EventId, OrderEvent, OrderId, OrderStatus, OrderStatusRecord, Version,
 };
-use order_ports::sqlite::SqliteDb;
+use order_adapters_sqlite::SqliteDb;
 use order_ports::{
     AppendError, CustomerOrdersQuery, EventStore, Notification, Publisher, StatusRepair,
     StatusStore, StoreError, WorkQueue,
@@ -475,7 +475,7 @@ async fn everything_survives_closing_and_reopening_the_file() {
     let version: i64 = raw(&db)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("user_version");
-    assert_eq!(version, order_ports::sqlite::SCHEMA_VERSION);
+    assert_eq!(version, order_adapters_sqlite::SCHEMA_VERSION);
     let mode: String = raw(&db)
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .expect("journal_mode");

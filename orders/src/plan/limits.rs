@@ -273,7 +273,7 @@ pub const ALL: [(&str, Fact); 25] = [
 
 /// The `pending` index's partition key takes this many values (`pendingShard`), each one a key
 /// of its own and so at most one partition's writes.
-pub const PENDING_SHARDS: f64 = order_ports::aws::PENDING_SHARDS as f64;
+pub const PENDING_SHARDS: f64 = order_adapters_aws::PENDING_SHARDS as f64;
 
 /// The processor, the projector and the notifier load, append or upsert at most this many
 /// orders of a batch at once (`LOAD_CONCURRENCY`, `APPEND_CONCURRENCY`, `UPSERT_CONCURRENCY` in

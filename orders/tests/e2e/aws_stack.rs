@@ -20,7 +20,7 @@
 //!   `ReportBatchItemFailures`, `MaximumRetryAttempts` and `BisectBatchOnFunctionError` for
 //!   streams, so the *record*-level contract (the response names the first failed record;
 //!   re-delivered records are harmless thanks to the version guard) belongs to handler-level
-//!   tests of `order_ports::lambda::handle_stream_batch` and of the projector, without AWS.
+//!   tests of `order_lambda::handle_stream_batch` and of the projector, without AWS.
 //! - The stream on-failure destination: here, through `MaximumRecordAgeInSeconds` (the one
 //!   give-up condition ministack applies); `RetryAttemptsExhausted` cannot be shown on it.
 
@@ -34,7 +34,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use events_schema::{EventEnvelope, OrderStatus, OrderStatusRecord, OrderView};
 use futures::StreamExt;
-use order_ports::aws::AwsClients;
+use order_adapters_aws::AwsClients;
 use serde_json::{json, Value};
 
 use crate::support::{client, get_json, order_body, post_order, ProblemResponse};

@@ -187,7 +187,7 @@ async fn bad_input_gets_a_4xx_problem_naming_the_fault_and_writes_nothing() {
     }
 
     // Nothing was written: no event in the log, nothing queued, nothing published.
-    let db = order_ports::sqlite::SqliteDb::open(&server.data).expect("open");
+    let db = order_adapters_sqlite::SqliteDb::open(&server.data).expect("open");
     assert_eq!(
         db.head_seq().await.expect("head"),
         0,

@@ -11,7 +11,7 @@ use arrow_array::types::{Int64Type, TimestampMillisecondType, UInt32Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use events_schema::{EventEnvelope, StoredEvent};
-use order_ports::sqlite::SqliteDb;
+use order_adapters_sqlite::SqliteDb;
 use order_ports::{EventStore, ExportPosition};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{json, Value};

@@ -1,5 +1,5 @@
 //! The whole pipeline in process, every port behind the fault layer
-//! (`order_ports::test_util::fault`): 10% of the calls fail transiently (half of the failed
+//! (`order_test_support::fault`): 10% of the calls fail transiently (half of the failed
 //! writes after the write happened), work messages and feed records are delivered twice, and
 //! feed records out of order. Orders go in through the real API (`ingest::router`), retried on
 //! 503 with the same `Idempotency-Key` like a good client; the processor workers, the projector,
@@ -27,11 +27,11 @@ use events_schema::{
     EventId, OrderEvent, OrderId, OrderStatus, OrderStatusRecord, OrderView, ProcessingPolicy,
 };
 use futures::StreamExt;
-use order_ports::test_util::fault::{
+use order_ports::{EventStore, Feed, Publisher, StatusRepair, StatusStore, WorkQueue};
+use order_test_support::fault::{
     seed_from_env, FaultConfig, FaultKind, Faults, FaultyEventStore, FaultyFeed, FaultyPublisher,
     FaultyStatusStore, FaultyWorkQueue,
 };
-use order_ports::{EventStore, Feed, Publisher, StatusRepair, StatusStore, WorkQueue};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -479,7 +479,7 @@ fn assert_injected(faults: &Faults, kinds: &[FaultKind]) {
 
 mod sqlite {
     use super::*;
-    use order_ports::test_util::TempSqlite;
+    use order_adapters_sqlite::test_util::TempSqlite;
 
     const ORDERS: usize = 300;
 
@@ -576,7 +576,7 @@ mod sqlite {
 mod aws {
     use super::*;
     use aws_sdk_sqs::types::QueueAttributeName;
-    use order_ports::aws::{
+    use order_adapters_aws::{
         provision, AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsWorkQueue,
         StartAt, StreamFeed,
     };
@@ -624,7 +624,7 @@ mod aws {
     async fn with_ten_percent_faults_every_order_on_the_emulator_reaches_its_end_exactly_once() {
         let endpoint = endpoint();
         let faults = Faults::new(FaultConfig::new(seed_from_env(), FAULT_RATE));
-        let config = order_ports::aws::sdk_config(Some(&endpoint)).await;
+        let config = order_adapters_aws::sdk_config(Some(&endpoint)).await;
         let clients = AwsClients::from_config(&config);
         let prefix = format!("faults-{}", OrderId::new_random().as_uuid().simple());
         let (events_table, status_table) = (format!("{prefix}-events"), format!("{prefix}-status"));
@@ -670,7 +670,7 @@ mod aws {
                 stream_arn.clone(),
                 name,
                 StartAt::TrimHorizon,
-                order_ports::aws::StreamCheckpoints::in_memory().expect("checkpoints"),
+                order_adapters_aws::StreamCheckpoints::in_memory().expect("checkpoints"),
             )
         };
         let projector_feed = open("projector").await.expect("open the stream");

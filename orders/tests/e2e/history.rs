@@ -11,7 +11,7 @@ use events_schema::{
     CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderRequest, OrderStatusRecord, OrderView,
     Version,
 };
-use order_ports::sqlite::SqliteDb;
+use order_adapters_sqlite::SqliteDb;
 use order_ports::EventStore;
 use serde_json::{json, Value};
 
@@ -642,7 +642,7 @@ async fn bad_input_is_one_clear_line_and_a_non_zero_exit() {
 /// `ORDERS_TEST_AWS_ENDPOINT`, as tests/e2e/tools_aws.rs).
 #[tokio::test]
 async fn replay_and_stats_read_the_known_history_on_dynamodb() {
-    use order_ports::aws::{provision, AwsClients, DynamoEventStore};
+    use order_adapters_aws::{provision, AwsClients, DynamoEventStore};
     let endpoint = std::env::var("ORDERS_TEST_AWS_ENDPOINT")
         .ok()
         .filter(|v| !v.trim().is_empty())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use events_schema::{EventEnvelope, OrderId, OrderStatus, OrderView};
-use order_ports::aws::{DynamoEventStore, DynamoStatusStore};
+use order_adapters_aws::{DynamoEventStore, DynamoStatusStore};
 use order_ports::{ExportPosition, StatusStore};
 use serde_json::{json, Value};
 

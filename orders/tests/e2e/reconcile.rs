@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use events_schema::{CorrelationId, OrderEvent, OrderId, OrderStatusRecord, OrderView};
-use order_ports::sqlite::SqliteDb;
-use order_ports::test_util::order_received;
+use order_adapters_sqlite::SqliteDb;
 use order_ports::{EventStore, StatusStore, WorkQueue};
+use order_test_support::order_received;
 use serde_json::Value;
 
 use crate::support::*;
@@ -268,7 +268,7 @@ fn reconcile_says_in_one_line_what_is_wrong_with_its_arguments() {
 
 mod aws {
     use super::*;
-    use order_ports::aws::{
+    use order_adapters_aws::{
         provision, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue,
     };
 

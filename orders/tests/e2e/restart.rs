@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use events_schema::{OrderEvent, OrderId, OrderStatus};
-use order_ports::sqlite::SqliteDb;
+use order_adapters_sqlite::SqliteDb;
 use order_ports::{EventStore, StatusStore};
 
 use crate::support::*;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_sqs::types::QueueAttributeName;
 use events_schema::{CorrelationId, EventEnvelope, OrderEvent, OrderId, OrderStatus, Version};
 use futures::future::join_all;
-use order_ports::aws::{provision, AwsClients, DynamoEventStore, DynamoStatusStore};
+use order_adapters_aws::{provision, AwsClients, DynamoEventStore, DynamoStatusStore};
 use order_ports::{EventStore, StatusStore};
 use serde_json::Value;
 
@@ -312,7 +312,7 @@ async fn serve_on_aws_completes_every_order_and_notifies_each_once_across_a_rest
 /// An order completed by another writer (the deployed Lambdas, say) while serve was down:
 /// OrderReceived, OrderProcessingStarted and OrderCompleted appended straight to the event table.
 async fn complete_an_order_behind_serves_back(stack: &Stack) -> String {
-    let received = order_ports::test_util::order_received(2, 750);
+    let received = order_test_support::order_received(2, 750);
     let order_id = received.order_id;
     let correlation = CorrelationId::generate();
     let next = |version: u32, event: OrderEvent| {

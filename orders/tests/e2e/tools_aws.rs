@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use events_schema::{
     CorrelationId, OrderEvent, OrderId, OrderStatus, OrderStatusRecord, OrderView,
 };
-use order_ports::aws::{provision, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue};
+use order_adapters_aws::{
+    provision, AwsClients, DynamoEventStore, DynamoStatusStore, SqsWorkQueue,
+};
 use order_ports::{EventStore, StatusRepair, StatusStore, WorkQueue};
 
 use crate::tools::{orders, stderr, stdout};
@@ -36,7 +38,7 @@ fn prefix(what: &str) -> String {
 
 /// Appends a completed order's three events and projects them; returns its id.
 async fn completed_order(events: &DynamoEventStore, status: &DynamoStatusStore) -> OrderId {
-    let first = order_ports::test_util::order_received(2, 150);
+    let first = order_test_support::order_received(2, 150);
     let mut history = vec![first.clone()];
     let mut view = OrderView::start(&first).expect("start");
     for event in [

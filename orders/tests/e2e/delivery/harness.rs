@@ -11,15 +11,15 @@ use events_schema::{
     EventEnvelope, OrderEvent, OrderId, OrderStatus, OrderStatusRecord, OrderView, ProcessingPolicy,
 };
 use futures::future::join_all;
-use order_ports::lambda::{handle_stream_batch, PoisonSink};
-use order_ports::test_util::fault::{
-    FaultConfig, Faults, FaultyEventStore, FaultyPublisher, FaultyStatusStore,
-};
-use order_ports::test_util::TempSqlite;
+use order_adapters_sqlite::test_util::TempSqlite;
+use order_lambda::{handle_stream_batch, PoisonSink};
 use order_ports::{
     AppendError, CustomerOrdersQuery, EventPage, EventStore, Notification, PendingPage,
     PublishBatchError, Publisher, SetAside, SetAsideRecord, StatusPage, StatusStore, StoreError,
     Upserted,
+};
+use order_test_support::fault::{
+    FaultConfig, Faults, FaultyEventStore, FaultyPublisher, FaultyStatusStore,
 };
 use processor::Processor;
 use projector::Projector;
@@ -360,7 +360,7 @@ impl Run {
                 (1 + rng.below(5) as u32, 100 + rng.below(100_000) as i64)
             }
         };
-        let received = order_ports::test_util::order_received(quantity, unit_price);
+        let received = order_test_support::order_received(quantity, unit_price);
         let expected = if i64::from(quantity) * unit_price > CREDIT_LIMIT {
             OrderStatus::Failed
         } else {
@@ -379,7 +379,7 @@ impl Run {
     /// Writes one undecodable record into the stream, keyed on a placed order as a newer
     /// writer's next event would be (version 4), or on an order of its own.
     pub fn place_poison(&mut self, kind: Poison) {
-        let template = order_ports::test_util::order_received(1, 100);
+        let template = order_test_support::order_received(1, 100);
         let (template, version) = {
             let mut rng = self.rng();
             match self

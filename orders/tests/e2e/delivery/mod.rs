@@ -1,6 +1,6 @@
 //! The Lambda path under AWS's own delivery rules, without AWS: the real handler functions of
 //! the processor (`processor::lambda::handle`), projector and notifier
-//! (`order_ports::lambda::handle_stream_batch` over `Projector` / `Notifier`) driven by models of
+//! (`order_lambda::handle_stream_batch` over `Projector` / `Notifier`) driven by models of
 //! the SQS and DynamoDB-stream event source mappings ([`sqs`], [`stream_mapping`]) configured
 //! from `template.yaml` ([`template`]), over the real SQLite adapters with the fault layer, and
 //! with the failures AWS adds: poison records, throttled calls, duplicate and reordered

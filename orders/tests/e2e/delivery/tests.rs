@@ -150,7 +150,7 @@ fn settings(batch_size: usize, retries: u32) -> StreamMappingSettings {
 
 fn stream_of(n: usize) -> Stream {
     let mut stream = Stream::new(1);
-    let event = order_ports::test_util::order_received(1, 100);
+    let event = order_test_support::order_received(1, 100);
     for _ in 0..n {
         stream.push_event(&event, 0);
     }
@@ -275,7 +275,7 @@ fn records_older_than_the_max_record_age_are_discarded_before_the_function_sees_
 fn one_batch_is_in_flight_per_lane_and_an_item_stays_in_one_lane() {
     let mut stream = Stream::new(1);
     let events: Vec<_> = (0..40)
-        .map(|_| order_ports::test_util::order_received(1, 100))
+        .map(|_| order_test_support::order_received(1, 100))
         .collect();
     for e in &events {
         stream.push_event(e, 0);
@@ -297,7 +297,7 @@ fn one_batch_is_in_flight_per_lane_and_an_item_stays_in_one_lane() {
 #[test]
 fn each_poison_kind_is_undecodable_and_valid_records_decode() {
     let mut stream = Stream::new(1);
-    let event = order_ports::test_util::order_received(1, 100);
+    let event = order_test_support::order_received(1, 100);
     stream.push_event(&event, 0);
     for kind in Poison::ALL {
         stream.push_poison(kind, &event, 4, 0);
