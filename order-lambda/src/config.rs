@@ -33,12 +33,15 @@ impl std::fmt::Debug for ConfigError {
     }
 }
 
+/// A variable name to its value.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// Reads variables through a lookup (the process environment, or a table in tests) and collects
 /// every problem instead of stopping at the first; [`EnvReader::finish`] reports them together.
 /// A value that is empty or only whitespace counts as unset: a template or shell that sets
 /// `NAME=` meant no value.
 pub struct EnvReader<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
     problems: Vec<ConfigProblem>,
 }
 

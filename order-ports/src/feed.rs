@@ -3,9 +3,10 @@
 //! ([`run_subscriber`], one batch at a time with [`catch_up_once`]).
 //!
 //! This is what runs the projector and the notifier outside Lambda (`orders serve`). Adapters:
-//! `sqlite::SqliteFeed` (the SQLite log's global sequence, durable checkpoints) and
-//! `aws::StreamFeed` (the event table's DynamoDB stream, feature `stream-feed`, checkpoints in
-//! memory).
+//! `order_adapters_sqlite::SqliteFeed` (the SQLite log's global sequence, checkpoints in the
+//! same file) and `order_adapters_aws::StreamFeed` (the event table's DynamoDB stream, feature
+//! `stream-feed`, checkpoints saved at every commit in a local SQLite file: `StreamCheckpoints`).
+//! Both survive a restart.
 //!
 //! Whatever the feed, a transient handler error stops the batch at that event, commits
 //! everything before it and re-delivers it (and everything after it) on the next poll; a
@@ -46,7 +47,8 @@ pub struct FeedRecord<P> {
 /// transient handler error) comes back. [`commit`](Feed::commit) moves the checkpoint past the
 /// records of the batch up to that position; [`retry_from`](Feed::retry_from) rewinds to one
 /// record so the next poll starts with it. Whether the checkpoint survives a restart is the
-/// adapter's to document (SQLite: durable; the DynamoDB stream: in memory).
+/// adapter's to document (both are durable: SQLite in the log's file, the DynamoDB stream in a
+/// local checkpoints file).
 ///
 /// Errors: [`StoreError::Unavailable`] from `poll` or `commit` is transient — nothing is lost,
 /// poll again later; the other variants are permanent, as for every port. A record that cannot

@@ -57,8 +57,8 @@ impl FromEnv for Config {
 }
 
 /// What this function's role must grant, built from the adapters' per-method constants:
-/// [`Processor::process`](crate::Processor::process) loads the history and appends the next
-/// events; the SQS event source mapping receives and deletes the work messages; [`handle`]
+/// [`Processor::process_batch`](crate::Processor::process_batch) loads the histories and
+/// appends the next events; the SQS event source mapping receives and deletes the work messages; [`handle`]
 /// delays the retry of a failed one ([`WorkQueue::fail`]: `ChangeMessageVisibility`).
 /// `orders/tests/template.rs` checks the role in `template.yaml` grants exactly this.
 pub const AWS_PERMISSIONS: &[Permission] = &[

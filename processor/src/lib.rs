@@ -63,7 +63,9 @@ impl Processor {
         Self { events, policy }
     }
 
-    /// Processes one work message (its body is an order id) to a terminal status.
+    /// Processes one work message (its body is an order id) to a terminal status: a batch of
+    /// one. The tests' shorthand; the Lambda and the worker call [`Self::process_batch`].
+    #[cfg(test)]
     #[tracing::instrument(skip(self), fields(order_id = body))]
     pub async fn process(&self, body: &str) -> Result<OrderStatus, ProcessError> {
         let mut outcomes = self.process_batch(&[body]).await;
