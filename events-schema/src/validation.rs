@@ -232,6 +232,15 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_number_as_a_float_is_read_only_below_two_to_the_53_where_every_one_is_exact() {
+        let below = 9_007_199_254_740_991.0_f64;
+        assert_eq!(whole_number(&json!(below)), Some(9_007_199_254_740_991));
+        assert_eq!(whole_number(&json!(9_007_199_254_740_992.0_f64)), None);
+        assert_eq!(whole_number(&json!(-9_007_199_254_740_992.0_f64)), None);
+        assert_eq!(whole_number(&json!(1e300)), None);
+    }
+
+    #[test]
     fn a_whole_number_written_with_a_fraction_is_that_number_and_a_fraction_is_refused() {
         let order = OrderRequest::validate(&json!({
             "customerId": "c-1",
