@@ -41,7 +41,7 @@ pub async fn run_worker(
 mod tests {
     use super::*;
     use events_schema::ProcessingPolicy;
-    use order_ports::test_util::TempSqlite;
+    use order_adapters_sqlite::test_util::TempSqlite;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_worker_processes_what_is_queued_and_returns_once_shutdown_is_requested() {
