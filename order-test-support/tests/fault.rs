@@ -1,19 +1,32 @@
 //! Tests of the fault layer (`order_test_support::fault`), over the SQLite adapters.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use events_schema::{EventEnvelope, EventId, OrderId, OrderStatusRecord};
+use order_ports::feed::{Feed, FeedRecord};
+use order_ports::{
+    AppendError, Delivery, EventStore, Notification, Publisher, StatusStore, StoreError, Upserted,
+    WorkQueue,
+};
 
 use events_schema::OrderView;
 
-use order_test_support::fault::*;
-use order_test_support::order_received;
 use order_adapters_sqlite::test_util::TempSqlite;
 use order_ports::feed::catch_up_once;
 use order_ports::{ConsumeError, EventConsumer};
+use order_test_support::fault::*;
+use order_test_support::order_received;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 const VISIBILITY: Duration = Duration::from_secs(30);
 
 struct Ports {
-    _db: TempSqlite,
+    db: TempSqlite,
     events: FaultyEventStore,
     queue: FaultyWorkQueue,
     status: FaultyStatusStore,
@@ -28,7 +41,7 @@ fn faulty_ports(config: FaultConfig) -> (Ports, Arc<Faults>) {
         queue: FaultyWorkQueue::new(Arc::new(db.db().work_queue(100)), faults.clone()),
         status: FaultyStatusStore::new(Arc::new(db.db().status_store()), faults.clone()),
         publisher: FaultyPublisher::new(Arc::new(db.db().publisher()), faults.clone()),
-        _db: db,
+        db: db,
     };
     (ports, faults)
 }
@@ -121,7 +134,7 @@ async fn a_lost_response_is_an_error_for_a_write_that_happened() {
     assert!(p.events.load(received.order_id).await.is_err());
     assert_eq!(faults.count(FaultKind::Unavailable), 1);
     assert_eq!(
-        p.events.inner.load(received.order_id).await.unwrap(),
+        p.db.events().load(received.order_id).await.unwrap(),
         [received]
     );
 }
@@ -146,7 +159,7 @@ async fn batch_writes_meet_lost_responses_item_by_item_having_written_everything
     assert_eq!(faults.count(FaultKind::LostResponse), 2);
     for e in [&a, &b] {
         assert_eq!(
-            p.events.inner.load(e.order_id).await.unwrap(),
+            p.db.events().load(e.order_id).await.unwrap(),
             std::slice::from_ref(e)
         );
     }
