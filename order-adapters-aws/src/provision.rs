@@ -17,8 +17,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::dynamo::{BY_CUSTOMER_INDEX, PENDING_INDEX, PENDING_SHARD};
 use super::{classify, AwsClients};
+use crate::dynamo::pending::{PENDING_INDEX, PENDING_SHARD};
+use crate::dynamo::status_table::BY_CUSTOMER_INDEX;
 use order_ports::StoreError;
 
 fn build_error(what: &str, e: impl std::fmt::Display) -> StoreError {

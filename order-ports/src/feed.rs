@@ -3,9 +3,10 @@
 //! ([`run_subscriber`], one batch at a time with [`catch_up_once`]).
 //!
 //! This is what runs the projector and the notifier outside Lambda (`orders serve`). Adapters:
-//! `order_adapters_sqlite::SqliteFeed` (the SQLite log's global sequence, checkpoints in the
-//! same file) and `order_adapters_aws::StreamFeed` (the event table's DynamoDB stream, feature
-//! `stream-feed`, checkpoints saved at every commit in a local SQLite file: `StreamCheckpoints`).
+//! `SqliteFeed` of the SQLite adapter crate (the SQLite log's global sequence, checkpoints in the
+//! same file) and `StreamFeed` of the AWS adapter crate (the event table's DynamoDB stream,
+//! feature `stream-feed`, checkpoints saved at every commit in a local SQLite file:
+//! `StreamCheckpoints`).
 //! Both survive a restart.
 //!
 //! Whatever the feed, a transient handler error stops the batch at that event, commits

@@ -5,8 +5,8 @@
 //! nothing.
 //!
 //! Fixtures that must return an adapter crate's own types stay in that crate, behind its
-//! `test-util` feature (`order_adapters_sqlite::test_util::TempSqlite`,
-//! `order_adapters_aws::provision`), so its unit tests see one copy of its types.
+//! `test-util` feature (`TempSqlite` of the SQLite adapter crate, `provision` of the AWS one), so
+//! its unit tests see one copy of its types.
 
 pub mod fault;
 

@@ -7,14 +7,15 @@ use super::classify;
 
 mod event_scan;
 mod event_table;
-mod pending;
+pub(crate) mod pending;
 mod status_repair;
-mod status_table;
+pub(crate) mod status_table;
 
 pub use event_table::DynamoEventStore;
 use event_table::*;
-pub use pending::{pending_shard, PENDING_INDEX, PENDING_SHARD, PENDING_SHARDS};
-pub use status_table::{DynamoStatusStore, BY_CUSTOMER_INDEX};
+pub use pending::PENDING_SHARDS;
+use pending::{pending_shard, PENDING_SHARD};
+pub use status_table::DynamoStatusStore;
 
 pub(super) const NEW_KEY_ONLY: &str = "attribute_not_exists(orderId)";
 

@@ -2,7 +2,7 @@
 //! JSON into `aws_lambda_events`' event, then every record's image into an `EventEnvelope`
 //! ([`handle_stream_batch`], with a consumer that does nothing, so only the decoding is timed).
 //!
-//! `cargo bench -p order-ports --features lambda --bench stream_decode`; CI runs it once in test
+//! `cargo bench -p projector --bench stream_decode`; CI runs it once in test
 //! mode (`cargo test --benches`). Figures in BENCHMARKS.md.
 
 use std::hint::black_box;
