@@ -41,7 +41,7 @@ fn faulty_ports(config: FaultConfig) -> (Ports, Arc<Faults>) {
         queue: FaultyWorkQueue::new(Arc::new(db.db().work_queue(100)), faults.clone()),
         status: FaultyStatusStore::new(Arc::new(db.db().status_store()), faults.clone()),
         publisher: FaultyPublisher::new(Arc::new(db.db().publisher()), faults.clone()),
-        db: db,
+        db,
     };
     (ports, faults)
 }
