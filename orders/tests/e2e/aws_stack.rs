@@ -871,6 +871,23 @@ async fn the_poison_records_are_set_aside_by_the_consumers_themselves_in_the_str
             "a poison record reached the view"
         );
     }
+    // The messages themselves name the stream the records came from.
+    let queue = order_ports::aws::SqsStreamFailures::new(
+        stack.aws.sqs.clone(),
+        stack.output("StreamFailureQueueUrl"),
+    );
+    let messages = queue.list().await.expect("list StreamFailureQueue");
+    assert_eq!(messages.len(), expected);
+    for message in messages {
+        match message.failure {
+            order_ports::StreamFailure::SetAside(record) => assert_eq!(
+                record.event_source_arn.as_deref(),
+                Some(stack.output("EventsStreamArn")),
+                "{record:?}"
+            ),
+            other => panic!("not a consumer's set-aside record: {other}"),
+        }
+    }
 }
 
 async fn a_late_retry_gets_the_same_order_and_a_reused_key_gets_422(
