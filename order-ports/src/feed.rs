@@ -210,8 +210,8 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
     let mut events = Vec::with_capacity(len);
     // The batch index of each event handed to the consumer.
     let mut at = Vec::with_capacity(len);
-    // Every record that does not decode: (batch index, reason).
-    let mut undecodable: Vec<(usize, String)> = Vec::new();
+    // Every record that does not decode: (batch index, how many events come before it, reason).
+    let mut undecodable: Vec<(usize, usize, String)> = Vec::new();
     for (index, record) in batch.into_iter().enumerate() {
         positions.push(record.position);
         match record.event {
@@ -219,21 +219,24 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
                 events.push(event);
                 at.push(index);
             }
-            Err(reason) => undecodable.push((index, format!("undecodable record: {reason}"))),
+            Err(reason) => {
+                undecodable.push((index, events.len(), format!("undecodable record: {reason}")));
+            }
         }
     }
     // Where the batch stops (a batch index, delivered again by the next poll), and why.
     let mut stop: Option<(usize, String)> = None;
-    for (index, reason) in undecodable {
+    // Only the events before a record that could not be set aside go to the consumer.
+    let mut handed = events.len();
+    for (index, before, reason) in undecodable {
         let target = feed.set_aside_to(&positions[index]);
         if let Err(e) = put_aside(target, name, &positions[index], None, &reason).await {
             stop = Some((index, format!("{reason}; setting it aside failed: {e}")));
+            handed = before;
             break;
         }
     }
-    // Only the events before a record that could not be set aside.
     let end = stop.as_ref().map_or(len, |(index, _)| *index);
-    let handed = at.partition_point(|i| *i < end);
     let outcome = if handed == 0 {
         BatchOutcome::default()
     } else {
@@ -261,8 +264,10 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
             break;
         }
     }
+    // A stop is always inside the batch: a record that could not be set aside, or a transient
+    // failure before it (an index the consumer made up stands for the end, and stops nothing).
     match stop {
-        Some((index, reason)) if index < len => {
+        Some((index, reason)) => {
             if let Some(done) = index.checked_sub(1) {
                 feed.commit(&positions[done]).await?;
             }
@@ -528,6 +533,84 @@ mod tests {
         let set_aside = feed.set_aside.as_ref().expect("a log").records();
         assert_eq!(set_aside.len(), 1);
         assert_eq!(set_aside[0].sequence_number.as_deref(), Some("1"));
+    }
+
+    /// Answers every batch with what it is told, whatever the events: a consumer that breaks
+    /// the contract (an index it was not handed, a permanent failure at its transient one).
+    struct Answers(BatchOutcome);
+
+    impl EventConsumer for Answers {
+        async fn consume(&self, _event: &EventEnvelope) -> Result<(), ConsumeError> {
+            Ok(())
+        }
+
+        async fn consume_batch(&self, _events: &[EventEnvelope]) -> BatchOutcome {
+            self.0.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_index_the_consumer_made_up_stops_nothing_beyond_what_it_was_handed() {
+        // One past the two events it was handed: nothing to redeliver.
+        let mut feed = ListFeed {
+            records: vec![Ok(event(1)), Ok(event(2))],
+            ..ListFeed::default()
+        };
+        let made_up = Answers(BatchOutcome {
+            permanent: Vec::new(),
+            transient: Some((2, "made up".to_owned())),
+        });
+        assert_eq!(catch_up_once(&mut feed, "test", &made_up).await, Ok(2));
+        assert_eq!(feed.committed, [1]);
+
+        // Handed only the event before a record that could not be set aside: that record is
+        // where the batch stops, and why.
+        let mut feed = ListFeed {
+            records: vec![Ok(event(1)), Err("garbage".to_owned()), Ok(event(3))],
+            set_aside: Some(SetAsideLog::failing()),
+            ..ListFeed::default()
+        };
+        let made_up = Answers(BatchOutcome {
+            permanent: Vec::new(),
+            transient: Some((1, "made up".to_owned())),
+        });
+        let stopped = catch_up_once(&mut feed, "test", &made_up).await;
+        assert!(
+            matches!(&stopped, Err(StoreError::Unavailable(reason)) if reason.contains("setting it aside failed")),
+            "{stopped:?}"
+        );
+        assert_eq!(feed.committed, [0]);
+        assert_eq!(feed.cursor, 1);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_reported_at_or_after_the_transient_one_is_not_set_aside() {
+        let mut feed = ListFeed {
+            records: vec![Ok(event(1)), Ok(event(2)), Ok(event(3))],
+            set_aside: Some(SetAsideLog::default()),
+            ..ListFeed::default()
+        };
+        let breaks_contract = Answers(BatchOutcome {
+            permanent: vec![(0, "never".to_owned()), (1, "never".to_owned())],
+            transient: Some((1, "down".to_owned())),
+        });
+        let stopped = catch_up_once(&mut feed, "test", &breaks_contract).await;
+        assert_eq!(stopped, Err(StoreError::Unavailable("down".to_owned())));
+        assert_eq!(feed.committed, [0]);
+        assert_eq!(feed.cursor, 1, "the transient one comes again");
+        let set_aside: Vec<_> = feed
+            .set_aside
+            .as_ref()
+            .expect("a log")
+            .records()
+            .into_iter()
+            .filter_map(|r| r.sequence_number)
+            .collect();
+        assert_eq!(
+            set_aside,
+            ["0"],
+            "only the one before the transient failure"
+        );
     }
 
     /// Every poll brings one new record, for ever: a writer that never stops.
