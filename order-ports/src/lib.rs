@@ -5,6 +5,8 @@
 //!   and the queue (atomic on SQLite, [`AppendThenEnqueue`] elsewhere); [`retry_delay`], the
 //!   backoff of failed work.
 //! * [`feed`]: the change-feed port [`Feed`] and the consumer loop over it ([`run_subscriber`]).
+//! * [`poison`]: setting aside a stream record a consumer can never handle, shared by the
+//!   stream Lambdas and the feed loop.
 //! * `sqlite` (feature `sqlite`): the embedded adapters, one SQLite file for everything.
 //! * `aws` (feature `aws`): DynamoDB, SQS and SNS adapters; with feature `stream-feed`, the
 //!   DynamoDB stream as a [`Feed`].
@@ -17,6 +19,7 @@
 
 pub mod feed;
 pub mod metrics;
+pub mod poison;
 pub mod ports;
 pub mod reproject;
 pub mod telemetry;
