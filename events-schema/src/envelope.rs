@@ -329,3 +329,29 @@ impl TryFrom<StoredEvent> for EventEnvelope {
         s.decode()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OrderRequest;
+
+    #[test]
+    fn only_an_order_received_names_a_customer() {
+        let order = OrderRequest::validate(&serde_json::json!({
+            "customerId": "c-7",
+            "items": [{"productId": "p", "quantity": 1, "unitPrice": 5}]
+        }))
+        .expect("a valid order");
+        let received = OrderEvent::OrderReceived(order);
+        assert_eq!(received.customer_id().map(|c| c.as_str()), Some("c-7"));
+        for other in [
+            OrderEvent::OrderProcessingStarted,
+            OrderEvent::OrderCompleted { total: 5 },
+            OrderEvent::OrderFailed {
+                reason: "no".into(),
+            },
+        ] {
+            assert_eq!(other.customer_id(), None, "{other:?}");
+        }
+    }
+}

@@ -359,7 +359,7 @@ mod tests {
     const EXCLUDED_FILES: &[&str] = &[
         "iam.rs",
         "provision.rs",
-        // Unit tests: the SDK clients against canned service answers; never in a Lambda.
+        // Unit tests only (the adapters against canned service answers).
         "service_answers_tests.rs",
         "stream_checkpoints.rs",
         "stream_feed.rs",

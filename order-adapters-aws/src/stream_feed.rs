@@ -36,7 +36,8 @@
 //!
 //! [`open`]: StreamFeed::open
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -48,7 +49,8 @@ use events_schema::EventEnvelope;
 use super::service_code;
 use super::stream_checkpoints::{Registration, StartAt, StreamCheckpoints};
 use order_ports::feed::{Feed, FeedRecord};
-use order_ports::StoreError;
+use order_ports::poison::RecordRef;
+use order_ports::{SetAside, StoreError};
 
 /// How often the shard list is refreshed when no shard has been exhausted.
 pub const DESCRIBE_EVERY: Duration = Duration::from_secs(10);
@@ -158,6 +160,12 @@ pub struct StreamFeed {
     /// Records created before this (Unix seconds) are not delivered: set when the consumer first
     /// started at `LATEST`.
     skip_before: Option<i64>,
+    /// Where records the consumer can never handle are set aside
+    /// ([`with_set_aside`](StreamFeed::with_set_aside)); without it they are only logged.
+    set_aside: Option<Arc<dyn SetAside>>,
+    /// The table keys (`orderId`, `version`) of the undecodable records of the last poll, by
+    /// sequence number: what names them when they are set aside.
+    undecodable_keys: HashMap<String, (Option<String>, Option<u64>)>,
 }
 
 impl StreamFeed {
@@ -199,6 +207,8 @@ impl StreamFeed {
             last_read: None,
             checkpoints,
             skip_before: skip_before(registered),
+            set_aside: None,
+            undecodable_keys: HashMap::new(),
         };
         feed.describe(start).await?;
         let resumed = feed.resume_from(&saved);
@@ -228,6 +238,16 @@ impl StreamFeed {
             first_run = registration.is_none(), ?start, checkpoints = %feed.checkpoints.path().display(),
             "stream feed opened");
         Ok(feed)
+    }
+
+    /// Sets aside in `to` (the stream failure queue) each record the consumer can never handle —
+    /// it does not decode, or the consumer fails it permanently — as the stream Lambdas do: one
+    /// [`SetAsideRecord`](order_ports::SetAsideRecord) with the record's sequence number, this stream's
+    /// ARN, its table keys and the reason ([`catch_up_once`](order_ports::feed::catch_up_once)). If the
+    /// send fails, the record is delivered again. Without it such records are only logged.
+    pub fn with_set_aside(mut self, to: Arc<dyn SetAside>) -> Self {
+        self.set_aside = Some(to);
+        self
     }
 
     /// Points every known shard with a saved position after it; returns how many.
@@ -357,8 +377,9 @@ impl StreamFeed {
     }
 
     /// The record as a feed record, with its approximate creation time (Unix seconds) when the
-    /// stream gives one; `None` for records that are not events.
-    fn decode(shard_id: &str, record: Record) -> Option<(FeedRecord<StreamPosition>, Option<i64>)> {
+    /// stream gives one and, when it does not decode, its table keys; `None` for records that
+    /// are not events.
+    fn decode(shard_id: &str, record: Record) -> Option<Decoded> {
         if record.event_name != Some(OperationType::Insert) {
             // The log is append-only; anything else is not an event of ours.
             return None;
@@ -366,14 +387,28 @@ impl StreamFeed {
         let change = record.dynamodb?;
         let sequence_number = change.sequence_number?;
         let created = change.approximate_creation_date_time.map(|t| t.secs());
+        // The table keys, in case the image does not decode: `Keys`, else the image's
+        // attributes of the same names (two short strings, read before the image is consumed).
+        let read = |name: &str| {
+            change
+                .keys
+                .as_ref()
+                .and_then(|k| k.get(name))
+                .or_else(|| change.new_image.as_ref().and_then(|i| i.get(name)))
+        };
+        let order_id = read("orderId").and_then(|v| v.as_s().ok()).cloned();
+        let version = read("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok());
         let event = match change.new_image {
             Some(image) => {
                 EventEnvelope::from_item(serde_dynamo::Item::from(image)).map_err(|e| e.to_string())
             }
             None => Err("INSERT record without a NewImage (stream view type?)".to_owned()),
         };
-        Some((
-            FeedRecord {
+        let keys = event.is_err().then_some((order_id, version));
+        Some(Decoded {
+            record: FeedRecord {
                 position: StreamPosition {
                     shard_id: shard_id.to_owned(),
                     sequence_number,
@@ -381,8 +416,18 @@ impl StreamFeed {
                 event,
             },
             created,
-        ))
+            keys,
+        })
     }
+}
+
+/// A stream record read by [`StreamFeed::decode`].
+struct Decoded {
+    record: FeedRecord<StreamPosition>,
+    /// `ApproximateCreationDateTime`, Unix seconds.
+    created: Option<i64>,
+    /// `orderId` and `version` of an undecodable record, as far as they are readable.
+    keys: Option<(Option<String>, Option<u64>)>,
 }
 
 impl Feed for StreamFeed {
@@ -457,8 +502,14 @@ impl Feed for StreamFeed {
         }
         let mut delivered = Vec::new();
         let mut last_skipped = None;
+        self.undecodable_keys.clear();
         for record in out.records.unwrap_or_default() {
-            let Some((record, created)) = Self::decode(&shard_id, record) else {
+            let Some(Decoded {
+                record,
+                created,
+                keys,
+            }) = Self::decode(&shard_id, record)
+            else {
                 continue;
             };
             let before_start =
@@ -466,6 +517,10 @@ impl Feed for StreamFeed {
             if before_start {
                 last_skipped = Some(record.position);
             } else {
+                if let Some(keys) = keys {
+                    self.undecodable_keys
+                        .insert(record.position.sequence_number.clone(), keys);
+                }
                 delivered.push(record);
             }
         }
@@ -514,6 +569,24 @@ impl Feed for StreamFeed {
 
     fn idle_pause(&self) -> Duration {
         IDLE_POLL
+    }
+
+    /// The stream failure queue given to [`with_set_aside`](StreamFeed::with_set_aside), the
+    /// record named by its sequence number, this stream and (when it did not decode) its keys.
+    fn set_aside_to(&self, position: &StreamPosition) -> Option<(&dyn SetAside, RecordRef)> {
+        let to = self.set_aside.as_deref()?;
+        let (order_id, version) = self
+            .undecodable_keys
+            .get(&position.sequence_number)
+            .cloned()
+            .unwrap_or_default();
+        let record = RecordRef {
+            sequence_number: Some(position.sequence_number.clone()),
+            event_source_arn: Some(self.stream_arn.clone()),
+            order_id,
+            version,
+        };
+        Some((to, record))
     }
 
     /// Long enough for a write to reach the stream and for a round of polls over every ready
@@ -578,6 +651,8 @@ mod tests {
             last_read: None,
             checkpoints: StreamCheckpoints::in_memory().unwrap(),
             skip_before: None,
+            set_aside: None,
+            undecodable_keys: HashMap::new(),
         }
     }
 
@@ -856,24 +931,79 @@ mod tests {
         );
         let image: HashMap<String, AttributeValue> = envelope.to_item().unwrap().into();
 
-        let (decoded, _) =
-            StreamFeed::decode("a", record(OperationType::Insert, Some(image.clone())))
-                .expect("an INSERT is a record");
-        assert_eq!(decoded.position.to_string(), "a/42");
-        assert_eq!(decoded.event.unwrap(), envelope);
+        let decoded = StreamFeed::decode("a", record(OperationType::Insert, Some(image.clone())))
+            .expect("an INSERT is a record");
+        assert_eq!(decoded.record.position.to_string(), "a/42");
+        assert_eq!(decoded.record.event.unwrap(), envelope);
+        assert_eq!(
+            decoded.keys, None,
+            "keys are kept only for undecodable records"
+        );
 
         assert!(StreamFeed::decode("a", record(OperationType::Modify, Some(image))).is_none());
         assert!(StreamFeed::decode("a", record(OperationType::Remove, None)).is_none());
 
         let mut broken = HashMap::new();
         broken.insert("orderId".to_owned(), AttributeValue::N("1".to_owned()));
-        let (bad, _) =
-            StreamFeed::decode("a", record(OperationType::Insert, Some(broken))).unwrap();
+        let bad = StreamFeed::decode("a", record(OperationType::Insert, Some(broken))).unwrap();
         assert!(
-            bad.event.is_err(),
+            bad.record.event.is_err(),
             "an undecodable image is reported, not dropped"
         );
-        let (missing, _) = StreamFeed::decode("a", record(OperationType::Insert, None)).unwrap();
-        assert!(missing.event.is_err());
+        let missing = StreamFeed::decode("a", record(OperationType::Insert, None)).unwrap();
+        assert!(missing.record.event.is_err());
+    }
+
+    #[test]
+    fn an_undecodable_record_is_set_aside_named_by_its_sequence_number_stream_and_table_keys() {
+        let mut image: HashMap<String, AttributeValue> = EventEnvelope::new(
+            OrderId::new_random(),
+            Version::new(4).unwrap(),
+            CorrelationId::generate(),
+            OrderEvent::OrderProcessingStarted,
+        )
+        .to_item()
+        .unwrap()
+        .into();
+        image.insert(
+            "eventType".to_owned(),
+            AttributeValue::S("OrderTeleported".to_owned()),
+        );
+        let keys = HashMap::from([
+            ("orderId".to_owned(), AttributeValue::S("o-1".to_owned())),
+            ("version".to_owned(), AttributeValue::N("4".to_owned())),
+        ]);
+        let change = StreamRecord::builder()
+            .sequence_number("77")
+            .set_keys(Some(keys))
+            .set_new_image(Some(image))
+            .build();
+        let record = Record::builder()
+            .event_name(OperationType::Insert)
+            .dynamodb(change)
+            .build();
+        let decoded = StreamFeed::decode("a", record).expect("an INSERT is a record");
+        assert!(decoded.record.event.is_err());
+        assert_eq!(decoded.keys, Some((Some("o-1".to_owned()), Some(4))));
+
+        let mut f = feed(&[("a", None)]);
+        let position = decoded.record.position;
+        assert!(
+            f.set_aside_to(&position).is_none(),
+            "without a failure queue nothing is named"
+        );
+        f = f.with_set_aside(Arc::new(order_test_support::SetAsideLog::default()));
+        f.undecodable_keys
+            .insert(position.sequence_number.clone(), decoded.keys.unwrap());
+        let (_, named) = f.set_aside_to(&position).expect("a failure queue");
+        assert_eq!(
+            named,
+            RecordRef {
+                sequence_number: Some("77".to_owned()),
+                event_source_arn: Some(f.stream_arn.clone()),
+                order_id: Some("o-1".to_owned()),
+                version: Some(4),
+            }
+        );
     }
 }

@@ -13,8 +13,10 @@
 //! On AWS the same record reaches the projector or notifier Lambda through the stream mapping:
 //! the handler sets it aside itself in the stream failure queue (`StreamFailureQueue`), with its
 //! keys, sequence number and reason, and goes on with the batch
-//! (`order_lambda::handle_stream_batch`, ADR 7). `orders verify` and `orders dlq records` list
-//! both: this table locally, that queue on AWS.
+//! (`order_lambda::handle_stream_batch`, ADR 7); `orders serve --backend aws` does the same
+//! through its stream feed ([`Feed::set_aside_to`], `order_ports::poison::set_aside`). This feed
+//! names no such destination: it keeps the record here. `orders verify` and `orders dlq records`
+//! list both: this table locally, that queue on AWS.
 
 use std::time::Duration;
 

@@ -6,15 +6,10 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use events_schema::EventEnvelope;
 use lambda_runtime::{service_fn, LambdaEvent};
 
-use order_ports::{ConsumeError, EventConsumer, SetAside, SetAsideRecord};
+use order_ports::{ConsumeError, EventConsumer, SetAside};
 
-/// Where a stream function sets aside the records it can never handle, and under which name
-/// (`projector`, `notifier`) they are recorded.
-#[derive(Clone, Copy)]
-pub struct PoisonSink<'a> {
-    pub consumer: &'static str,
-    pub set_aside: &'a dyn SetAside,
-}
+pub use order_ports::poison::PoisonSink;
+use order_ports::poison::{set_aside, RecordRef};
 
 /// What names a stream record when its image cannot be read: its sequence number, its stream,
 /// and its table keys (`dynamodb.Keys`, read only when needed).
@@ -25,8 +20,9 @@ struct RecordIds {
 }
 
 impl RecordIds {
-    /// `orderId` (S) and `version` (N) of the keys, each if it is there and readable.
-    fn keys(&self) -> (Option<String>, Option<u64>) {
+    /// The record as a set-aside record names it: `orderId` (S) and `version` (N) of the keys,
+    /// each if it is there and readable.
+    fn to_ref(&self) -> RecordRef {
         use serde_dynamo::AttributeValue;
         let order_id = match self.keys.inner().get("orderId") {
             Some(AttributeValue::S(id)) => Some(id.clone()),
@@ -36,45 +32,13 @@ impl RecordIds {
             Some(AttributeValue::N(n)) => n.parse().ok(),
             _ => None,
         };
-        (order_id, version)
+        RecordRef {
+            sequence_number: self.sequence_number.clone(),
+            event_source_arn: self.event_source_arn.clone(),
+            order_id,
+            version,
+        }
     }
-}
-
-/// Sets one record aside; on success logs it (ERROR: it is handled here, for good) and counts it.
-async fn set_aside(
-    poison: PoisonSink<'_>,
-    ids: &RecordIds,
-    event: Option<&EventEnvelope>,
-    reason: &str,
-) -> Result<(), order_ports::StoreError> {
-    let (order_id, version) = match event {
-        Some(e) => (
-            Some(e.order_id.to_string()),
-            Some(u64::from(e.version.get())),
-        ),
-        None => ids.keys(),
-    };
-    let record = SetAsideRecord {
-        set_aside_by: poison.consumer.to_owned(),
-        sequence_number: ids.sequence_number.clone(),
-        event_source_arn: ids.event_source_arn.clone(),
-        order_id,
-        version,
-        event_id: event.map(|e| e.event_id.to_string()),
-        reason: reason.to_owned(),
-        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    };
-    poison.set_aside.set_aside(&record).await?;
-    order_ports::metrics::record(order_ports::metrics::Metric::RecordsSetAside(1));
-    tracing::error!(
-        consumer = poison.consumer,
-        sequence_number = record.sequence_number.as_deref().unwrap_or("?"),
-        orderId = record.order_id.as_deref().unwrap_or("?"),
-        version = record.version,
-        reason,
-        "stream record set aside in the stream failure queue; the batch goes on"
-    );
-    Ok(())
 }
 
 /// Handles a stream batch (one [`EventConsumer::consume_batch`] call) under AWS's rules for a
@@ -125,7 +89,7 @@ pub async fn handle_stream_batch<C: EventConsumer>(
     // The record to report (an index in `records`), and why.
     let mut failed: Option<(usize, ConsumeError)> = None;
     for (index, reason) in undecodable {
-        if let Err(e) = set_aside(poison, &records[index], None, &reason).await {
+        if let Err(e) = set_aside(poison, records[index].to_ref(), None, &reason).await {
             failed = Some((
                 index,
                 ConsumeError::Transient(format!("{reason}; setting it aside failed: {e}")),
@@ -153,7 +117,9 @@ pub async fn handle_stream_batch<C: EventConsumer>(
         let Some(record) = record_of(index) else {
             continue;
         };
-        if let Err(e) = set_aside(poison, &records[record], events.get(index), &reason).await {
+        if let Err(e) =
+            set_aside(poison, records[record].to_ref(), events.get(index), &reason).await
+        {
             failed = Some((
                 record,
                 ConsumeError::Permanent(format!("{reason}; setting it aside failed: {e}")),

@@ -10,9 +10,12 @@
 //! Both survive a restart.
 //!
 //! Whatever the feed, a transient handler error stops the batch at that event, commits
-//! everything before it and re-delivers it (and everything after it) on the next poll; a
-//! permanent one is logged, counted (`RecordsSetAside`) and skipped, as the stream functions set
-//! such a record aside in the stream failure queue on AWS.
+//! everything before it and re-delivers it (and everything after it) on the next poll. A record
+//! that can never be handled (undecodable, or failed permanently) is set aside where the feed
+//! says ([`Feed::set_aside_to`]: the stream failure queue for the DynamoDB stream of `orders
+//! serve --backend aws`, with the same code and message as the stream Lambdas) and the batch goes
+//! on; a feed that names no destination logs and counts it (`RecordsSetAside`), SQLite recording
+//! undecodable rows in `failed_events` itself.
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,9 +23,10 @@ use std::time::Duration;
 use events_schema::EventEnvelope;
 use tokio::sync::watch;
 
+use crate::poison::{self, PoisonSink, RecordRef};
 #[cfg(test)]
 use crate::ports::ConsumeError;
-use crate::ports::{BatchOutcome, EventConsumer, StoreError};
+use crate::ports::{BatchOutcome, EventConsumer, SetAside, StoreError};
 
 /// Pause after a poll or a commit failed (the backend is unavailable) before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_millis(200);
@@ -34,7 +38,7 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// One record of a [`Feed`]: where it sits, and the event (or why it cannot be decoded — such a
-/// record is skipped and logged, never retried).
+/// record is set aside ([`Feed::set_aside_to`]) or skipped and logged, never retried).
 pub struct FeedRecord<P> {
     pub position: P,
     pub event: Result<EventEnvelope, String>,
@@ -54,7 +58,7 @@ pub struct FeedRecord<P> {
 /// Errors: [`StoreError::Unavailable`] from `poll` or `commit` is transient — nothing is lost,
 /// poll again later; the other variants are permanent, as for every port. A record that cannot
 /// be decoded is not an error of the feed: it is delivered, with `Err` as its `event`, to be
-/// skipped and logged.
+/// set aside ([`Feed::set_aside_to`]) or skipped and logged.
 pub trait Feed: Send {
     /// Where a record sits in the feed.
     type Position: std::fmt::Display + Send + Sync;
@@ -79,6 +83,19 @@ pub trait Feed: Send {
 
     /// How long to wait after a poll that brought nothing.
     fn idle_pause(&self) -> Duration;
+
+    /// Where the record at `position` is set aside if its consumer can never handle it (it does
+    /// not decode, or the consumer fails it permanently), and how it is named there: its
+    /// sequence number and stream, and — for a record that does not decode — its table keys as
+    /// far as they are readable. [`catch_up_once`] sends it there ([`poison::set_aside`], as the
+    /// stream Lambdas do) before the checkpoint moves past it.
+    ///
+    /// `None` (the default): such a record is only logged (ERROR) and counted. A feed that keeps
+    /// them itself does so in [`commit`](Feed::commit) (SQLite: undecodable rows go to
+    /// `failed_events` in the checkpoint's transaction).
+    fn set_aside_to(&self, _position: &Self::Position) -> Option<(&dyn SetAside, RecordRef)> {
+        None
+    }
 
     /// How long a record may take to show up in the feed after it was written: a draining
     /// subscriber ([`run_subscriber_draining`]) stops only once its polls have brought nothing
@@ -176,6 +193,15 @@ pub async fn run_subscriber_draining<F: Feed, C: EventConsumer>(
 
 /// Handles one polled batch, as one [`EventConsumer::consume_batch`] call; returns how many
 /// records moved the checkpoint on.
+///
+/// A record that can never be handled — it does not decode, or the consumer fails it
+/// permanently — is set aside where the feed says ([`Feed::set_aside_to`]; the stream failure
+/// queue on `--backend aws`), through the same code as the stream Lambdas
+/// ([`poison::set_aside`]), and the batch goes on; a feed that names no destination logs it
+/// (ERROR) and counts it (`RecordsSetAside`). As in the Lambdas, the undecodable records are set
+/// aside first, and if one cannot be, the consumer is handed only the events before it; a
+/// record that cannot be set aside is treated as a transient failure: the checkpoint stops just
+/// before it and the next poll delivers it again.
 pub async fn catch_up_once<F: Feed, C: EventConsumer>(
     feed: &mut F,
     name: &'static str,
@@ -187,8 +213,8 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
     let mut events = Vec::with_capacity(len);
     // The batch index of each event handed to the consumer.
     let mut at = Vec::with_capacity(len);
-    // Every record that is skipped: (batch index, order id, reason).
-    let mut skipped: Vec<(usize, Option<String>, String)> = Vec::new();
+    // Every record that does not decode: (batch index, how many events come before it, reason).
+    let mut undecodable: Vec<(usize, usize, String)> = Vec::new();
     for (index, record) in batch.into_iter().enumerate() {
         positions.push(record.position);
         match record.event {
@@ -196,36 +222,55 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
                 events.push(event);
                 at.push(index);
             }
-            Err(reason) => skipped.push((index, None, format!("undecodable record: {reason}"))),
+            Err(reason) => {
+                undecodable.push((index, events.len(), format!("undecodable record: {reason}")));
+            }
         }
     }
-    let outcome = if events.is_empty() {
+    // Where the batch stops (a batch index, delivered again by the next poll), and why.
+    let mut stop: Option<(usize, String)> = None;
+    // Only the events before a record that could not be set aside go to the consumer.
+    let mut handed = events.len();
+    for (index, before, reason) in undecodable {
+        let target = feed.set_aside_to(&positions[index]);
+        if let Err(e) = put_aside(target, name, &positions[index], None, &reason).await {
+            stop = Some((index, format!("{reason}; setting it aside failed: {e}")));
+            handed = before;
+            break;
+        }
+    }
+    let end = stop.as_ref().map_or(len, |(index, _)| *index);
+    let outcome = if handed == 0 {
         BatchOutcome::default()
     } else {
-        consumer.consume_batch(&events).await
+        consumer.consume_batch(&events[..handed]).await
     };
-    // An index the consumer made up (out of range) stops the batch at its end.
-    let batch_index = |i: usize| at.get(i).copied().unwrap_or(len);
-    let stop = outcome
-        .transient
-        .map(|(i, reason)| (batch_index(i).min(len), reason));
-    let limit = stop.as_ref().map_or(len, |(i, _)| *i);
-    for (i, reason) in outcome.permanent {
-        if let Some(event) = events.get(i) {
-            skipped.push((batch_index(i), Some(event.order_id.to_string()), reason));
+    // An index the consumer made up (out of range) stands for the end of what it was handed.
+    let batch_index = |i: usize| if i < handed { at[i] } else { end };
+    if let Some((i, reason)) = outcome.transient {
+        let index = batch_index(i);
+        if index < end {
+            stop = Some((index, reason));
         }
     }
-    skipped.sort_by_key(|(index, _, _)| *index);
-    let mut set_aside = 0;
-    for (index, order_id, reason) in skipped.into_iter().filter(|(i, _, _)| *i < limit) {
-        set_aside += 1;
-        tracing::error!(consumer = name, position = %positions[index], order_id, reason, "event skipped");
+    let mut permanent = outcome.permanent;
+    permanent.sort_by_key(|(i, _)| *i);
+    for (i, reason) in permanent {
+        let index = batch_index(i);
+        let limit = stop.as_ref().map_or(len, |(index, _)| *index);
+        let Some(event) = events[..handed].get(i).filter(|_| index < limit) else {
+            continue;
+        };
+        let target = feed.set_aside_to(&positions[index]);
+        if let Err(e) = put_aside(target, name, &positions[index], Some(event), &reason).await {
+            stop = Some((index, format!("{reason}; setting it aside failed: {e}")));
+            break;
+        }
     }
-    if set_aside > 0 {
-        crate::metrics::record(crate::metrics::Metric::RecordsSetAside(set_aside));
-    }
+    // A stop is always inside the batch: a record that could not be set aside, or a transient
+    // failure before it (an index the consumer made up stands for the end, and stops nothing).
     match stop {
-        Some((index, reason)) if index < len => {
+        Some((index, reason)) => {
             if let Some(done) = index.checked_sub(1) {
                 feed.commit(&positions[done]).await?;
             }
@@ -241,6 +286,32 @@ pub async fn catch_up_once<F: Feed, C: EventConsumer>(
     }
 }
 
+/// Sets one record aside through the feed's destination (`target`), or, when it names none,
+/// logs and counts it.
+async fn put_aside(
+    target: Option<(&dyn SetAside, RecordRef)>,
+    name: &'static str,
+    position: &(dyn std::fmt::Display + Sync),
+    event: Option<&EventEnvelope>,
+    reason: &str,
+) -> Result<(), StoreError> {
+    match target {
+        Some((set_aside, record)) => {
+            let sink = PoisonSink {
+                consumer: name,
+                set_aside,
+            };
+            poison::set_aside(sink, record, event, reason).await
+        }
+        None => {
+            let order_id = event.map(|e| e.order_id.to_string());
+            tracing::error!(consumer = name, %position, order_id, reason, "event skipped");
+            crate::metrics::record(crate::metrics::Metric::RecordsSetAside(1));
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -248,12 +319,16 @@ mod tests {
     use events_schema::{CorrelationId, OrderEvent, OrderId, Version};
 
     use super::*;
+    use crate::test_set_aside::SetAsideLog;
 
     /// A feed over a fixed list: positions are indexes, the cursor is the next one to deliver.
+    /// With `set_aside`, records are set aside there, named by their index.
+    #[derive(Default)]
     struct ListFeed {
         records: Vec<Result<EventEnvelope, String>>,
         cursor: usize,
         committed: Vec<usize>,
+        set_aside: Option<SetAsideLog>,
     }
 
     impl Feed for ListFeed {
@@ -281,6 +356,15 @@ mod tests {
 
         fn idle_pause(&self) -> Duration {
             Duration::ZERO
+        }
+
+        fn set_aside_to(&self, position: &usize) -> Option<(&dyn SetAside, RecordRef)> {
+            let to = self.set_aside.as_ref()?;
+            let record = RecordRef {
+                sequence_number: Some(position.to_string()),
+                ..RecordRef::default()
+            };
+            Some((to, record))
         }
     }
 
@@ -328,8 +412,7 @@ mod tests {
                 Ok(event(3)),
                 Ok(event(4)),
             ],
-            cursor: 0,
-            committed: Vec::new(),
+            ..ListFeed::default()
         };
         let handler = Flaky {
             fail_version: 3,
@@ -353,6 +436,184 @@ mod tests {
         assert_eq!(*handler.seen.lock().unwrap(), [1, 3, 4]);
 
         assert_eq!(catch_up_once(&mut feed, "test", &handler).await, Ok(0));
+    }
+
+    /// Fails the events of version `permanent` permanently; records every version it sees.
+    #[derive(Default)]
+    struct Refuses {
+        permanent: u32,
+        seen: Mutex<Vec<u32>>,
+    }
+
+    impl EventConsumer for Refuses {
+        async fn consume(&self, event: &EventEnvelope) -> Result<(), ConsumeError> {
+            let version = event.version.get();
+            self.seen.lock().expect("lock").push(version);
+            if version == self.permanent {
+                return Err(ConsumeError::Permanent("never".to_owned()));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn records_that_do_not_decode_or_fail_for_good_are_set_aside_where_the_feed_says_and_the_batch_goes_on(
+    ) {
+        let refused = event(3);
+        let mut feed = ListFeed {
+            records: vec![
+                Ok(event(1)),
+                Err("unknown event type \"OrderTeleported\"".to_owned()),
+                Ok(refused.clone()),
+                Ok(event(4)),
+            ],
+            set_aside: Some(SetAsideLog::default()),
+            ..ListFeed::default()
+        };
+        let consumer = Refuses {
+            permanent: 3,
+            ..Refuses::default()
+        };
+        assert_eq!(
+            catch_up_once(&mut feed, "projector", &consumer).await,
+            Ok(4)
+        );
+        assert_eq!(feed.committed, [3]);
+        assert_eq!(*consumer.seen.lock().unwrap(), [1, 3, 4]);
+        let set_aside = feed.set_aside.as_ref().expect("a log").records();
+        let named: Vec<_> = set_aside
+            .iter()
+            .map(|r| {
+                (
+                    r.set_aside_by.as_str(),
+                    r.sequence_number.as_deref(),
+                    r.event_id.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("projector", Some("1"), None),
+                ("projector", Some("2"), Some(refused.event_id.to_string())),
+            ]
+        );
+        assert!(
+            set_aside[0].reason.contains("OrderTeleported"),
+            "{}",
+            set_aside[0].reason
+        );
+        assert_eq!(set_aside[1].reason, "never");
+        assert_eq!(set_aside[1].version, Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_record_that_cannot_be_set_aside_stops_the_batch_there_and_comes_again() {
+        let mut feed = ListFeed {
+            records: vec![Ok(event(1)), Err("garbage".to_owned()), Ok(event(3))],
+            set_aside: Some(SetAsideLog::failing()),
+            ..ListFeed::default()
+        };
+        let consumer = Refuses::default();
+        let first = catch_up_once(&mut feed, "projector", &consumer).await;
+        assert!(
+            matches!(&first, Err(StoreError::Unavailable(reason)) if reason.contains("setting it aside failed")),
+            "{first:?}"
+        );
+        // Only what came before it was handed to the consumer and committed; it comes again.
+        assert_eq!(*consumer.seen.lock().unwrap(), [1]);
+        assert_eq!(feed.committed, [0]);
+        assert_eq!(feed.cursor, 1);
+
+        // Once the queue takes it, the rest goes on.
+        feed.set_aside = Some(SetAsideLog::default());
+        assert_eq!(
+            catch_up_once(&mut feed, "projector", &consumer).await,
+            Ok(2)
+        );
+        assert_eq!(*consumer.seen.lock().unwrap(), [1, 3]);
+        assert_eq!(feed.committed, [0, 2]);
+        let set_aside = feed.set_aside.as_ref().expect("a log").records();
+        assert_eq!(set_aside.len(), 1);
+        assert_eq!(set_aside[0].sequence_number.as_deref(), Some("1"));
+    }
+
+    /// Answers every batch with what it is told, whatever the events: a consumer that breaks
+    /// the contract (an index it was not handed, a permanent failure at its transient one).
+    struct Answers(BatchOutcome);
+
+    impl EventConsumer for Answers {
+        async fn consume(&self, _event: &EventEnvelope) -> Result<(), ConsumeError> {
+            Ok(())
+        }
+
+        async fn consume_batch(&self, _events: &[EventEnvelope]) -> BatchOutcome {
+            self.0.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_index_the_consumer_made_up_stops_nothing_beyond_what_it_was_handed() {
+        // One past the two events it was handed: nothing to redeliver.
+        let mut feed = ListFeed {
+            records: vec![Ok(event(1)), Ok(event(2))],
+            ..ListFeed::default()
+        };
+        let made_up = Answers(BatchOutcome {
+            permanent: Vec::new(),
+            transient: Some((2, "made up".to_owned())),
+        });
+        assert_eq!(catch_up_once(&mut feed, "test", &made_up).await, Ok(2));
+        assert_eq!(feed.committed, [1]);
+
+        // Handed only the event before a record that could not be set aside: that record is
+        // where the batch stops, and why.
+        let mut feed = ListFeed {
+            records: vec![Ok(event(1)), Err("garbage".to_owned()), Ok(event(3))],
+            set_aside: Some(SetAsideLog::failing()),
+            ..ListFeed::default()
+        };
+        let made_up = Answers(BatchOutcome {
+            permanent: Vec::new(),
+            transient: Some((1, "made up".to_owned())),
+        });
+        let stopped = catch_up_once(&mut feed, "test", &made_up).await;
+        assert!(
+            matches!(&stopped, Err(StoreError::Unavailable(reason)) if reason.contains("setting it aside failed")),
+            "{stopped:?}"
+        );
+        assert_eq!(feed.committed, [0]);
+        assert_eq!(feed.cursor, 1);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_reported_at_or_after_the_transient_one_is_not_set_aside() {
+        let mut feed = ListFeed {
+            records: vec![Ok(event(1)), Ok(event(2)), Ok(event(3))],
+            set_aside: Some(SetAsideLog::default()),
+            ..ListFeed::default()
+        };
+        let breaks_contract = Answers(BatchOutcome {
+            permanent: vec![(0, "never".to_owned()), (1, "never".to_owned())],
+            transient: Some((1, "down".to_owned())),
+        });
+        let stopped = catch_up_once(&mut feed, "test", &breaks_contract).await;
+        assert_eq!(stopped, Err(StoreError::Unavailable("down".to_owned())));
+        assert_eq!(feed.committed, [0]);
+        assert_eq!(feed.cursor, 1, "the transient one comes again");
+        let set_aside: Vec<_> = feed
+            .set_aside
+            .as_ref()
+            .expect("a log")
+            .records()
+            .into_iter()
+            .filter_map(|r| r.sequence_number)
+            .collect();
+        assert_eq!(
+            set_aside,
+            ["0"],
+            "only the one before the transient failure"
+        );
     }
 
     /// Every poll brings one new record, for ever: a writer that never stops.
@@ -386,8 +647,7 @@ mod tests {
     async fn a_draining_subscriber_handles_everything_already_written_before_it_stops() {
         let feed = ListFeed {
             records: (1..=5).map(|v| Ok(event(v))).collect(),
-            cursor: 0,
-            committed: Vec::new(),
+            ..ListFeed::default()
         };
         let handler = Flaky {
             fail_version: 4,

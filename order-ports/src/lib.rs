@@ -10,6 +10,8 @@
 //!   that can never be handled; and the operator tools' ports ([`OrderScan`], [`StatusRepair`],
 //!   [`DeadLetters`], [`EventExport`]).
 //! * [`feed`]: the change-feed port [`Feed`] and the consumer loop over it ([`run_subscriber`]).
+//! * [`poison`]: setting aside a stream record a consumer can never handle, shared by the
+//!   stream Lambdas (`order-lambda`) and the feed loop.
 //! * [`reproject`]: a view written from its log, forward-only (`orders rebuild` and the
 //!   reconciler's repair share it).
 //! * [`metrics`]: the service's own numbers behind one port (the recorders are adapters: EMF in
@@ -20,12 +22,15 @@
 
 pub mod feed;
 pub mod metrics;
+pub mod poison;
 pub mod ports;
 pub mod reproject;
 pub mod telemetry;
 
 #[cfg(test)]
 mod cursor_props;
+#[cfg(test)]
+mod test_set_aside;
 
 pub use feed::{catch_up_once, run_subscriber, run_subscriber_draining, stopped, Feed, FeedRecord};
 pub use ports::*;

@@ -41,9 +41,11 @@ pub struct AwsArgs {
     /// The work queue's dead-letter queue, for `orders dlq` (stack output WorkDlqUrl).
     #[arg(long, env = "WORK_DLQ_URL", value_name = "URL")]
     pub work_dlq_url: Option<String>,
-    /// The stream failure queue: records the projector and notifier set aside, and batches their
-    /// stream mappings discarded; read by `orders verify` and `orders dlq records` (stack output
-    /// StreamFailureQueueUrl).
+    /// The stream failure queue (stack output StreamFailureQueueUrl): where `serve`'s projector and
+    /// notifier set aside each stream record they can never handle (an event type or schema
+    /// version this build cannot read), as the Lambdas do, and where the stream mappings put the
+    /// batches they discarded; read by `orders verify` and `orders dlq records`. Without it,
+    /// `serve` only logs such records.
     #[arg(long, env = "STREAM_FAILURE_QUEUE_URL", value_name = "URL")]
     pub stream_failure_queue_url: Option<String>,
     /// The SNS topic completions are published to (stack output TopicArn).
@@ -80,6 +82,8 @@ pub struct AwsResources {
     pub work_queue_url: String,
     pub topic_arn: String,
     pub events_stream_arn: String,
+    /// Optional for `serve`: where its stream consumers set poison aside.
+    pub stream_failure_queue_url: Option<String>,
 }
 
 /// A resource a command needs: its flag, variable and stack output.
@@ -167,7 +171,8 @@ pub async fn resolve_names(
 }
 
 /// Resolves what `serve` needs: the four names, then the stream ARN (`--events-stream-arn`,
-/// else the stack output, else `DescribeTable`).
+/// else the stack output, else `DescribeTable`), and the stream failure queue if it is named
+/// (flag, variable or stack output).
 pub async fn resolve(
     args: &AwsArgs,
     config: &SdkConfig,
@@ -196,12 +201,19 @@ pub async fn resolve(
         Some(arn) => arn,
         None => latest_stream_arn(dynamodb, &events_table).await?,
     };
+    let (_, _, failure_queue_output) = Name::StreamFailureQueueUrl.flag_env_output();
+    let stream_failure_queue_url = Name::StreamFailureQueueUrl
+        .given(args)
+        .clone()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| outputs.get(failure_queue_output).cloned());
     Ok(AwsResources {
         events_table,
         status_table,
         work_queue_url,
         topic_arn,
         events_stream_arn,
+        stream_failure_queue_url,
     })
 }
 

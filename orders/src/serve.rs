@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::prometheus::Prometheus;
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
-use order_adapters_aws::{StartAt, StreamCheckpoints, StreamFeed};
+use order_adapters_aws::{SqsStreamFailures, StartAt, StreamCheckpoints, StreamFeed};
 use order_adapters_sqlite::SqliteFeed;
 use order_ports::telemetry::LogFormat;
 use order_ports::Feed;
@@ -62,6 +62,13 @@ projector starts at TRIM_HORIZON and the notifier at LATEST; --replay-notificati
 notifier to TRIM_HORIZON (re-publishing every completion still in the stream; subscribers \
 deduplicate on eventId). A checkpoint older than the stream's 24 hours is logged as an error and \
 that shard resumes at TRIM_HORIZON.
+
+A stream record the projector or the notifier can never handle (an event type or schema version \
+this build cannot read, a permanent failure) is set aside in the stream failure queue \
+(--stream-failure-queue-url, or the stack output StreamFailureQueueUrl; checked at start), with \
+its sequence number, keys and reason, exactly as the Lambdas do, and the rest goes on; `orders \
+dlq records` and `orders verify` list it. If the send fails the record is read again. Without \
+that queue such records are only logged (a warning at start says so).
 
 On SIGTERM or Ctrl-C, serve stops accepting requests and finishes those in flight, then the \
 processor finishes its batch, then the projector and notifier catch up with what was written \
@@ -455,7 +462,8 @@ async fn open_aws(
     } else {
         StartAt::Latest
     };
-    let projector_feed = StreamFeed::open(
+    let set_aside = stream_failure_queue(config, names).await?;
+    let mut projector_feed = StreamFeed::open(
         config,
         &names.events_stream_arn,
         PROJECTOR,
@@ -464,7 +472,7 @@ async fn open_aws(
     )
     .await
     .map_err(stream_error)?;
-    let notifier_feed = StreamFeed::open(
+    let mut notifier_feed = StreamFeed::open(
         config,
         &names.events_stream_arn,
         NOTIFIER,
@@ -473,15 +481,46 @@ async fn open_aws(
     )
     .await
     .map_err(stream_error)?;
+    if let Some(set_aside) = set_aside {
+        projector_feed = projector_feed.with_set_aside(set_aside.clone());
+        notifier_feed = notifier_feed.with_set_aside(set_aside);
+    }
     let where_ = format!(
-        "events={} status={} queue={} topic={} stream={}",
+        "events={} status={} queue={} topic={} stream={} stream-failure-queue={}",
         names.events_table,
         names.status_table,
         names.work_queue_url,
         names.topic_arn,
-        names.events_stream_arn
+        names.events_stream_arn,
+        names
+            .stream_failure_queue_url
+            .as_deref()
+            .unwrap_or("(none: poison is only logged)")
     );
     Ok((ports, Feeds::Aws(projector_feed, notifier_feed), where_))
+}
+
+/// Where the stream consumers set aside the records they can never handle: the stream failure
+/// queue when it is named (`--stream-failure-queue-url`, its variable or the stack output), as the
+/// stream Lambdas do (ADR 7). It must exist: a wrong URL stops `serve` with one line rather than
+/// holding the stream at the first such record. Not named: such records are only logged (ERROR)
+/// and counted, and a warning says so once at start.
+async fn stream_failure_queue(
+    config: &aws_config::SdkConfig,
+    names: &crate::aws_backend::AwsResources,
+) -> Result<Option<Arc<dyn order_ports::SetAside>>, CliError> {
+    let Some(url) = &names.stream_failure_queue_url else {
+        tracing::warn!(
+            "no stream failure queue (--stream-failure-queue-url, STREAM_FAILURE_QUEUE_URL or \
+             the stack output StreamFailureQueueUrl): stream records the projector or the \
+             notifier can never handle are only logged"
+        );
+        return Ok(None);
+    };
+    let sqs = aws_sdk_sqs::Client::new(config);
+    crate::aws_backend::check_queue(&sqs, url, crate::aws_backend::Name::StreamFailureQueueUrl)
+        .await?;
+    Ok(Some(Arc::new(SqsStreamFailures::new(sqs, url.clone()))))
 }
 
 /// Authentication, off unless `--auth-jwks` is given: then the API verifies bearer tokens itself,

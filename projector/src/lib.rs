@@ -432,6 +432,10 @@ mod tests {
         written: std::sync::Mutex<Vec<events_schema::OrderId>>,
         reads: std::sync::atomic::AtomicUsize,
         fail: std::sync::Mutex<Option<events_schema::OrderId>>,
+        /// How the write of `fail`'s view fails (`Unavailable` when unset).
+        fail_with: std::sync::Mutex<Option<order_ports::StoreError>>,
+        /// What every `get_many` answers instead of reading, when set (`get` still reads).
+        get_many_error: std::sync::Mutex<Option<order_ports::StoreError>>,
     }
 
     impl Counting {
@@ -441,6 +445,8 @@ mod tests {
                 written: Default::default(),
                 reads: Default::default(),
                 fail: Default::default(),
+                fail_with: Default::default(),
+                get_many_error: Default::default(),
             })
         }
         fn written(&self) -> Vec<events_schema::OrderId> {
@@ -463,6 +469,9 @@ mod tests {
         ) -> Result<HashMap<events_schema::OrderId, OrderStatusRecord>, order_ports::StoreError>
         {
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Some(e) = self.get_many_error.lock().unwrap().clone() {
+                return Err(e);
+            }
             self.inner.get_many(ids).await
         }
         async fn upsert(
@@ -487,11 +496,17 @@ mod tests {
                 .extend(passed.iter().map(|r| r.order_id));
             let mut outcomes = self.inner.upsert_many(&passed).await.into_iter();
             let failed: Vec<_> = failed.iter().map(|r| r.order_id).collect();
+            let fail_with = self
+                .fail_with
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| order_ports::StoreError::Unavailable("down".into()));
             records
                 .iter()
                 .map(|r| {
                     if failed.contains(&r.order_id) {
-                        Err(order_ports::StoreError::Unavailable("down".into()))
+                        Err(fail_with.clone())
                     } else {
                         outcomes.next().unwrap()
                     }
@@ -624,6 +639,132 @@ mod tests {
             BatchOutcome::default()
         );
         assert_eq!(status.get(b[0].order_id).await.unwrap(), Some(folded(&b)));
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_reading_the_batchs_views_reports_its_first_event_and_writes_nothing(
+    ) {
+        let db = TempSqlite::new();
+        let a = a_completed_order(&db).await;
+        let status = Counting::new(Arc::new(db.db().status_store()));
+        *status.get_many_error.lock().unwrap() =
+            Some(order_ports::StoreError::Unavailable("throttled".into()));
+        let projector = Projector::new(db.events(), status.clone());
+        let outcome = projector.project_batch(&a).await;
+        assert_eq!(outcome.permanent, vec![]);
+        assert_eq!(outcome.transient.map(|(i, _)| i), Some(0));
+        assert_eq!(
+            status.written(),
+            vec![],
+            "nothing written: the batch comes again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_view_that_does_not_decode_sends_the_batch_one_by_one_and_every_order_is_written() {
+        let db = TempSqlite::new();
+        let a = a_completed_order(&db).await;
+        let b = a_completed_order(&db).await;
+        let status = Counting::new(Arc::new(db.db().status_store()));
+        *status.get_many_error.lock().unwrap() = Some(order_ports::StoreError::Corrupt(
+            "a record that does not decode".into(),
+        ));
+        let projector = Projector::new(db.events(), status.clone());
+        let batch: Vec<EventEnvelope> = a.iter().chain(&b).cloned().collect();
+        assert_eq!(
+            projector.project_batch(&batch).await,
+            BatchOutcome::default()
+        );
+        assert_eq!(status.get(a[0].order_id).await.unwrap(), Some(folded(&a)));
+        assert_eq!(status.get(b[0].order_id).await.unwrap(), Some(folded(&b)));
+    }
+
+    #[tokio::test]
+    async fn a_view_write_refused_for_good_sets_that_orders_events_aside_and_the_batch_goes_on() {
+        let db = TempSqlite::new();
+        let a = a_completed_order(&db).await;
+        let b = a_completed_order(&db).await;
+        let status = Counting::new(Arc::new(db.db().status_store()));
+        *status.fail.lock().unwrap() = Some(b[0].order_id);
+        *status.fail_with.lock().unwrap() =
+            Some(order_ports::StoreError::Rejected("item too large".into()));
+        let projector = Projector::new(db.events(), status.clone());
+        let batch = vec![a[0].clone(), b[0].clone(), a[1].clone(), b[1].clone()];
+        let outcome = projector.project_batch(&batch).await;
+        assert_eq!(outcome.transient, None);
+        assert_eq!(
+            outcome
+                .permanent
+                .iter()
+                .map(|(i, _)| *i)
+                .collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(
+            status.get(a[0].order_id).await.unwrap(),
+            Some(folded(&a[..2]))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_log_that_does_not_fold_sets_aside_only_the_batchs_events_newer_than_the_stored_view()
+    {
+        let db = TempSqlite::new();
+        let received = db.append_received_order(1, 10).await;
+        let mk = |v: u32, e: OrderEvent| {
+            EventEnvelope::new(
+                received.order_id,
+                Version::new(v).unwrap(),
+                received.correlation_id.clone(),
+                e,
+            )
+        };
+        let started = mk(2, OrderEvent::OrderProcessingStarted);
+        // Version 3 is illegal after PROCESSING: the log no longer folds.
+        let illegal = mk(3, OrderEvent::OrderProcessingStarted);
+        let completed = mk(4, OrderEvent::OrderCompleted { total: 10 });
+        db.events()
+            .append(&[started.clone(), illegal, completed.clone()])
+            .await
+            .unwrap();
+        let status: Arc<dyn StatusStore> = Arc::new(db.db().status_store());
+        let projector = Projector::new(db.events(), status.clone());
+        assert_eq!(
+            projector
+                .project_batch(&[received.clone(), started.clone()])
+                .await,
+            BatchOutcome::default()
+        );
+        // v4 (a gap after the stored v2) and v2 again (a duplicate of the stored view).
+        let outcome = projector.project_batch(&[completed, started]).await;
+        assert_eq!(outcome.transient, None);
+        assert_eq!(
+            outcome
+                .permanent
+                .iter()
+                .map(|(i, _)| *i)
+                .collect::<Vec<_>>(),
+            vec![0],
+            "only the event the view has not reached is set aside"
+        );
+        assert_eq!(
+            status
+                .get(received.order_id)
+                .await
+                .unwrap()
+                .map(|r| r.version.get()),
+            Some(2)
+        );
+    }
+
+    #[tokio::test]
+    async fn consuming_a_batch_through_the_consumer_port_projects_it() {
+        let w = given_a_completed_order_in_the_log().await;
+        let projector = Projector::new(w.events.clone(), w.status.clone());
+        let outcome = EventConsumer::consume_batch(&projector, &w.history).await;
+        assert_eq!(outcome, BatchOutcome::default());
+        let record = w.status.get(w.history[0].order_id).await.unwrap();
+        assert_eq!(record, Some(folded(&w.history)));
     }
 
     #[tokio::test]

@@ -200,12 +200,19 @@ mod tests {
         assert_eq!(logged["ordersOmitted"], 5);
         assert_eq!(logged["reenqueued"], LOGGED_ORDERS + 5);
 
-        let small = ReconcileReport {
-            orders: report.orders[..2].to_vec(),
-            ..report
-        };
-        let logged: serde_json::Value =
-            serde_json::from_str(&log_form(&small)).expect("one JSON document");
-        assert_eq!(logged, serde_json::to_value(&small).expect("json"));
+        // Up to the limit, the report is logged whole, without an `ordersOmitted`.
+        for kept in [2, LOGGED_ORDERS] {
+            let small = ReconcileReport {
+                orders: report.orders[..kept].to_vec(),
+                ..report.clone()
+            };
+            let logged: serde_json::Value =
+                serde_json::from_str(&log_form(&small)).expect("one JSON document");
+            assert_eq!(
+                logged,
+                serde_json::to_value(&small).expect("json"),
+                "{kept} orders"
+            );
+        }
     }
 }

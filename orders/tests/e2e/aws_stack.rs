@@ -450,9 +450,12 @@ const THROUGHPUT_KNOBS: [(&str, &str); 11] = [
     ("ProcessorReservedConcurrency", "50"),
 ];
 
+/// The 100-order burst also carries, in its middle, two records the deployed functions cannot
+/// decode (issue 17, ADR 7): they are set aside by the projector and the notifier themselves and
+/// every order around them completes and is notified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and_are_notified_once()
-{
+async fn a_hundred_orders_posted_through_the_deployed_api_around_poison_records_complete_once_each_and_are_notified_once(
+) {
     let stack = Stack::deploy("pipeline", &THROUGHPUT_KNOBS).await;
     let api = stack.api().to_owned();
     let subscriber = stack.subscribe_queue().await;
@@ -460,9 +463,11 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
     let started = Instant::now();
 
     the_health_route_answers_through_the_api(&http, &api).await;
-    let accepted =
-        a_burst_with_keyed_and_duplicated_posts_is_answered_one_order_per_request(&http, &api)
-            .await;
+    let (accepted, poison) =
+        a_burst_with_keyed_and_duplicated_posts_and_two_poison_records_is_answered_one_order_per_request(
+            &stack, &http, &api,
+        )
+        .await;
     eprintln!(
         "aws_stack: 130 POSTs answered in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -484,10 +489,14 @@ async fn a_hundred_orders_posted_through_the_deployed_api_complete_once_each_and
         &completed_event_of,
     )
     .await;
+    the_poison_records_are_set_aside_by_the_consumers_themselves_in_the_stream_failure_queue(
+        &stack, &poison,
+    )
+    .await;
     a_late_retry_gets_the_same_order_and_a_reused_key_gets_422(&http, &api, &accepted).await;
     the_read_routes_answer_through_the_api(&http, &api, &accepted).await;
     a_customers_orders_are_listed_newest_first_through_the_api(&http, &api, &records).await;
-    bad_requests_get_problem_documents_and_write_nothing(&stack, &http, &api).await;
+    bad_requests_get_problem_documents_and_write_nothing(&stack, &http, &api, poison.len()).await;
     the_functions_emit_their_metrics_and_the_dashboard_and_alarms_exist(&stack, &http, &api).await;
     eprintln!(
         "aws_stack: pipeline test done in {:.1}s after deploy",
@@ -503,35 +512,115 @@ async fn the_health_route_answers_through_the_api(http: &reqwest::Client, api: &
     );
 }
 
+/// A record the deployed projector (and, for one of them, the notifier) cannot decode, put into
+/// `OrderEvents` in the middle of the burst.
+struct Poison {
+    order_id: String,
+    version: u64,
+    /// The consumers whose mapping delivers it: the notifier's filter passes only
+    /// `eventType = OrderCompleted`.
+    read_by: &'static [&'static str],
+    /// What the reason for setting it aside names.
+    reason_names: &'static str,
+}
+
+/// The two poison records of the burst, as a newer writer in a rolling deploy would write them
+/// (ADR 7): an event type this build does not know, and a schema version of `OrderCompleted` it
+/// does not know — each a whole `OrderEvents` item with the table's real keys, for an order of
+/// its own. Returns the items and what is expected of each.
+fn poison_items() -> Vec<(HashMap<String, AttributeValue>, Poison)> {
+    use events_schema::{CorrelationId, OrderEvent, OrderId, Version};
+    let item = |version: u32, event: OrderEvent| {
+        let envelope = EventEnvelope::new(
+            OrderId::new_random(),
+            Version::new(version).expect("≥ 1"),
+            CorrelationId::generate(),
+            event,
+        );
+        let item: HashMap<String, AttributeValue> = envelope.to_item().expect("item").into();
+        (envelope.order_id.to_string(), item)
+    };
+    let (unknown_type, mut teleported) = item(1, OrderEvent::OrderProcessingStarted);
+    teleported.insert(
+        "eventType".to_owned(),
+        AttributeValue::S("OrderTeleported".to_owned()),
+    );
+    let (future_version, mut completed_v99) = item(3, OrderEvent::OrderCompleted { total: 100 });
+    completed_v99.insert(
+        "schemaVersion".to_owned(),
+        AttributeValue::N("99".to_owned()),
+    );
+    vec![
+        (
+            teleported,
+            Poison {
+                order_id: unknown_type,
+                version: 1,
+                read_by: &["projector"],
+                reason_names: "OrderTeleported",
+            },
+        ),
+        (
+            completed_v99,
+            Poison {
+                order_id: future_version,
+                version: 3,
+                read_by: &["notifier", "projector"],
+                reason_names: "schema version 99",
+            },
+        ),
+    ]
+}
+
 /// 100 orders: 0..60 without a key, 60..100 with one; 70..100 are sent twice, back to back, so
-/// the two copies race.
-async fn a_burst_with_keyed_and_duplicated_posts_is_answered_one_order_per_request(
+/// the two copies race. The two [`poison_items`] are put into the event table in the middle of
+/// the burst (after the 65th request was started, with requests in flight on either side).
+async fn a_burst_with_keyed_and_duplicated_posts_and_two_poison_records_is_answered_one_order_per_request(
+    stack: &Stack,
     http: &reqwest::Client,
     api: &str,
-) -> Accepted {
-    let requests: Vec<(u32, Option<String>)> = (0..100u32)
+) -> (Accepted, Vec<Poison>) {
+    #[derive(Clone)]
+    enum Step {
+        Post(u32, Option<String>),
+        Put(HashMap<String, AttributeValue>),
+    }
+    let mut steps: Vec<Step> = (0..100u32)
         .flat_map(|n| {
             let key = (n >= 60).then(|| format!("key-{n}"));
             let copies = if n >= 70 { 2 } else { 1 };
-            std::iter::repeat_n((n, key), copies)
+            std::iter::repeat_n(Step::Post(n, key), copies)
         })
         .collect();
-    assert_eq!(requests.len(), 130);
-    let responses: Vec<_> = futures::stream::iter(requests)
-        .map(|(n, key)| {
+    assert_eq!(steps.len(), 130);
+    let (items, poison): (Vec<_>, Vec<_>) = poison_items().into_iter().unzip();
+    for (at, item) in [65, 67].into_iter().zip(items) {
+        steps.insert(at, Step::Put(item));
+    }
+    let responses: Vec<_> = futures::stream::iter(steps)
+        .map(|step| {
             let (http, api) = (http.clone(), api.to_owned());
             async move {
+                let (n, key) = match step {
+                    Step::Post(n, key) => (n, key),
+                    Step::Put(item) => {
+                        stack.put_item(item).await;
+                        return None;
+                    }
+                };
                 let customer = format!("cust-{}", n % 7);
                 let (status, body) =
                     post_order(&http, &api, &order_body(&customer, n), key.as_deref())
                         .await
                         .unwrap_or_else(|e| panic!("POST /orders (order {n}): {e}"));
-                (n, key, status, body)
+                Some((n, key, status, body))
             }
         })
         .buffer_unordered(16)
+        .filter_map(|r| async move { r })
         .collect()
         .await;
+    assert_eq!(responses.len(), 130);
 
     let mut accepted = Accepted {
         ids: HashSet::new(),
@@ -563,7 +652,7 @@ async fn a_burst_with_keyed_and_duplicated_posts_is_answered_one_order_per_reque
             "retries of {key} answered different orders: {ids:?}"
         );
     }
-    accepted
+    (accepted, poison)
 }
 
 /// Every order COMPLETED at version 3, read from the table itself, and nothing else there.
@@ -697,6 +786,110 @@ async fn each_order_is_notified_exactly_once_with_its_attributes_and_event_id(
     );
 }
 
+/// ADR 7 as deployed: each poison record is on `StreamFailureQueue` once per consumer whose
+/// mapping delivers it, as that consumer's own set-aside record (`setAsideBy`, the record's
+/// stream sequence number, its table keys, the reason) — not as a mapping's on-failure record
+/// (the function did not fail, so the mapping discarded nothing) — and `orders dlq records
+/// --stack` lists them. The 100 orders around them were projected and notified (the steps
+/// before), and no poison record reached the view or the topic.
+async fn the_poison_records_are_set_aside_by_the_consumers_themselves_in_the_stream_failure_queue(
+    stack: &Stack,
+    poison: &[Poison],
+) {
+    let expected: usize = poison.iter().map(|p| p.read_by.len()).sum();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let records = loop {
+        let output = Command::new(env!("CARGO_BIN_EXE_orders"))
+            .args(["dlq", "records", "--json", "--backend", "aws"])
+            .args(["--endpoint-url", &stack.endpoint, "--stack", &stack.name])
+            .output()
+            .expect("run orders dlq records");
+        assert!(
+            output.status.success(),
+            "orders dlq records --stack {}: {}",
+            stack.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let records: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+            .collect();
+        if records.len() >= expected {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {expected} set-aside records on StreamFailureQueue after 30 s: {records:?}",
+            records.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        records.len(),
+        expected,
+        "only the consumers' own records, each once: {records:?}"
+    );
+    for record in &records {
+        assert_eq!(
+            record["kind"], "setAside",
+            "not a mapping's on-failure record: {record}"
+        );
+    }
+    for p in poison {
+        let mine: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["orderId"] == p.order_id.as_str())
+            .collect();
+        let mut by: Vec<&str> = mine
+            .iter()
+            .filter_map(|r| r["setAsideBy"].as_str())
+            .collect();
+        by.sort_unstable();
+        assert_eq!(by, p.read_by, "who set {} aside: {mine:?}", p.order_id);
+        for record in &mine {
+            assert_eq!(record["version"], p.version, "{record}");
+            assert!(
+                record["sequenceNumber"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+                "the stream sequence number: {record}"
+            );
+            assert_eq!(
+                record["sequenceNumber"], mine[0]["sequenceNumber"],
+                "{mine:?}"
+            );
+            assert!(
+                record["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(p.reason_names)),
+                "{record}"
+            );
+        }
+        assert_eq!(
+            stack.status_record(&p.order_id).await,
+            None,
+            "a poison record reached the view"
+        );
+    }
+    // The messages themselves name the stream the records came from.
+    let queue = order_adapters_aws::SqsStreamFailures::new(
+        stack.aws.sqs.clone(),
+        stack.output("StreamFailureQueueUrl"),
+    );
+    let messages = queue.list().await.expect("list StreamFailureQueue");
+    assert_eq!(messages.len(), expected);
+    for message in messages {
+        match message.failure {
+            order_ports::StreamFailure::SetAside(record) => assert_eq!(
+                record.event_source_arn.as_deref(),
+                Some(stack.output("EventsStreamArn")),
+                "{record:?}"
+            ),
+            other => panic!("not a consumer's set-aside record: {other}"),
+        }
+    }
+}
+
 async fn a_late_retry_gets_the_same_order_and_a_reused_key_gets_422(
     http: &reqwest::Client,
     api: &str,
@@ -782,11 +975,13 @@ async fn a_customers_orders_are_listed_newest_first_through_the_api(
     }
 }
 
-/// A 4xx problem+json naming the fields, through API Gateway; the log holds only the 100 orders.
+/// A 4xx problem+json naming the fields, through API Gateway; the log holds only the 100 orders
+/// (and the `poison` records put into it).
 async fn bad_requests_get_problem_documents_and_write_nothing(
     stack: &Stack,
     http: &reqwest::Client,
     api: &str,
+    poison: usize,
 ) {
     let response = http
         .post(format!("{api}/orders"))
@@ -821,9 +1016,9 @@ async fn bad_requests_get_problem_documents_and_write_nothing(
     assert_eq!(answer.content_type, "application/problem+json");
     assert_eq!(answer.fields(), ["body"], "{}", answer.body);
     assert_eq!(
-        stack.events_table_count().await,
-        300,
-        "100 orders × 3 events and nothing else in OrderEvents"
+        usize::try_from(stack.events_table_count().await).expect("a count"),
+        300 + poison,
+        "100 orders × 3 events, the poison records and nothing else in OrderEvents"
     );
 }
 
@@ -1150,8 +1345,13 @@ impl Stack {
 
     /// Writes an event straight into `OrderEvents`, as ingest's `PutItem` does.
     async fn put_event(&self, event: &EventEnvelope) {
+        self.put_item(event.to_item().expect("event item").into())
+            .await;
+    }
+
+    /// Writes an item straight into `OrderEvents` with ingest's condition (a new key).
+    async fn put_item(&self, item: HashMap<String, AttributeValue>) {
         let table = self.output("EventsTableName");
-        let item: HashMap<String, AttributeValue> = event.to_item().expect("event item").into();
         self.aws
             .dynamodb
             .put_item()

@@ -99,8 +99,20 @@ pub(crate) async fn provision_stack(endpoint: &str) -> Stack {
 
 /// `orders serve --backend aws` on the stack, its stream positions in `checkpoints`.
 pub(crate) fn start_serve(endpoint: &str, stack: &Stack, checkpoints: &Path) -> Server {
+    start_serve_with(endpoint, stack, checkpoints, &stack.queue_url, &[])
+}
+
+/// `orders serve --backend aws` on the stack with `queue_url` as its work queue, and `extra`
+/// arguments.
+fn start_serve_with(
+    endpoint: &str,
+    stack: &Stack,
+    checkpoints: &Path,
+    queue_url: &str,
+    extra: &[&str],
+) -> Server {
     let checkpoints = checkpoints.to_str().expect("a UTF-8 temp path");
-    Server::start_with_args(&[
+    let mut args = vec![
         "--checkpoints",
         checkpoints,
         "--backend",
@@ -112,12 +124,14 @@ pub(crate) fn start_serve(endpoint: &str, stack: &Stack, checkpoints: &Path) -> 
         "--status-table",
         &stack.status_table,
         "--work-queue-url",
-        &stack.queue_url,
+        queue_url,
         "--topic-arn",
         &stack.topic_arn,
         "--visibility-timeout",
         "5",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Server::start_with_args(&args)
 }
 
 /// Drains the subscriber queue until `expected` distinct orders have a message and then a
@@ -434,6 +448,278 @@ async fn a_sigterm_mid_load_on_aws_publishes_every_completion_and_a_restart_resu
     assert!(
         counts.values().all(|n| *n == 1),
         "an order was notified more than once: {counts:?}"
+    );
+    server.terminate();
+}
+
+/// Runs the `orders` binary with `args`; fails the test unless it exits 0. Returns its stdout.
+fn orders_ok(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_orders"))
+        .args(args)
+        .output()
+        .expect("run orders");
+    assert!(
+        output.status.success(),
+        "orders {args:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A counter's value in a Prometheus scrape (`name value` line), 0 when it is not there.
+fn counter(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Waits until the projector (polling the stream) has written the order's view.
+async fn wait_for_view(stack: &Stack, order_id: OrderId) -> events_schema::OrderStatusRecord {
+    let status = DynamoStatusStore::new(stack.clients.dynamodb.clone(), &stack.status_table);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(record) = status.get(order_id).await.expect("status table") {
+            return record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{order_id} not projected after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 17 / ADR 8: once `OrderReceived` is stored, `POST /orders` is a `202` whatever happens
+/// to the enqueue; the order is counted as not queued and left to the reconciler.
+///
+/// How the queue refuses: serve's `--work-queue-url` names a queue that was never created (the
+/// stack's own work queue URL with a suffix). `SendMessage` then fails at the service as on AWS
+/// (`AWS.SimpleQueueService.NonExistentQueue`, HTTP 400) after the request reached it — an honest
+/// refusal by the queue service, with no fault injected into our code, and the only one ministack
+/// offers (it enforces no IAM or queue policy, so a `Deny` on `sqs:SendMessage` would not refuse
+/// anything). The processor's receives fail the same way, so nothing else can take the order
+/// off a queue: only `orders reconcile`, pointed at the working queue, gets it processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_whose_enqueue_is_refused_on_aws_is_accepted_counted_as_not_queued_and_completed_by_reconcile(
+) {
+    let endpoint = endpoint();
+    let stack = provision_stack(&endpoint).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = dir.path().join("checkpoints.db");
+    let refusing_queue = format!("{}-never-created", stack.queue_url);
+    let server = start_serve_with(&endpoint, &stack, &checkpoints, &refusing_queue, &[]);
+    let client = client();
+
+    let (status, body) = post_order(&client, &server.base, &order_body("aws-unqueued", 7), None)
+        .await
+        .expect("POST /orders");
+    assert_eq!(status, 202, "a stored order is accepted: {body}");
+    assert_eq!(body["status"], "RECEIVED", "{body}");
+    let id = body["orderId"].as_str().expect("orderId").to_owned();
+    let order_id = OrderId::parse(&id).expect("order id");
+
+    // Stored, and said to be not queued.
+    let events = DynamoEventStore::new(stack.clients.dynamodb.clone(), &stack.events_table);
+    let history = events.load(order_id).await.expect("event table");
+    let versions: Vec<u32> = history.iter().map(|e| e.version.get()).collect();
+    assert_eq!(versions, [1], "OrderReceived is in the log");
+    let scrape = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert_eq!(
+        counter(&scrape, "orders_not_queued_total"),
+        1.0,
+        "OrdersNotQueued counts the order:\n{scrape}"
+    );
+    assert_eq!(counter(&scrape, "orders_accepted_total"), 1.0, "{scrape}");
+
+    // The projector (on the stream, which works) shows it pending; nothing processes it.
+    let view = wait_for_view(&stack, order_id).await;
+    assert_eq!(view.status, OrderStatus::Received);
+    server.terminate();
+
+    // serve again on the working queue: the order is on no queue, so it stays RECEIVED until
+    // `orders reconcile` sends it there.
+    let server = start_serve(&endpoint, &stack, &checkpoints);
+    let versions: Vec<u32> = events
+        .load(order_id)
+        .await
+        .expect("event table")
+        .iter()
+        .map(|e| e.version.get())
+        .collect();
+    assert_eq!(versions, [1], "nothing processed the unqueued order");
+    let report: Value = serde_json::from_str(&orders_ok(&[
+        "reconcile",
+        "--older-than",
+        "0s",
+        "--json",
+        "--backend",
+        "aws",
+        "--endpoint-url",
+        &endpoint,
+        "--status-table",
+        &stack.status_table,
+        "--work-queue-url",
+        &stack.queue_url,
+    ]))
+    .expect("the reconcile report is JSON");
+    let listed: Vec<&str> = report["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .filter_map(|o| o["orderId"].as_str())
+        .collect();
+    assert_eq!(listed, [id.as_str()], "{report}");
+    assert_eq!(report["reenqueued"], 1, "{report}");
+
+    let ids = HashSet::from([id.clone()]);
+    assert_completed(&client, &server.base, &stack, &ids).await;
+    let mut counts = BTreeMap::new();
+    drain_notifications(&stack, &ids, &mut counts).await;
+    assert_eq!(counts.get(&id), Some(&1), "notified once: {counts:?}");
+    server.terminate();
+}
+
+/// The image of an event this build cannot read (a newer writer's type), with the table's real
+/// keys, written straight into the event table with `PutItem` as a writer would.
+async fn put_unknown_event(stack: &Stack) -> OrderId {
+    let order_id = OrderId::new_random();
+    let envelope = EventEnvelope::new(
+        order_id,
+        Version::FIRST,
+        CorrelationId::generate(),
+        OrderEvent::OrderProcessingStarted,
+    );
+    let mut item: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+        envelope.to_item().expect("item").into();
+    item.insert(
+        "eventType".to_owned(),
+        aws_sdk_dynamodb::types::AttributeValue::S("OrderTeleported".to_owned()),
+    );
+    stack
+        .clients
+        .dynamodb
+        .put_item()
+        .table_name(&stack.events_table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(orderId)")
+        .send()
+        .await
+        .expect("PutItem of the poison record");
+    order_id
+}
+
+/// ADR 7 on `orders serve --backend aws`: a stream record the projector and the notifier cannot
+/// decode is set aside in the stream failure queue by each of them — the same message the
+/// Lambdas send — and the orders around it complete and are notified; `orders dlq records`
+/// lists it. (serve's notifier reads the stream unfiltered, unlike the notifier Lambda, whose
+/// mapping only passes `OrderCompleted`: both consumers meet the record here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_on_aws_sets_a_record_it_cannot_decode_aside_in_the_stream_failure_queue_and_goes_on()
+{
+    let endpoint = endpoint();
+    let stack = provision_stack(&endpoint).await;
+    let failure_queue = stack
+        .clients
+        .sqs
+        .create_queue()
+        .queue_name(format!(
+            "{}-stream-failures",
+            stack.events_table.trim_end_matches("-events")
+        ))
+        .send()
+        .await
+        .expect("create the stream failure queue")
+        .queue_url
+        .expect("QueueUrl");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = dir.path().join("checkpoints.db");
+    let server = start_serve_with(
+        &endpoint,
+        &stack,
+        &checkpoints,
+        &stack.queue_url,
+        &["--stream-failure-queue-url", &failure_queue],
+    );
+    let client = client();
+    let post = |n: u32| {
+        let (client, base) = (client.clone(), server.base.clone());
+        async move {
+            let (status, body) = post_order(&client, &base, &order_body("aws-poison", n), None)
+                .await
+                .expect("POST /orders");
+            assert_eq!(status, 202, "{body}");
+            body["orderId"].as_str().expect("orderId").to_owned()
+        }
+    };
+    let mut ids: HashSet<String> = join_all((0..5).map(post)).await.into_iter().collect();
+    let poison = put_unknown_event(&stack).await;
+    ids.extend(join_all((5..10).map(post)).await);
+
+    assert_completed(&client, &server.base, &stack, &ids).await;
+    let mut counts = BTreeMap::new();
+    drain_notifications(&stack, &ids, &mut counts).await;
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+
+    let listed = || {
+        orders_ok(&[
+            "dlq",
+            "records",
+            "--json",
+            "--backend",
+            "aws",
+            "--endpoint-url",
+            &endpoint,
+            "--stream-failure-queue-url",
+            &failure_queue,
+        ])
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("one JSON object per line"))
+        .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let records = loop {
+        let records = listed();
+        if records.len() >= 2 || Instant::now() > deadline {
+            break records;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut by: Vec<&str> = records
+        .iter()
+        .map(|r| r["setAsideBy"].as_str().unwrap_or("?"))
+        .collect();
+    by.sort_unstable();
+    assert_eq!(by, ["notifier", "projector"], "{records:?}");
+    for record in &records {
+        assert_eq!(record["kind"], "setAside", "{record}");
+        assert_eq!(record["orderId"], poison.to_string(), "{record}");
+        assert_eq!(record["version"], 1, "{record}");
+        assert!(record["sequenceNumber"].is_string(), "{record}");
+        assert!(
+            record["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("OrderTeleported")),
+            "{record}"
+        );
+    }
+    assert_eq!(
+        records[0]["sequenceNumber"], records[1]["sequenceNumber"],
+        "the same stream record"
     );
     server.terminate();
 }
