@@ -52,7 +52,7 @@ async fn under_aws_delivery_rules_and_faults_every_order_ends_by_its_log_notifie
         eprintln!(
             "delivery harness: seed {seed}, {} shards, lanes {}/{}: {} completed, {} failed, \
              {} set aside, at most {} copies (bound {}), {} stream invocations ({} failed as a \
-             whole, {} timeouts), {} faults, {} ticks, {:.1}s",
+             whole, {} timeouts), {} faults, {} re-enqueued by the reconciler, {} ticks, {:.1}s",
             settings.shards,
             settings.projector_lanes,
             settings.notifier_lanes,
@@ -65,6 +65,7 @@ async fn under_aws_delivery_rules_and_faults_every_order_ends_by_its_log_notifie
             figures.function_errors,
             figures.timeouts,
             figures.faults,
+            figures.reenqueued,
             figures.ticks,
             started.elapsed().as_secs_f64()
         );
@@ -106,6 +107,28 @@ async fn poison_records_anywhere_among_the_orders_are_set_aside_and_hold_back_no
         figures.max_copies, 1,
         "a calm run notifies each completion once"
     );
+}
+
+#[tokio::test]
+async fn orders_whose_messages_are_dead_lettered_are_sent_back_by_the_reconciler_and_complete() {
+    // One receive each: any failed processing attempt dead-letters the message on its next
+    // receive, as a long outage would with the template's five.
+    let settings = RunSettings {
+        failure_rate: 0.05,
+        max_receive_count: Some(1),
+        ..RunSettings::calm(11, 200)
+    };
+    let mut run = Run::new(settings.clone());
+    run.run().await;
+    let figures = run
+        .check()
+        .await
+        .unwrap_or_else(|problems| fail_with_problems(&settings, &problems));
+    assert!(
+        figures.reenqueued > 0,
+        "the run dead-lettered nothing, so it proves nothing: {figures:?}"
+    );
+    assert_eq!(figures.completed + figures.failed, 200, "{figures:?}");
 }
 
 #[test]
