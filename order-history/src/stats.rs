@@ -1,72 +1,29 @@
-//! `orders stats`: per hour or day of receipt, how many orders came in, how they ended, what
-//! they brought in, and how long they took — streamed over the log order by order, with a
-//! fixed-size estimator for the percentiles, so memory is bounded by the number of buckets (each
-//! a few counters, a total per currency and at most 3,776 latency bins), on either backend: the
-//! log is walked as [`histories`] says.
+//! Stats: per hour or day of receipt, how many orders came in, how they ended, what they
+//! brought in, and how long they took — with a fixed-size estimator for the percentiles, so
+//! memory is bounded by the number of buckets (each a few counters, a total per currency and at
+//! most 3,776 latency bins), whatever the size of the log walked (see [`walk`](crate::walk)).
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use events_schema::{OrderStatus, OrderView};
-use futures::StreamExt;
 
-use crate::backend::{open_log_and_view, BackendArgs};
-use crate::replay::{histories, parse_time, progress, show_time};
-use crate::CliError;
-
-#[derive(Debug, clap::Args)]
-#[command(after_long_help = "\
-Orders are put in the bucket of their OrderReceived's occurredAt (UTC); --since is inclusive, \
---until exclusive. For each bucket, and for all of them (`all`): received, then how many of \
-those are COMPLETED and FAILED now, pending (the rest: RECEIVED or PROCESSING), the completed \
-orders' totals per currency (minor units), and the time from OrderReceived to OrderCompleted \
-(p50, p95, p99; exact below 128 ms, within 1.6 % above).
-
-With --json, one object: {\"by\": \"day\", \"since\": T|null, \"until\": T|null, \"buckets\": \
-[{\"start\": T, \"received\": n, \"completed\": n, \"failed\": n, \"pending\": n, \"totals\": \
-{\"EUR\": n}, \"completionMs\": {\"p50\": n, \"p95\": n, \"p99\": n}|null}], \"all\": {the same \
-without start}}.
-
-An order whose history cannot be read or folded is reported on stderr and left out; the exit \
-code is then 1. Reads only: safe while `orders serve` runs on the same file. A progress bar is \
-drawn on stderr when it is a terminal.")]
-pub struct StatsArgs {
-    /// Only orders received at or after this time (RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    since: Option<String>,
-    /// Only orders received before this time (RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    until: Option<String>,
-    /// Bucket size.
-    #[arg(long, value_enum, default_value_t = By::Day)]
-    by: By,
-    /// JSON on stdout instead of a readable table.
-    #[arg(long)]
-    json: bool,
-    /// Orders read at once.
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
-    // Last: the backend's AWS options set a help heading that would also take the ones above.
-    #[command(flatten)]
-    backend: BackendArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Bucket size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum By {
     Hour,
     Day,
 }
 
 impl By {
-    fn seconds(self) -> i64 {
+    pub fn seconds(self) -> i64 {
         match self {
             By::Hour => 3600,
             By::Day => 86_400,
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             By::Hour => "hour",
             By::Day => "day",
@@ -74,12 +31,13 @@ impl By {
     }
 
     /// The start of the bucket holding `t`, in seconds since the epoch.
-    fn start(self, t: DateTime<Utc>) -> i64 {
+    pub fn start(self, t: DateTime<Utc>) -> i64 {
         let s = t.timestamp();
         s - s.rem_euclid(self.seconds())
     }
 
-    fn label(self, start: i64) -> String {
+    /// The bucket starting at `start` as shown in a table.
+    pub fn label(self, start: i64) -> String {
         let Some(t) = DateTime::from_timestamp(start, 0) else {
             return start.to_string();
         };
@@ -92,17 +50,19 @@ impl By {
 
 /// The counts of one bucket.
 #[derive(Debug, Default)]
-struct Bucket {
-    received: u64,
-    completed: u64,
-    failed: u64,
+pub struct Bucket {
+    pub received: u64,
+    pub completed: u64,
+    pub failed: u64,
     /// Minor units of the completed orders, per currency.
-    totals: BTreeMap<String, i128>,
-    completion: Latencies,
+    pub totals: BTreeMap<String, i128>,
+    /// From OrderReceived to OrderCompleted.
+    pub completion: Latencies,
 }
 
 impl Bucket {
-    fn add(&mut self, view: &OrderView) {
+    /// Counts `view` (an order received in this bucket, as it is now).
+    pub fn add(&mut self, view: &OrderView) {
         self.received += 1;
         match view.status {
             OrderStatus::Completed => {
@@ -122,20 +82,20 @@ impl Bucket {
         }
     }
 
-    fn pending(&self) -> u64 {
+    /// Received and neither completed nor failed yet.
+    pub fn pending(&self) -> u64 {
         self.received - self.completed - self.failed
     }
 
-    fn to_json(&self, start: Option<String>) -> BucketJson<'_> {
-        BucketJson {
-            start,
-            received: self.received,
-            completed: self.completed,
-            failed: self.failed,
-            pending: self.pending(),
-            totals: &self.totals,
-            completion_ms: self.completion.percentiles(),
+    /// Adds `other`'s counts to this one's.
+    pub fn merge(&mut self, other: &Bucket) {
+        self.received += other.received;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        for (currency, total) in &other.totals {
+            *self.totals.entry(currency.clone()).or_default() += total;
         }
+        self.completion.merge(&other.completion);
     }
 }
 
@@ -143,7 +103,7 @@ impl Bucket {
 /// bins per power of two (each at most 1/64 of its values wide), so a bucket never holds more
 /// than 3,776 counters however many orders it has — held sparsely, only the bins used.
 #[derive(Debug, Default)]
-struct Latencies {
+pub struct Latencies {
     bins: BTreeMap<u16, u64>,
     count: u64,
     min: u64,
@@ -175,14 +135,14 @@ fn bin_range(bin: u16) -> (u64, u64) {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-struct Percentiles {
-    p50: u64,
-    p95: u64,
-    p99: u64,
+pub struct Percentiles {
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
 }
 
 impl Latencies {
-    fn record(&mut self, ms: u64) {
+    pub fn record(&mut self, ms: u64) {
         if self.count == 0 {
             (self.min, self.max) = (ms, ms);
         } else {
@@ -193,7 +153,7 @@ impl Latencies {
         *self.bins.entry(bin_of(ms)).or_default() += 1;
     }
 
-    fn merge(&mut self, other: &Latencies) {
+    pub fn merge(&mut self, other: &Latencies) {
         if other.count == 0 {
             return;
         }
@@ -210,7 +170,7 @@ impl Latencies {
     }
 
     /// The value of nearest rank `ceil(q × count)`: the middle of its bin, within the values seen.
-    fn quantile(&self, q: f64) -> Option<u64> {
+    pub fn quantile(&self, q: f64) -> Option<u64> {
         if self.count == 0 {
             return None;
         }
@@ -226,7 +186,7 @@ impl Latencies {
         Some(self.max)
     }
 
-    fn percentiles(&self) -> Option<Percentiles> {
+    pub fn percentiles(&self) -> Option<Percentiles> {
         Some(Percentiles {
             p50: self.quantile(0.50)?,
             p95: self.quantile(0.95)?,
@@ -235,178 +195,58 @@ impl Latencies {
     }
 }
 
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BucketJson<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    start: Option<String>,
-    received: u64,
-    completed: u64,
-    failed: u64,
-    pending: u64,
-    totals: &'a BTreeMap<String, i128>,
-    completion_ms: Option<Percentiles>,
+/// Orders counted in the bucket of their receipt, those received in `[since, until)` only.
+#[derive(Debug)]
+pub struct StatsByReceipt {
+    pub by: By,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// By the start of the bucket, in seconds since the epoch.
+    pub buckets: BTreeMap<i64, Bucket>,
 }
 
-#[derive(serde::Serialize)]
-struct StatsJson<'a> {
-    by: &'static str,
-    since: Option<String>,
-    until: Option<String>,
-    buckets: Vec<BucketJson<'a>>,
-    all: BucketJson<'a>,
-}
-
-pub async fn stats(args: StatsArgs) -> Result<ExitCode, CliError> {
-    let since = args
-        .since
-        .as_deref()
-        .map(|t| parse_time("--since", t))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|t| parse_time("--until", t))
-        .transpose()?;
-    if let (Some(s), Some(u)) = (since, until) {
-        if s >= u {
-            return Err(CliError::Config(format!(
-                "--since {} is not before --until {}",
-                show_time(s),
-                show_time(u)
-            )));
+impl StatsByReceipt {
+    pub fn new(by: By, since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Self {
+        Self {
+            by,
+            since,
+            until,
+            buckets: BTreeMap::new(),
         }
     }
-    let log = open_log_and_view(&args.backend, "stats").await?;
-    let bar = progress(log.scan.as_ref()).await?;
-    let mut buckets: BTreeMap<i64, Bucket> = BTreeMap::new();
-    let mut skipped = 0u64;
-    let mut histories = std::pin::pin!(histories(
-        log.events,
-        log.scan,
-        log.local.as_ref().map(|db| db.event_store()),
-        args.concurrency,
-    ));
-    while let Some(next) = histories.next().await {
-        let (id, history) = next?;
-        let history = match history {
-            Ok(history) => history,
-            Err(reason) => {
-                bar.suspend(|| eprintln!("warning: order {id}: unreadable, left out: {reason}"));
-                skipped += 1;
-                continue;
-            }
-        };
-        bar.inc(u64::try_from(history.len()).unwrap_or(u64::MAX));
-        let view = match OrderView::fold(&history) {
-            Ok(Some(view)) => view,
-            Ok(None) => continue,
-            Err(e) => {
-                bar.suspend(|| eprintln!("warning: order {id}: does not fold, left out: {e}"));
-                skipped += 1;
-                continue;
-            }
-        };
+
+    /// Counts `view` (an order as it is now) in the bucket of its receipt, if it was received
+    /// in the window.
+    pub fn add(&mut self, view: &OrderView) {
         let received = view.created_at;
-        if since.is_some_and(|s| received < s) || until.is_some_and(|u| received >= u) {
-            continue;
+        if self.since.is_some_and(|s| received < s) || self.until.is_some_and(|u| received >= u) {
+            return;
         }
-        buckets
-            .entry(args.by.start(received))
+        self.buckets
+            .entry(self.by.start(received))
             .or_default()
-            .add(&view);
+            .add(view);
     }
-    bar.finish_and_clear();
 
-    let mut all = Bucket::default();
-    for b in buckets.values() {
-        all.received += b.received;
-        all.completed += b.completed;
-        all.failed += b.failed;
-        for (currency, total) in &b.totals {
-            *all.totals.entry(currency.clone()).or_default() += total;
+    /// Every bucket together.
+    pub fn all(&self) -> Bucket {
+        let mut all = Bucket::default();
+        for b in self.buckets.values() {
+            all.merge(b);
         }
-        all.completion.merge(&b.completion);
-    }
-    if args.json {
-        let out = StatsJson {
-            by: args.by.name(),
-            since: since.map(show_time),
-            until: until.map(show_time),
-            buckets: buckets
-                .iter()
-                .map(|(start, b)| {
-                    b.to_json(Some(
-                        DateTime::from_timestamp(*start, 0)
-                            .map(show_time)
-                            .unwrap_or_else(|| start.to_string()),
-                    ))
-                })
-                .collect(),
-            all: all.to_json(None),
-        };
-        let line = serde_json::to_string(&out)
-            .map_err(|e| CliError::Config(format!("cannot write the stats as JSON: {e}")))?;
-        println!("{line}");
-    } else {
-        print_table(args.by, &buckets, &all);
-    }
-    if skipped > 0 {
-        eprintln!("{skipped} orders left out (see above; `orders verify` says more)");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_table(by: By, buckets: &BTreeMap<i64, Bucket>, all: &Bucket) {
-    let first = format!("{} (UTC)", by.name());
-    println!(
-        "{first:<17}{:>10}{:>11}{:>8}{:>9}{:>9}{:>9}{:>9}  completed totals (minor units)",
-        "received", "completed", "failed", "pending", "p50", "p95", "p99"
-    );
-    let row = |label: String, b: &Bucket| {
-        let p = |q| {
-            b.completion
-                .quantile(q)
-                .map_or_else(|| "-".to_owned(), show_ms)
-        };
-        let totals: Vec<String> = b.totals.iter().map(|(c, t)| format!("{c} {t}")).collect();
-        println!(
-            "{label:<17}{:>10}{:>11}{:>8}{:>9}{:>9}{:>9}{:>9}  {}",
-            b.received,
-            b.completed,
-            b.failed,
-            b.pending(),
-            p(0.50),
-            p(0.95),
-            p(0.99),
-            if totals.is_empty() {
-                "-".to_owned()
-            } else {
-                totals.join(", ")
-            }
-        );
-    };
-    for (start, b) in buckets {
-        row(by.label(*start), b);
-    }
-    row("all".to_owned(), all);
-}
-
-/// `812ms`, `1.25s`, `12.5m`, `3.2h`.
-fn show_ms(ms: u64) -> String {
-    let ms_f = ms as f64;
-    match ms {
-        0..1_000 => format!("{ms}ms"),
-        1_000..60_000 => format!("{:.2}s", ms_f / 1e3),
-        60_000..3_600_000 => format!("{:.1}m", ms_f / 6e4),
-        _ => format!("{:.1}h", ms_f / 3.6e6),
+        all
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_time(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
 
     #[test]
     fn every_value_falls_in_a_bin_that_holds_it_and_is_at_most_a_64th_of_it_wide() {
@@ -476,18 +316,10 @@ mod tests {
 
     #[test]
     fn buckets_start_at_the_hour_or_the_day_in_utc() {
-        let t = parse_time("t", "2025-03-01T13:45:10.5+01:00").expect("time");
+        let t = parse_time("2025-03-01T13:45:10.5+01:00");
         assert_eq!(By::Hour.label(By::Hour.start(t)), "2025-03-01 12:00");
         assert_eq!(By::Day.label(By::Day.start(t)), "2025-03-01");
-        let before_epoch = parse_time("t", "1969-12-31T23:30:00Z").expect("time");
+        let before_epoch = parse_time("1969-12-31T23:30:00Z");
         assert_eq!(By::Day.label(By::Day.start(before_epoch)), "1969-12-31");
-    }
-
-    #[test]
-    fn durations_read_in_the_unit_that_suits_them() {
-        assert_eq!(show_ms(812), "812ms");
-        assert_eq!(show_ms(1_250), "1.25s");
-        assert_eq!(show_ms(750_000), "12.5m");
-        assert_eq!(show_ms(3 * 3_600_000), "3.0h");
     }
 }

@@ -1,12 +1,17 @@
 //! Every order of the log, streamed: one lister per [`ScanSegment`] feeding a bounded channel,
-//! so memory holds a few pages of ids whatever the size of the log.
+//! so memory holds a few pages of ids whatever the size of the log; and every order's whole
+//! history, read either a query per order ([`histories`]) or a page of histories at a time
+//! from a store that can ([`paged_histories`]).
 
+use std::future::Future;
 use std::sync::Arc;
 
-use events_schema::OrderId;
+use events_schema::{EventEnvelope, OrderId};
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use order_ports::{OrderScan, ScanSegment, StoreError};
+use order_ports::{EventStore, OrderScan, ScanSegment, StoreError};
+
+use crate::HistoryError;
 
 /// Order ids per `list_orders` page.
 const PAGE: usize = 500;
@@ -61,21 +66,67 @@ where
     .boxed()
 }
 
-/// Parses `300`, `300s`, `5m`, `1h`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 90s, 5m or 1h"))?;
-    let secs = |k: u64| std::time::Duration::from_secs(n.saturating_mul(k));
-    match unit {
-        "" | "s" => Ok(secs(1)),
-        "m" => Ok(secs(60)),
-        "h" => Ok(secs(3600)),
-        "d" => Ok(secs(86_400)),
-        "ms" => Ok(std::time::Duration::from_millis(n)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h or d)")),
-    }
+/// One order's whole history, or why it cannot be read (an undecodable event: the caller
+/// reports it and goes on).
+pub type History = (OrderId, Result<Vec<EventEnvelope>, String>);
+
+/// Every order's history, in no particular order, a `load` per order: memory holds a few pages
+/// of ids and at most `concurrency` histories. A failure to read the log (other than an
+/// undecodable event) ends the stream with an error.
+pub fn histories(
+    events: Arc<dyn EventStore>,
+    scan: Arc<dyn OrderScan>,
+    concurrency: usize,
+) -> BoxStream<'static, Result<History, HistoryError>> {
+    all_orders(scan)
+        .map(move |id| {
+            let events = events.clone();
+            async move {
+                let id = id?;
+                match events.load(id).await {
+                    Ok(history) => Ok((id, Ok(history))),
+                    Err(StoreError::Corrupt(reason)) => Ok((id, Err(reason))),
+                    Err(source) => Err(HistoryError::Order {
+                        order_id: id,
+                        source,
+                    }),
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .boxed()
+}
+
+/// Every order's history from a store that reads whole histories a page at a time (one range
+/// read per page rather than one query per order): `read_page(after)` returns the histories
+/// after the order `after` (from the start when `None`) and where the next page starts (`None`
+/// at the end). The next page is read while the caller folds this one.
+pub fn paged_histories<ReadPage, Page>(
+    mut read_page: ReadPage,
+) -> BoxStream<'static, Result<History, HistoryError>>
+where
+    ReadPage: FnMut(Option<OrderId>) -> Page + Send + 'static,
+    Page: Future<Output = Result<(Vec<History>, Option<OrderId>), StoreError>> + Send + 'static,
+{
+    produced(2, |tx| async move {
+        let mut after = None;
+        loop {
+            let (histories, next) = match read_page(after).await {
+                Ok((histories, next)) => (Ok(histories), next),
+                Err(e) => (Err(HistoryError::from(e)), None),
+            };
+            if tx.send(histories).await.is_err() {
+                return;
+            }
+            match next {
+                Some(next) => after = Some(next),
+                None => return,
+            }
+        }
+    })
+    .flat_map(|page| match page {
+        Ok(histories) => futures::stream::iter(histories.into_iter().map(Ok)).left_stream(),
+        Err(e) => futures::stream::iter([Err(e)]).right_stream(),
+    })
+    .boxed()
 }

@@ -5,11 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
+use futures::stream::BoxStream;
 use order_adapters_aws::{
     AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters,
     SqsStreamFailures, SqsWorkQueue,
 };
 use order_adapters_sqlite::SqliteDb;
+use order_history::{histories, paged_histories, HistoryError};
 use order_ports::{
     AppendThenEnqueue, DeadLetters, EventStore, OrderIntake, OrderScan, Publisher, StatusRepair,
     StatusStore, WorkQueue,
@@ -122,6 +124,33 @@ pub struct LogAndView {
     /// The DynamoDB event table, for its parallel Scan (`orders events`).
     pub dynamo_events: Option<DynamoEventStore>,
 }
+
+impl LogAndView {
+    /// Every order's whole history, in no particular order: on SQLite a page of histories at
+    /// a time in order-id order (one range read per page rather than one query per order); on
+    /// DynamoDB a Query per order, `concurrency` at once.
+    pub fn histories(
+        &self,
+        concurrency: usize,
+    ) -> BoxStream<'static, Result<order_history::History, HistoryError>> {
+        match &self.local {
+            Some(db) => {
+                let store = db.event_store();
+                paged_histories(move |after| {
+                    let store = store.clone();
+                    async move {
+                        let page = store.histories_after(after, HISTORY_PAGE_EVENTS).await?;
+                        Ok((page.histories, page.next))
+                    }
+                })
+            }
+            None => histories(self.events.clone(), self.scan.clone(), concurrency),
+        }
+    }
+}
+
+/// Events read per page by [`LogAndView::histories`] on SQLite.
+const HISTORY_PAGE_EVENTS: usize = 10_000;
 
 /// Opens an existing log and its view: the `--data` file must exist; the AWS tables must exist.
 pub async fn open_log_and_view(args: &BackendArgs, command: &str) -> Result<LogAndView, CliError> {

@@ -9,7 +9,7 @@ use order_ports::{DeadLetterMessage, RedriveFilter, SetAsideRecord, StreamFailur
 use crate::backend::{
     open_dead_letters, open_existing_sqlite, open_set_aside, Backend, BackendArgs, SetAsideRecords,
 };
-use crate::walk::parse_duration;
+use crate::flags::{parse_duration, parse_order_id};
 use crate::CliError;
 
 #[derive(Debug, clap::Args)]
@@ -72,10 +72,6 @@ enum DlqCommand {
         #[command(flatten)]
         backend: BackendArgs,
     },
-}
-
-pub(crate) fn parse_order_id(s: &str) -> Result<OrderId, String> {
-    OrderId::parse(s).map_err(|e| format!("not an order id: {e}"))
 }
 
 pub async fn dlq(args: DlqArgs) -> Result<ExitCode, CliError> {
