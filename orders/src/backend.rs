@@ -1,10 +1,9 @@
 //! The backend flags every command takes (`--backend`, `--data`, the AWS options), and the one
 //! place the ports are opened on either backend.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
 use futures::stream::BoxStream;
 use order_adapters_aws::{
     AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters,
@@ -18,7 +17,7 @@ use order_ports::{
 };
 
 use crate::aws_backend::{self, AwsArgs, AwsResources, Name};
-use crate::{CliError, DataArgs};
+use crate::CliError;
 
 /// Where the events, queue, view and notifications live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,8 +35,9 @@ pub struct BackendArgs {
     /// Where everything lives: `sqlite` (the file given by --data) or `aws`.
     #[arg(long, value_enum, env = "ORDERS_BACKEND", default_value_t = Backend::Sqlite)]
     pub backend: Backend,
-    #[command(flatten)]
-    pub data: DataArgs,
+    /// The SQLite file holding the event log, queue, status view and notifications.
+    #[arg(long, env = "ORDERS_DATA", default_value = "./orders.db")]
+    pub data: PathBuf,
     #[command(flatten)]
     pub aws: Box<AwsArgs>,
 }
@@ -51,64 +51,41 @@ pub struct Ports {
     pub publisher: Arc<dyn Publisher>,
 }
 
-/// What else a caller of [`open_ports`] may build on: the file, or the AWS configuration and
-/// resolved names.
-pub enum Opened {
-    Sqlite(SqliteDb),
-    Aws {
-        config: Box<SdkConfig>,
-        names: AwsResources,
-    },
-}
-
-/// Opens the four ports (for `serve`): on SQLite the `--data` file, created if missing; on AWS
-/// the resources named by flags, environment or `--stack`.
-pub async fn open_ports(args: &BackendArgs) -> Result<(Ports, Opened), CliError> {
-    match args.backend {
-        Backend::Sqlite => {
-            let db = open_sqlite(&args.data.data)?;
-            let ports = Ports {
-                intake: Arc::new(db.intake()),
-                events: Arc::new(db.event_store()),
-                queue: Arc::new(db.work_queue_default()),
-                status: Arc::new(db.status_store()),
-                publisher: Arc::new(db.publisher()),
-            };
-            Ok((ports, Opened::Sqlite(db)))
+impl Ports {
+    /// The ports on one SQLite file: the intake appends and enqueues in one transaction.
+    pub fn sqlite(db: &SqliteDb) -> Self {
+        Ports {
+            intake: Arc::new(db.intake()),
+            events: Arc::new(db.event_store()),
+            queue: Arc::new(db.work_queue_default()),
+            status: Arc::new(db.status_store()),
+            publisher: Arc::new(db.publisher()),
         }
-        Backend::Aws => {
-            let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
-            let clients = AwsClients::from_config(&config);
-            let names = aws_backend::resolve(&args.aws, &config, &clients.dynamodb).await?;
-            let events: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(
+    }
+
+    /// The ports on the AWS resources `names`.
+    pub fn aws(clients: &AwsClients, names: &AwsResources) -> Self {
+        let events: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(
+            clients.dynamodb.clone(),
+            &names.events_table,
+        ));
+        let queue: Arc<dyn WorkQueue> = Arc::new(SqsWorkQueue::new(
+            clients.sqs.clone(),
+            &names.work_queue_url,
+        ));
+        Ports {
+            // Not atomic: DynamoDB and SQS share no transaction (see AppendThenEnqueue).
+            intake: Arc::new(AppendThenEnqueue {
+                events: events.clone(),
+                queue: queue.clone(),
+            }),
+            events,
+            queue,
+            status: Arc::new(DynamoStatusStore::new(
                 clients.dynamodb.clone(),
-                &names.events_table,
-            ));
-            let queue: Arc<dyn WorkQueue> = Arc::new(SqsWorkQueue::new(
-                clients.sqs.clone(),
-                &names.work_queue_url,
-            ));
-            let ports = Ports {
-                // Not atomic: DynamoDB and SQS share no transaction (see AppendThenEnqueue).
-                intake: Arc::new(AppendThenEnqueue {
-                    events: events.clone(),
-                    queue: queue.clone(),
-                }),
-                events,
-                queue,
-                status: Arc::new(DynamoStatusStore::new(
-                    clients.dynamodb.clone(),
-                    &names.status_table,
-                )),
-                publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
-            };
-            Ok((
-                ports,
-                Opened::Aws {
-                    config: Box::new(config),
-                    names,
-                },
-            ))
+                &names.status_table,
+            )),
+            publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
         }
     }
 }
@@ -156,7 +133,7 @@ const HISTORY_PAGE_EVENTS: usize = 10_000;
 pub async fn open_log_and_view(args: &BackendArgs, command: &str) -> Result<LogAndView, CliError> {
     match args.backend {
         Backend::Sqlite => {
-            let db = open_existing_sqlite(&args.data.data, command)?;
+            let db = open_existing_sqlite(&args.data, command)?;
             let events = Arc::new(db.event_store());
             let status = Arc::new(db.status_store());
             Ok(LogAndView {
@@ -199,7 +176,7 @@ pub async fn open_dead_letters(
 ) -> Result<Arc<dyn DeadLetters>, CliError> {
     match args.backend {
         Backend::Sqlite => {
-            let db = open_existing_sqlite(&args.data.data, command)?;
+            let db = open_existing_sqlite(&args.data, command)?;
             Ok(Arc::new(db.work_queue_default()))
         }
         Backend::Aws => {
@@ -235,8 +212,7 @@ pub async fn open_set_aside(
 ) -> Result<SetAsideRecords, CliError> {
     match args.backend {
         Backend::Sqlite => Ok(SetAsideRecords::Sqlite(open_existing_sqlite(
-            &args.data.data,
-            command,
+            &args.data, command,
         )?)),
         Backend::Aws => {
             let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
@@ -289,7 +265,7 @@ pub async fn open_reconcile_ports(
 ) -> Result<ReconcilePorts, CliError> {
     match args.backend {
         Backend::Sqlite => {
-            let db = open_existing_sqlite(&args.data.data, command)?;
+            let db = open_existing_sqlite(&args.data, command)?;
             let status = Arc::new(db.status_store());
             Ok(ReconcilePorts {
                 events: Arc::new(db.event_store()),
@@ -317,7 +293,9 @@ pub async fn open_reconcile_ports(
     }
 }
 
-fn open_sqlite(path: &Path) -> Result<SqliteDb, CliError> {
+/// Opens the SQLite file at `path`, creating it if it is missing (`serve` starts on an empty
+/// one).
+pub fn open_or_create_sqlite(path: &Path) -> Result<SqliteDb, CliError> {
     SqliteDb::open(path).map_err(|source| CliError::Open {
         path: path.to_owned(),
         source,
@@ -334,5 +312,5 @@ pub fn open_existing_sqlite(path: &Path, command: &str) -> Result<SqliteDb, CliE
             path.display()
         )));
     }
-    open_sqlite(path)
+    open_or_create_sqlite(path)
 }

@@ -111,7 +111,7 @@ pub async fn dlq(args: DlqArgs) -> Result<ExitCode, CliError> {
                 .ok()
                 .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
                 .ok_or_else(|| CliError::Config("dlq prune: --older-than is too long".into()))?;
-            let db = open_existing_sqlite(&backend.data.data, "dlq prune")?;
+            let db = open_existing_sqlite(&backend.data, "dlq prune")?;
             let queue = db.work_queue_default();
             let pruned = queue.prune_dead_letters(before).await?;
             let left = queue.dead_letter_count().await?;

@@ -74,14 +74,6 @@ enum Command {
     Plan(plan::PlanArgs),
 }
 
-/// Where the embedded default keeps everything.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DataArgs {
-    /// The SQLite file holding the event log, queue, status view and notifications.
-    #[arg(long, env = "ORDERS_DATA", default_value = "./orders.db")]
-    pub data: PathBuf,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot open {path}: {source}")]
