@@ -2,8 +2,8 @@
 //! the `orders` CLI, and anything else that reads the history (the archive's processor), share
 //! one definition of each.
 //!
-//! * [`export_row`]: the export row — its columns, which an event fills, its Arrow schema. The
-//!   one definition `orders events`, `orders archive` and the archive's processor share.
+//! * [`export_row`]: the export row — its columns, which an event fills, its Arrow schema: its
+//!   one definition, for `orders events` and for the archive (Parquet by day) to come.
 //! * [`export`]: the log written as NDJSON, CSV or Parquet in export order, from a store that
 //!   pages in that order ([`EventExport`](order_ports::EventExport)) or through
 //!   [`external_sort`] from one that cannot.
