@@ -571,6 +571,8 @@ async fn an_order_whose_enqueue_is_refused_on_aws_is_accepted_counted_as_not_que
         "aws",
         "--endpoint-url",
         &endpoint,
+        "--events-table",
+        &stack.events_table,
         "--status-table",
         &stack.status_table,
         "--work-queue-url",
