@@ -26,6 +26,8 @@ use order_ports::StoreError;
 mod dynamo;
 pub mod iam;
 pub mod provision;
+#[cfg(feature = "resources")]
+pub mod resources;
 #[cfg(test)]
 mod service_answers_tests;
 mod sns;

@@ -310,3 +310,50 @@ async fn an_empty_batch_is_refused_before_it_reaches_sns() {
     assert!(matches!(error.error, StoreError::Rejected(_)), "{error:?}");
     assert!(calls.lock().expect("calls").is_empty());
 }
+
+/// A DynamoDB or SQS answer of 200 with `body` (JSON protocol).
+#[cfg(feature = "resources")]
+fn json_ok(body: &str) -> Answers {
+    Answers {
+        status: 200,
+        headers: vec![("content-type", "application/x-amz-json-1.0".to_owned())],
+        body: body.to_owned(),
+    }
+}
+
+#[cfg(feature = "resources")]
+#[tokio::test]
+async fn a_missing_table_is_one_line_with_the_services_code_and_message() {
+    let clients = clients(Answers {
+        status: 400,
+        headers: vec![("content-type", "application/x-amz-json-1.0".to_owned())],
+        body: r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#.to_owned(),
+    });
+    let error = crate::resources::check_table(&clients.dynamodb, "OrderEvents")
+        .await
+        .expect_err("no such table");
+    assert_eq!(
+        error.to_string(),
+        "ResourceNotFoundException: Requested resource not found"
+    );
+}
+
+#[cfg(feature = "resources")]
+#[tokio::test]
+async fn a_tables_stream_is_its_latest_stream_arn_and_a_table_without_one_says_so() {
+    let arn = "arn:aws:dynamodb:us-east-1:1:table/OrderEvents/stream/2026-01-01T00:00:00.000";
+    let with = clients(json_ok(&format!(
+        r#"{{"Table":{{"TableName":"OrderEvents","LatestStreamArn":"{arn}"}}}}"#
+    )));
+    assert_eq!(
+        crate::resources::latest_stream_arn(&with.dynamodb, "OrderEvents")
+            .await
+            .expect("a stream"),
+        arn
+    );
+    let without = clients(json_ok(r#"{"Table":{"TableName":"OrderEvents"}}"#));
+    assert!(matches!(
+        crate::resources::latest_stream_arn(&without.dynamodb, "OrderEvents").await,
+        Err(crate::resources::ResourceError::NoStream)
+    ));
+}

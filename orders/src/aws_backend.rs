@@ -3,14 +3,15 @@
 //! Names come from flags / environment variables (the same variables the Lambdas read) and,
 //! for whatever those leave out, from the outputs of a CloudFormation stack (`--stack`). The
 //! event table's stream ARN comes from `--events-stream-arn`, else the stack output
-//! `EventsStreamArn`, else `DescribeTable` on the event table.
+//! `EventsStreamArn`, else `DescribeTable` on the event table. The AWS calls are
+//! `order_adapters_aws::resources`'; what is here is which flag, variable and output names a
+//! resource, and the messages that say so.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use order_adapters_aws::service_code;
+use order_adapters_aws::resources::{self, ResourceError};
 
 use crate::CliError;
 
@@ -224,92 +225,44 @@ pub async fn check_table(
     table: &str,
     name: Name,
 ) -> Result<(), CliError> {
-    dynamodb
-        .describe_table()
-        .table_name(table)
-        .send()
+    resources::check_table(dynamodb, table)
         .await
-        .map(|_| ())
-        .map_err(|e| {
-            CliError::Config(format!(
-                "table {table} ({}): {}",
-                name.describe(),
-                brief(&e)
-            ))
-        })
+        .map_err(|e| CliError::Config(format!("table {table} ({}): {e}", name.describe())))
 }
 
 /// Fails with one line naming the queue and its flag unless the queue `url` exists.
 pub async fn check_queue(sqs: &aws_sdk_sqs::Client, url: &str, name: Name) -> Result<(), CliError> {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
+    resources::check_queue(sqs, url)
         .await
-        .map(|_| ())
-        .map_err(|e| CliError::Config(format!("queue {url} ({}): {}", name.describe(), brief(&e))))
+        .map_err(|e| CliError::Config(format!("queue {url} ({}): {e}", name.describe())))
 }
 
 async fn stack_outputs(
     config: &SdkConfig,
     stack: &str,
 ) -> Result<HashMap<String, String>, CliError> {
-    let out = aws_sdk_cloudformation::Client::new(config)
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
+    resources::stack_outputs(config, stack)
         .await
-        .map_err(|e| {
-            CliError::Config(format!(
-                "--stack {stack}: DescribeStacks failed: {}",
-                brief(&e)
-            ))
-        })?;
-    let stack_found = out
-        .stacks
-        .unwrap_or_default()
-        .into_iter()
-        .next()
-        .ok_or_else(|| CliError::Config(format!("--stack {stack}: no such stack")))?;
-    Ok(stack_found
-        .outputs
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|o| Some((o.output_key?, o.output_value?)))
-        .collect())
+        .map_err(|e| match e {
+            ResourceError::NoSuchStack => {
+                CliError::Config(format!("--stack {stack}: no such stack"))
+            }
+            other => CliError::Config(format!("--stack {stack}: DescribeStacks failed: {other}")),
+        })
 }
 
 async fn latest_stream_arn(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<String, CliError> {
-    let out = dynamodb
-        .describe_table()
-        .table_name(table)
-        .send()
+    resources::latest_stream_arn(dynamodb, table)
         .await
-        .map_err(|e| {
-            CliError::Config(format!(
-                "DescribeTable {table} (to find its stream; or pass --events-stream-arn): {}",
-                brief(&e)
-            ))
-        })?;
-    out.table
-        .and_then(|t| t.latest_stream_arn)
-        .ok_or_else(|| {
-            CliError::Config(format!(
+        .map_err(|e| match e {
+            ResourceError::NoStream => CliError::Config(format!(
                 "table {table} has no stream: enable NEW_IMAGE streams on it or pass --events-stream-arn"
-            ))
+            )),
+            other => CliError::Config(format!(
+                "DescribeTable {table} (to find its stream; or pass --events-stream-arn): {other}"
+            )),
         })
-}
-
-/// The service's code and message when there is one, else the whole error chain.
-fn brief<E>(err: &SdkError<E>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match (service_code(err), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        _ => DisplayErrorContext(err).to_string(),
-    }
 }

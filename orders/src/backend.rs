@@ -1,22 +1,23 @@
 //! The backend flags every command takes (`--backend`, `--data`, the AWS options), and the one
 //! place the ports are opened on either backend.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
+use futures::stream::BoxStream;
 use order_adapters_aws::{
     AwsClients, DynamoEventStore, DynamoStatusStore, SnsPublisher, SqsDeadLetters,
     SqsStreamFailures, SqsWorkQueue,
 };
 use order_adapters_sqlite::SqliteDb;
+use order_history::{histories, paged_histories, HistoryError};
 use order_ports::{
     AppendThenEnqueue, DeadLetters, EventStore, OrderIntake, OrderScan, Publisher, StatusRepair,
     StatusStore, WorkQueue,
 };
 
 use crate::aws_backend::{self, AwsArgs, AwsResources, Name};
-use crate::{CliError, DataArgs};
+use crate::CliError;
 
 /// Where the events, queue, view and notifications live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,8 +35,9 @@ pub struct BackendArgs {
     /// Where everything lives: `sqlite` (the file given by --data) or `aws`.
     #[arg(long, value_enum, env = "ORDERS_BACKEND", default_value_t = Backend::Sqlite)]
     pub backend: Backend,
-    #[command(flatten)]
-    pub data: DataArgs,
+    /// The SQLite file holding the event log, queue, status view and notifications.
+    #[arg(long, env = "ORDERS_DATA", default_value = "./orders.db")]
+    pub data: PathBuf,
     #[command(flatten)]
     pub aws: Box<AwsArgs>,
 }
@@ -49,64 +51,41 @@ pub struct Ports {
     pub publisher: Arc<dyn Publisher>,
 }
 
-/// What else a caller of [`open_ports`] may build on: the file, or the AWS configuration and
-/// resolved names.
-pub enum Opened {
-    Sqlite(SqliteDb),
-    Aws {
-        config: Box<SdkConfig>,
-        names: AwsResources,
-    },
-}
-
-/// Opens the four ports (for `serve`): on SQLite the `--data` file, created if missing; on AWS
-/// the resources named by flags, environment or `--stack`.
-pub async fn open_ports(args: &BackendArgs) -> Result<(Ports, Opened), CliError> {
-    match args.backend {
-        Backend::Sqlite => {
-            let db = open_sqlite(&args.data.data)?;
-            let ports = Ports {
-                intake: Arc::new(db.intake()),
-                events: Arc::new(db.event_store()),
-                queue: Arc::new(db.work_queue_default()),
-                status: Arc::new(db.status_store()),
-                publisher: Arc::new(db.publisher()),
-            };
-            Ok((ports, Opened::Sqlite(db)))
+impl Ports {
+    /// The ports on one SQLite file: the intake appends and enqueues in one transaction.
+    pub fn sqlite(db: &SqliteDb) -> Self {
+        Ports {
+            intake: Arc::new(db.intake()),
+            events: Arc::new(db.event_store()),
+            queue: Arc::new(db.work_queue_default()),
+            status: Arc::new(db.status_store()),
+            publisher: Arc::new(db.publisher()),
         }
-        Backend::Aws => {
-            let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
-            let clients = AwsClients::from_config(&config);
-            let names = aws_backend::resolve(&args.aws, &config, &clients.dynamodb).await?;
-            let events: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(
+    }
+
+    /// The ports on the AWS resources `names`.
+    pub fn aws(clients: &AwsClients, names: &AwsResources) -> Self {
+        let events: Arc<dyn EventStore> = Arc::new(DynamoEventStore::new(
+            clients.dynamodb.clone(),
+            &names.events_table,
+        ));
+        let queue: Arc<dyn WorkQueue> = Arc::new(SqsWorkQueue::new(
+            clients.sqs.clone(),
+            &names.work_queue_url,
+        ));
+        Ports {
+            // Not atomic: DynamoDB and SQS share no transaction (see AppendThenEnqueue).
+            intake: Arc::new(AppendThenEnqueue {
+                events: events.clone(),
+                queue: queue.clone(),
+            }),
+            events,
+            queue,
+            status: Arc::new(DynamoStatusStore::new(
                 clients.dynamodb.clone(),
-                &names.events_table,
-            ));
-            let queue: Arc<dyn WorkQueue> = Arc::new(SqsWorkQueue::new(
-                clients.sqs.clone(),
-                &names.work_queue_url,
-            ));
-            let ports = Ports {
-                // Not atomic: DynamoDB and SQS share no transaction (see AppendThenEnqueue).
-                intake: Arc::new(AppendThenEnqueue {
-                    events: events.clone(),
-                    queue: queue.clone(),
-                }),
-                events,
-                queue,
-                status: Arc::new(DynamoStatusStore::new(
-                    clients.dynamodb.clone(),
-                    &names.status_table,
-                )),
-                publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
-            };
-            Ok((
-                ports,
-                Opened::Aws {
-                    config: Box::new(config),
-                    names,
-                },
-            ))
+                &names.status_table,
+            )),
+            publisher: Arc::new(SnsPublisher::new(clients.sns.clone(), &names.topic_arn)),
         }
     }
 }
@@ -123,11 +102,38 @@ pub struct LogAndView {
     pub dynamo_events: Option<DynamoEventStore>,
 }
 
+impl LogAndView {
+    /// Every order's whole history, in no particular order: on SQLite a page of histories at
+    /// a time in order-id order (one range read per page rather than one query per order); on
+    /// DynamoDB a Query per order, `concurrency` at once.
+    pub fn histories(
+        &self,
+        concurrency: usize,
+    ) -> BoxStream<'static, Result<order_history::History, HistoryError>> {
+        match &self.local {
+            Some(db) => {
+                let store = db.event_store();
+                paged_histories(move |after| {
+                    let store = store.clone();
+                    async move {
+                        let page = store.histories_after(after, HISTORY_PAGE_EVENTS).await?;
+                        Ok((page.histories, page.next))
+                    }
+                })
+            }
+            None => histories(self.events.clone(), self.scan.clone(), concurrency),
+        }
+    }
+}
+
+/// Events read per page by [`LogAndView::histories`] on SQLite.
+const HISTORY_PAGE_EVENTS: usize = 10_000;
+
 /// Opens an existing log and its view: the `--data` file must exist; the AWS tables must exist.
 pub async fn open_log_and_view(args: &BackendArgs, command: &str) -> Result<LogAndView, CliError> {
     match args.backend {
         Backend::Sqlite => {
-            let db = open_existing_sqlite(&args.data.data, command)?;
+            let db = open_existing_sqlite(&args.data, command)?;
             let events = Arc::new(db.event_store());
             let status = Arc::new(db.status_store());
             Ok(LogAndView {
@@ -170,7 +176,7 @@ pub async fn open_dead_letters(
 ) -> Result<Arc<dyn DeadLetters>, CliError> {
     match args.backend {
         Backend::Sqlite => {
-            let db = open_existing_sqlite(&args.data.data, command)?;
+            let db = open_existing_sqlite(&args.data, command)?;
             Ok(Arc::new(db.work_queue_default()))
         }
         Backend::Aws => {
@@ -206,8 +212,7 @@ pub async fn open_set_aside(
 ) -> Result<SetAsideRecords, CliError> {
     match args.backend {
         Backend::Sqlite => Ok(SetAsideRecords::Sqlite(open_existing_sqlite(
-            &args.data.data,
-            command,
+            &args.data, command,
         )?)),
         Backend::Aws => {
             let config = order_adapters_aws::sdk_config(args.aws.endpoint_url.as_deref()).await;
@@ -260,7 +265,7 @@ pub async fn open_reconcile_ports(
 ) -> Result<ReconcilePorts, CliError> {
     match args.backend {
         Backend::Sqlite => {
-            let db = open_existing_sqlite(&args.data.data, command)?;
+            let db = open_existing_sqlite(&args.data, command)?;
             let status = Arc::new(db.status_store());
             Ok(ReconcilePorts {
                 events: Arc::new(db.event_store()),
@@ -288,7 +293,9 @@ pub async fn open_reconcile_ports(
     }
 }
 
-fn open_sqlite(path: &Path) -> Result<SqliteDb, CliError> {
+/// Opens the SQLite file at `path`, creating it if it is missing (`serve` starts on an empty
+/// one).
+pub fn open_or_create_sqlite(path: &Path) -> Result<SqliteDb, CliError> {
     SqliteDb::open(path).map_err(|source| CliError::Open {
         path: path.to_owned(),
         source,
@@ -305,5 +312,5 @@ pub fn open_existing_sqlite(path: &Path, command: &str) -> Result<SqliteDb, CliE
             path.display()
         )));
     }
-    open_sqlite(path)
+    open_or_create_sqlite(path)
 }

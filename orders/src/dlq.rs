@@ -9,7 +9,7 @@ use order_ports::{DeadLetterMessage, RedriveFilter, SetAsideRecord, StreamFailur
 use crate::backend::{
     open_dead_letters, open_existing_sqlite, open_set_aside, Backend, BackendArgs, SetAsideRecords,
 };
-use crate::walk::parse_duration;
+use crate::flags::{parse_duration, parse_order_id};
 use crate::CliError;
 
 #[derive(Debug, clap::Args)]
@@ -74,10 +74,6 @@ enum DlqCommand {
     },
 }
 
-pub(crate) fn parse_order_id(s: &str) -> Result<OrderId, String> {
-    OrderId::parse(s).map_err(|e| format!("not an order id: {e}"))
-}
-
 pub async fn dlq(args: DlqArgs) -> Result<ExitCode, CliError> {
     match args.command {
         DlqCommand::List { backend, json } => {
@@ -115,7 +111,7 @@ pub async fn dlq(args: DlqArgs) -> Result<ExitCode, CliError> {
                 .ok()
                 .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
                 .ok_or_else(|| CliError::Config("dlq prune: --older-than is too long".into()))?;
-            let db = open_existing_sqlite(&backend.data.data, "dlq prune")?;
+            let db = open_existing_sqlite(&backend.data, "dlq prune")?;
             let queue = db.work_queue_default();
             let pruned = queue.prune_dead_letters(before).await?;
             let left = queue.dead_letter_count().await?;

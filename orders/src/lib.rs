@@ -4,10 +4,11 @@ mod aws_backend;
 mod backend;
 mod dlq;
 mod events;
-mod external_sort;
+mod flags;
 mod loadtest;
 mod notifications;
 mod plan;
+mod progress;
 mod prometheus;
 mod rebuild;
 mod reconcile;
@@ -15,7 +16,6 @@ mod replay;
 mod serve;
 mod stats;
 mod verify;
-mod walk;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,14 +74,6 @@ enum Command {
     Plan(plan::PlanArgs),
 }
 
-/// Where the embedded default keeps everything.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DataArgs {
-    /// The SQLite file holding the event log, queue, status view and notifications.
-    #[arg(long, env = "ORDERS_DATA", default_value = "./orders.db")]
-    pub data: PathBuf,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot open {path}: {source}")]
@@ -104,6 +96,8 @@ pub enum CliError {
     },
     #[error(transparent)]
     Store(#[from] order_ports::StoreError),
+    #[error(transparent)]
+    History(#[from] order_history::HistoryError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

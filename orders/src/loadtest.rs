@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::walk::parse_duration;
+use crate::flags::parse_duration;
 use crate::CliError;
 
 /// The most orders one run may send.

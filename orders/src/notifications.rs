@@ -24,7 +24,7 @@ pub async fn show(args: NotificationsArgs) -> Result<(), CliError> {
                 .into(),
         ));
     }
-    let db = open_existing_sqlite(&args.backend.data.data, "notifications")?;
+    let db = open_existing_sqlite(&args.backend.data, "notifications")?;
     let publisher = db.publisher();
     let mut after = 0;
     loop {

@@ -8,17 +8,16 @@
 //! read (so a projector that moves the order on meanwhile still wins).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use events_schema::OrderId;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use order_history::all_orders;
 use order_ports::reproject::{fold_log, reproject, FoldedLog};
 use order_ports::Upserted;
 
 use crate::backend::{open_log_and_view, BackendArgs, LogAndView};
-use crate::dlq::parse_order_id;
-use crate::walk::all_orders;
+use crate::flags::parse_order_id;
+use crate::progress::events_bar;
 use crate::CliError;
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +77,7 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode, CliError> {
         tally(id, outcome);
     } else {
         let total = log.scan.count_events().await?;
-        let bar = progress(total);
+        let bar = events_bar(Some(total));
         let mut results = all_orders(log.scan.clone())
             .map(|id| async move {
                 let id = id?;
@@ -102,18 +101,6 @@ pub async fn rebuild(args: RebuildArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// A bar of `total` events on stderr, drawn only when stderr is a terminal.
-fn progress(total: u64) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{wide_bar} {human_pos}/{human_len} events  {per_sec}  ETA {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
 }
 
 /// Rebuilds one order's view; returns what happened and how many events it has.

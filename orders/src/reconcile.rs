@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::backend::{open_reconcile_ports, BackendArgs};
-use crate::walk::parse_duration;
+use crate::flags::parse_duration;
 use crate::CliError;
 
 #[derive(Debug, clap::Args)]

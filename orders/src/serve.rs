@@ -25,20 +25,22 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::prometheus::Prometheus;
 use events_schema::ProcessingPolicy;
 use ingest::AppState;
-use order_adapters_aws::{SqsStreamFailures, StartAt, StreamCheckpoints, StreamFeed};
-use order_adapters_sqlite::SqliteFeed;
+use order_adapters_aws::{AwsClients, SqsStreamFailures, StartAt, StreamCheckpoints, StreamFeed};
+use order_adapters_sqlite::{SqliteFeed, SqliteWorkQueue};
 use order_ports::telemetry::LogFormat;
 use order_ports::Feed;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::backend::{self, BackendArgs, Opened, Ports};
+use crate::aws_backend::{self, AwsArgs, AwsResources, Name};
+use crate::backend::{self, Backend, BackendArgs, Ports};
+use crate::prometheus::Prometheus;
 use crate::CliError;
 
 /// The subscribers' names: in logs, and the SQLite checkpoints' keys.
@@ -143,26 +145,43 @@ pub struct HttpLimits {
 /// connections, logs.
 const RESERVED_FDS: u64 = 256;
 
-/// The projector's and the notifier's feeds.
-// Built once and moved into the subscribers at start: the size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
-enum Feeds {
-    Sqlite(SqliteFeed, SqliteFeed),
-    Aws(StreamFeed, StreamFeed),
+/// Everything `serve` runs on, opened in one pass from the backend flags: the ports the API
+/// and the workers share, the projector's and the notifier's feeds, and what the log line at
+/// start and `GET /metrics` read.
+struct Opened<F> {
+    ports: Ports,
+    projector_feed: F,
+    notifier_feed: F,
+    /// The SQLite work queue, whose depth `GET /metrics` reads at each scrape (`None` on AWS:
+    /// SQS has its own metrics).
+    local_queue: Option<SqliteWorkQueue>,
+    /// Where everything lives, for the log line at start.
+    location: String,
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let authentication = args.auth.authentication()?;
-    let (ports, feeds, where_, local_queue) = match backend::open_ports(&args.backend).await? {
-        (ports, Opened::Sqlite(db)) => {
-            let (ports, feeds, where_) = open_sqlite(&args, ports, &db);
-            (ports, feeds, where_, Some(db.work_queue_default()))
-        }
-        (ports, Opened::Aws { config, names }) => {
-            let (ports, feeds, where_) = open_aws(&args, ports, &config, &names).await?;
-            (ports, feeds, where_, None)
-        }
-    };
+    // The two feeds are different types: each backend runs its own instance of `run`.
+    match args.backend.backend {
+        Backend::Sqlite => run(&args, authentication, open_on_sqlite(&args.backend.data)?).await,
+        Backend::Aws => run(&args, authentication, open_on_aws(&args.backend.aws).await?).await,
+    }
+}
+
+/// Serves until told to stop (see the module docs), on what [`open_on_sqlite`] or
+/// [`open_on_aws`] opened.
+async fn run<F: Feed + 'static>(
+    args: &ServeArgs,
+    authentication: Option<ingest::Authentication>,
+    opened: Opened<F>,
+) -> Result<(), CliError> {
+    let Opened {
+        ports,
+        projector_feed,
+        notifier_feed,
+        local_queue,
+        location,
+    } = opened;
     let metrics = Arc::new(Prometheus::new());
     order_ports::metrics::install(metrics.clone());
 
@@ -175,7 +194,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let local: SocketAddr = listener.local_addr()?;
     // Printed on stdout so scripts (and the end-to-end tests) can find an ephemeral port.
     println!("listening on http://{local}");
-    tracing::info!(%local, backend = ?args.backend.backend, %where_, "orders serve started");
+    tracing::info!(%local, backend = ?args.backend.backend, where_ = %location, "orders serve started");
 
     // One signal per stage, sent in this order (see the module docs).
     let (stop_http, http_shutdown) = watch::channel(false);
@@ -196,26 +215,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         ));
     }
     let mut subscribers = JoinSet::new();
-    match feeds {
-        Feeds::Sqlite(projector, notifier) => {
-            spawn_subscribers(
-                &mut subscribers,
-                &ports,
-                projector,
-                notifier,
-                &feeds_shutdown,
-            );
-        }
-        Feeds::Aws(projector, notifier) => {
-            spawn_subscribers(
-                &mut subscribers,
-                &ports,
-                projector,
-                notifier,
-                &feeds_shutdown,
-            );
-        }
-    }
+    spawn_subscribers(
+        &mut subscribers,
+        &ports,
+        projector_feed,
+        notifier_feed,
+        &feeds_shutdown,
+    );
 
     let app = ingest::router(AppState {
         intake: ports.intake,
@@ -422,24 +428,25 @@ fn spawn_subscribers<F: Feed + 'static>(
     ));
 }
 
-fn open_sqlite(
-    args: &ServeArgs,
-    ports: Ports,
-    db: &order_adapters_sqlite::SqliteDb,
-) -> (Ports, Feeds, String) {
-    let feeds = Feeds::Sqlite(db.feed(PROJECTOR), db.feed(NOTIFIER));
-    (ports, feeds, args.backend.data.data.display().to_string())
+/// The `--data` file (created if missing), its ports and its log's feeds.
+fn open_on_sqlite(path: &Path) -> Result<Opened<SqliteFeed>, CliError> {
+    let db = backend::open_or_create_sqlite(path)?;
+    Ok(Opened {
+        ports: Ports::sqlite(&db),
+        projector_feed: db.feed(PROJECTOR),
+        notifier_feed: db.feed(NOTIFIER),
+        local_queue: Some(db.work_queue_default()),
+        location: path.display().to_string(),
+    })
 }
 
-/// Resolves the resources and opens both stream feeds before the API accepts anything, so a
-/// notifier starting at LATEST (its first run) sees every completion of an order accepted from
-/// then on. Both resume from their checkpoints in `--checkpoints`.
-async fn open_aws(
-    args: &ServeArgs,
-    ports: Ports,
-    config: &aws_config::SdkConfig,
-    names: &crate::aws_backend::AwsResources,
-) -> Result<(Ports, Feeds, String), CliError> {
+/// Resolves the resources, builds the ports on them, and opens both stream feeds before the
+/// API accepts anything, so a notifier starting at LATEST (its first run) sees every completion
+/// of an order accepted from then on. Both resume from their checkpoints in `--checkpoints`.
+async fn open_on_aws(aws: &AwsArgs) -> Result<Opened<StreamFeed>, CliError> {
+    let config = order_adapters_aws::sdk_config(aws.endpoint_url.as_deref()).await;
+    let clients = AwsClients::from_config(&config);
+    let names = aws_backend::resolve(aws, &config, &clients.dynamodb).await?;
     let stream_error = |e: order_ports::StoreError| {
         CliError::Config(format!(
             "cannot read the stream {}: {e}",
@@ -447,12 +454,11 @@ async fn open_aws(
         ))
     };
     let checkpoints_error = |source| CliError::Open {
-        path: args.backend.aws.checkpoints.clone(),
+        path: aws.checkpoints.clone(),
         source,
     };
-    let checkpoints =
-        StreamCheckpoints::open(&args.backend.aws.checkpoints).map_err(checkpoints_error)?;
-    let notifier_start = if args.backend.aws.replay_notifications {
+    let checkpoints = StreamCheckpoints::open(&aws.checkpoints).map_err(checkpoints_error)?;
+    let notifier_start = if aws.replay_notifications {
         // A deliberate reset: the notifier's next start is a first start, at the trim horizon.
         checkpoints
             .reset(&names.events_stream_arn, NOTIFIER)
@@ -462,9 +468,9 @@ async fn open_aws(
     } else {
         StartAt::Latest
     };
-    let set_aside = stream_failure_queue(config, names).await?;
+    let set_aside = stream_failure_queue(&clients.sqs, &names).await?;
     let mut projector_feed = StreamFeed::open(
-        config,
+        &config,
         &names.events_stream_arn,
         PROJECTOR,
         StartAt::TrimHorizon,
@@ -473,7 +479,7 @@ async fn open_aws(
     .await
     .map_err(stream_error)?;
     let mut notifier_feed = StreamFeed::open(
-        config,
+        &config,
         &names.events_stream_arn,
         NOTIFIER,
         notifier_start,
@@ -485,7 +491,7 @@ async fn open_aws(
         projector_feed = projector_feed.with_set_aside(set_aside.clone());
         notifier_feed = notifier_feed.with_set_aside(set_aside);
     }
-    let where_ = format!(
+    let location = format!(
         "events={} status={} queue={} topic={} stream={} stream-failure-queue={}",
         names.events_table,
         names.status_table,
@@ -497,7 +503,13 @@ async fn open_aws(
             .as_deref()
             .unwrap_or("(none: poison is only logged)")
     );
-    Ok((ports, Feeds::Aws(projector_feed, notifier_feed), where_))
+    Ok(Opened {
+        ports: Ports::aws(&clients, &names),
+        projector_feed,
+        notifier_feed,
+        local_queue: None,
+        location,
+    })
 }
 
 /// Where the stream consumers set aside the records they can never handle: the stream failure
@@ -506,8 +518,8 @@ async fn open_aws(
 /// holding the stream at the first such record. Not named: such records are only logged (ERROR)
 /// and counted, and a warning says so once at start.
 async fn stream_failure_queue(
-    config: &aws_config::SdkConfig,
-    names: &crate::aws_backend::AwsResources,
+    sqs: &aws_sdk_sqs::Client,
+    names: &AwsResources,
 ) -> Result<Option<Arc<dyn order_ports::SetAside>>, CliError> {
     let Some(url) = &names.stream_failure_queue_url else {
         tracing::warn!(
@@ -517,10 +529,11 @@ async fn stream_failure_queue(
         );
         return Ok(None);
     };
-    let sqs = aws_sdk_sqs::Client::new(config);
-    crate::aws_backend::check_queue(&sqs, url, crate::aws_backend::Name::StreamFailureQueueUrl)
-        .await?;
-    Ok(Some(Arc::new(SqsStreamFailures::new(sqs, url.clone()))))
+    aws_backend::check_queue(sqs, url, Name::StreamFailureQueueUrl).await?;
+    Ok(Some(Arc::new(SqsStreamFailures::new(
+        sqs.clone(),
+        url.clone(),
+    ))))
 }
 
 /// Authentication, off unless `--auth-jwks` is given: then the API verifies bearer tokens itself,
@@ -567,10 +580,7 @@ impl AuthArgs {
 /// takes a [`Caller`](ingest::Caller), so a request without a valid bearer token is `401`):
 /// the numbers say how much business the service does. Any valid token may read them; give a
 /// scraper one (docs/security.md).
-fn metrics_route(
-    metrics: Arc<Prometheus>,
-    queue: Option<order_adapters_sqlite::SqliteWorkQueue>,
-) -> axum::Router {
+fn metrics_route(metrics: Arc<Prometheus>, queue: Option<SqliteWorkQueue>) -> axum::Router {
     let scrape = move |_caller: ingest::Caller| {
         let (metrics, queue) = (metrics.clone(), queue.clone());
         async move {

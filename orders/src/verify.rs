@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use events_schema::{EventEnvelope, FoldError, OrderId, OrderStatus, OrderStatusRecord, OrderView};
 use futures::StreamExt;
+use order_history::all_orders;
 use order_ports::StoreError;
 
 use crate::backend::{
     open_log_and_view, open_stream_failures_if_named, Backend, BackendArgs, LogAndView,
 };
-use crate::walk::{all_orders, parse_duration};
+use crate::flags::parse_duration;
 use crate::CliError;
 
 /// How long to wait before looking again at a view that is behind its log (a projector that is

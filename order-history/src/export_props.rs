@@ -1,16 +1,20 @@
 //! The export row's round trip, for arbitrary events: an NDJSON line or a CSV record of
-//! `orders events` holds the whole event, so an analyst can rebuild it exactly (the payload's
+//! the export holds the whole event, so an analyst can rebuild it exactly (the payload's
 //! fields are those of its event type). Text is arbitrary: commas, quotes, newlines and any
 //! Unicode must survive the CSV quoting.
 
 use std::sync::Mutex;
 
 use chrono::DateTime;
-use events_schema::{CorrelationId, Currency, ProductId, StoredEvent, ValidOrder, Version};
+use events_schema::{
+    CorrelationId, Currency, CustomerId, EventType, OrderEvent, OrderId, ProductId, StoredEvent,
+    ValidOrder, Version,
+};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 use super::*;
+use crate::export_row::payload_columns;
 
 /// A writer the test can read back after the sink has taken it.
 #[derive(Clone, Default)]
