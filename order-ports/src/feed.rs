@@ -1,6 +1,6 @@
 //! The change-feed port: [`Feed`], an ordered source of events for one consumer with a
 //! checkpoint, and the consumer loop that drives an [`EventConsumer`] over it
-//! ([`run_subscriber`], one batch at a time with [`catch_up_once`]).
+//! ([`run_subscriber_draining`], one batch at a time with [`catch_up_once`]).
 //!
 //! This is what runs the projector and the notifier outside Lambda (`orders serve`). Adapters:
 //! `SqliteFeed` of the SQLite adapter crate (the SQLite log's global sequence, checkpoints in the
@@ -105,16 +105,6 @@ pub trait Feed: Send {
     }
 }
 
-/// Follows `feed` until shutdown, handing every event to `consumer` (called `name` in logs).
-pub async fn run_subscriber<F: Feed, C: EventConsumer>(
-    mut feed: F,
-    name: &'static str,
-    consumer: C,
-    shutdown: watch::Receiver<bool>,
-) {
-    follow(&mut feed, name, &consumer, shutdown).await;
-}
-
 async fn follow<F: Feed, C: EventConsumer>(
     feed: &mut F,
     name: &'static str,
@@ -137,7 +127,8 @@ async fn follow<F: Feed, C: EventConsumer>(
     }
 }
 
-/// Like [`run_subscriber`], but once shutdown is requested it goes on until it has caught up
+/// Follows `feed`, handing every event to `consumer` (called `name` in logs); once shutdown is
+/// requested it goes on until it has caught up
 /// with everything written so far — its polls brought nothing for the feed's
 /// [`settle_time`](Feed::settle_time) — or `deadline` has passed, whichever comes first. For a
 /// shutdown that stops the writers first: what they wrote is still handled (a completion

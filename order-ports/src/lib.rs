@@ -9,7 +9,7 @@
 //!   consumer contract ([`EventConsumer`], [`BatchOutcome`]); [`SetAside`] for stream records
 //!   that can never be handled; and the operator tools' ports ([`OrderScan`], [`StatusRepair`],
 //!   [`DeadLetters`], [`EventExport`]).
-//! * [`feed`]: the change-feed port [`Feed`] and the consumer loop over it ([`run_subscriber`]).
+//! * [`feed`]: the change-feed port [`Feed`] and the consumer loop over it ([`run_subscriber_draining`]).
 //! * [`poison`]: setting aside a stream record a consumer can never handle, shared by the
 //!   stream Lambdas (`order-lambda`) and the feed loop.
 //! * [`reproject`]: a view written from its log, forward-only (`orders rebuild` and the
@@ -32,5 +32,5 @@ mod cursor_props;
 #[cfg(test)]
 mod test_set_aside;
 
-pub use feed::{catch_up_once, run_subscriber, run_subscriber_draining, stopped, Feed, FeedRecord};
+pub use feed::{catch_up_once, run_subscriber_draining, stopped, Feed, FeedRecord};
 pub use ports::*;

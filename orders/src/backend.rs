@@ -42,7 +42,8 @@ pub struct BackendArgs {
     pub aws: Box<AwsArgs>,
 }
 
-/// The four ports the API and the workers share, and the API's intake over two of them.
+/// The ports the API and the workers share (log, queue, view, publisher), and the API's intake
+/// over the first two.
 pub struct Ports {
     pub intake: Arc<dyn OrderIntake>,
     pub events: Arc<dyn EventStore>,

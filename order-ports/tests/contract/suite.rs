@@ -1,4 +1,4 @@
-//! Backend-agnostic checks of the four ports' contracts. Nothing here may depend on a particular
+//! Backend-agnostic checks of the ports' contracts. Nothing here may depend on a particular
 //! backend: what only one backend can show lives in that backend's module.
 //!
 //! Every check needs fresh ports from its [`Backend`] (in particular an empty queue). Queue

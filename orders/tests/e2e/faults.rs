@@ -62,6 +62,8 @@ const CLIENTS: usize = 16;
 /// events. (With a 20 ms pause the same run takes about 12 s.) The margin covers a slow machine
 /// and the work queue's backoff on failed messages.
 const DEADLINE: Duration = Duration::from_secs(120);
+/// How long the subscribers may drain after shutdown (the test has checked everything by then).
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// The ports without faults: what the pipeline is built on, and what the checks read.
 struct Inner {
@@ -113,17 +115,19 @@ impl Pipeline {
                 shutdown.clone(),
             ));
         }
-        tasks.spawn(order_ports::run_subscriber(
+        tasks.spawn(order_ports::run_subscriber_draining(
             feed(projector_feed, faults.clone(), "projector feed"),
             "projector",
             projector::Projector::new(events.clone(), status.clone()),
             shutdown.clone(),
+            DRAIN,
         ));
-        tasks.spawn(order_ports::run_subscriber(
+        tasks.spawn(order_ports::run_subscriber_draining(
             feed(notifier_feed, faults.clone(), "notifier feed"),
             "notifier",
             notifier::Notifier::new(events.clone(), publisher.clone()),
             shutdown,
+            DRAIN,
         ));
         // The non-atomic intake over the faulty log and queue: a stored order is accepted
         // whatever happens to its send (ADR 8); one whose every send try failed is enqueued
