@@ -1,5 +1,6 @@
 //! [`AppendThenEnqueue`] over a real log (the SQLite adapter) and a queue that refuses: a stored
-//! order is accepted even when it cannot be queued, and one that could not be stored is not.
+//! order is accepted even when it cannot be queued, and one that could not be stored is not;
+//! [`send_after_append`]'s brief tries.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use events_schema::{OrderId, Version};
 use order_adapters_sqlite::test_util::TempSqlite;
-use order_ports::{AppendThenEnqueue, Delivery, EventStore, OrderIntake, StoreError, WorkQueue};
+use order_ports::{
+    send_after_append, AppendThenEnqueue, Delivery, EventStore, OrderIntake, StoreError, WorkQueue,
+};
 use order_test_support::order_received;
 
 /// A queue whose sends fail with the listed errors first, in order, then succeed; it
@@ -87,4 +90,32 @@ async fn an_order_that_could_not_be_stored_is_not_accepted_and_nothing_is_sent()
     not_first.version = Version::new(2).expect("2");
     assert!(intake.accept(&not_first).await.is_err());
     assert_eq!(queue.tries(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_that_fails_twice_transiently_gets_through_on_the_third_try() {
+    let queue = Refusing::with(vec![down(), down()]);
+    let started = tokio::time::Instant::now();
+    send_after_append(&queue, OrderId::new_random(), None)
+        .await
+        .expect("the third try gets through");
+    assert_eq!(queue.tries(), 3);
+    assert_eq!(started.elapsed(), Duration::from_millis(250));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_that_keeps_failing_is_given_up_after_three_tries() {
+    let queue = Refusing::with(vec![down(), down(), down(), down()]);
+    let result = send_after_append(&queue, OrderId::new_random(), None).await;
+    assert_eq!(result, Err(down()));
+    assert_eq!(queue.tries(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_refused_for_good_is_not_tried_again() {
+    let refused = StoreError::Rejected("AccessDenied".into());
+    let queue = Refusing::with(vec![refused.clone()]);
+    let result = send_after_append(&queue, OrderId::new_random(), None).await;
+    assert_eq!(result, Err(refused));
+    assert_eq!(queue.tries(), 1);
 }
