@@ -127,9 +127,10 @@ pub enum Archived {
     /// An event: its export row (one JSON object and a newline) and the day of its
     /// `occurredAt` (UTC, `YYYY-MM-DD`), the [`DAY`] partition.
     Row { line: Vec<u8>, day: String },
-    /// Not an event (its `eventName` is said), on purpose: the event table is append-only, so a `MODIFY` or a `REMOVE`
-    /// (an operator's repair, a deletion by TTL or by hand) changes no event that happened:
-    /// the archive keeps what was appended, and the `INSERT` of the item is already in it.
+    /// Not an event, on purpose (the record's `eventName`): the event table is append-only,
+    /// so a `MODIFY` or a `REMOVE` (an operator's repair, a deletion by TTL or by hand)
+    /// changes no event that happened; the archive keeps what was appended, and the `INSERT`
+    /// of the item is already in it.
     Dropped(&'static str),
 }
 
