@@ -28,6 +28,14 @@
 //! partition keys returned by the function:
 //! <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-partitioning-keys.html>.
 
+//! For the wiring (the template's Firehose and Glue table, still to come): the Glue columns are
+//! [`order_history::COLUMNS`] with the types of [`order_history::arrow_schema`]; `occurredAt`
+//! is always RFC 3339 UTC with milliseconds and `Z`, which the Hive JSON SerDe's default
+//! (`java.sql.Timestamp::valueOf`) does not read: give it `TimestampFormats`
+//! `["yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"]`
+//! (<https://docs.aws.amazon.com/firehose/latest/APIReference/API_HiveJsonSerDe.html>); the S3
+//! prefix takes `!{partitionKeyFromLambda:day}` and the Glue table `day` as its partition column.
+
 // Every match on an event type (or status) names each variant: adding one does not compile
 // until each place has decided (CONTRIBUTING.md, "Adding an event type").
 #![deny(clippy::wildcard_enum_match_arm)]
