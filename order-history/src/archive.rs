@@ -104,14 +104,19 @@ impl Archive {
                 path: lock_path.clone(),
                 source,
             })?;
-        lock.try_lock().map_err(|e| match e {
-            fs::TryLockError::WouldBlock => HistoryError::Archive(format!(
-                "{} is being written by another run (it holds {})",
-                dir.display(),
-                lock_path.display()
-            )),
-            fs::TryLockError::Error(e) => HistoryError::Io(e),
-        })?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |e| {
+                if e == rustix::io::Errno::WOULDBLOCK {
+                    HistoryError::Archive(format!(
+                        "{} is being written by another run (it holds {})",
+                        dir.display(),
+                        lock_path.display()
+                    ))
+                } else {
+                    HistoryError::Io(e.into())
+                }
+            },
+        )?;
         let manifest_path = dir.join(MANIFEST);
         let manifest = match fs::read(&manifest_path) {
             Ok(bytes) => {
@@ -507,8 +512,12 @@ mod tests {
         assert_eq!(
             first.files,
             [
-                PathBuf::from("day=2025-01-01/part-00000000000000000001-00000000000000000001.parquet"),
-                PathBuf::from("day=2025-01-02/part-00000000000000000002-00000000000000000003.parquet"),
+                PathBuf::from(
+                    "day=2025-01-01/part-00000000000000000001-00000000000000000001.parquet"
+                ),
+                PathBuf::from(
+                    "day=2025-01-02/part-00000000000000000002-00000000000000000003.parquet"
+                ),
             ]
         );
         let before: Vec<(PathBuf, Vec<u8>)> = first
@@ -523,8 +532,12 @@ mod tests {
         assert_eq!(
             second.files,
             [
-                PathBuf::from("day=2025-01-03/part-00000000000000000004-00000000000000000005.parquet"),
-                PathBuf::from("day=2025-01-04/part-00000000000000000006-00000000000000000006.parquet"),
+                PathBuf::from(
+                    "day=2025-01-03/part-00000000000000000004-00000000000000000005.parquet"
+                ),
+                PathBuf::from(
+                    "day=2025-01-04/part-00000000000000000006-00000000000000000006.parquet"
+                ),
             ]
         );
         for (file, bytes) in before {
@@ -551,7 +564,13 @@ mod tests {
         );
 
         let nothing = run(dir.path(), &log, 6).await;
-        assert_eq!(nothing, Appended { last_seq: 6, ..Appended::default() });
+        assert_eq!(
+            nothing,
+            Appended {
+                last_seq: 6,
+                ..Appended::default()
+            }
+        );
     }
 
     #[tokio::test]
@@ -596,9 +615,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let _first = Archive::open(dir.path()).expect("open");
         let second = Archive::open(dir.path()).err().expect("refused");
-        assert!(
-            second.to_string().contains("another run"),
-            "{second}"
-        );
+        assert!(second.to_string().contains("another run"), "{second}");
     }
 }

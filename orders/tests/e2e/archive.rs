@@ -146,10 +146,9 @@ async fn archived_known_history(data: &Path, dir: &Path) -> Known {
     for (name, bytes) in &after_first {
         assert_eq!(&after_second[name], bytes, "{name} was rewritten");
     }
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("_archive.json")).expect("the manifest"),
-    )
-    .expect("JSON");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("_archive.json")).expect("the manifest"))
+            .expect("JSON");
     assert_eq!(
         manifest,
         json!({"format": 1, "lastSeq": 13, "events": 13, "files": 2})
@@ -276,7 +275,12 @@ async fn archive_twice_then_each_shipped_query_on_duckdb_answers_as_the_cli_does
     // Completed totals per currency: `orders stats`' all row, and replay after the last event.
     let totals: BTreeMap<String, Value> = query(&out, "completed_totals_by_currency.sql", &[])
         .into_iter()
-        .map(|r| (r["currency"].as_str().expect("currency").to_owned(), r["total"].clone()))
+        .map(|r| {
+            (
+                r["currency"].as_str().expect("currency").to_owned(),
+                r["total"].clone(),
+            )
+        })
         .collect();
     assert_eq!(json!(totals), stats["all"]["totals"]);
     assert_eq!(json!(totals), json!({"EUR": 542, "USD": 1234}));
@@ -318,7 +322,10 @@ async fn archive_twice_then_each_shipped_query_on_duckdb_answers_as_the_cli_does
             assert_eq!(state["customer_id"], record["customerId"], "{order}");
             assert_eq!(state["currency"], record["currency"], "{order}");
             assert_eq!(state["created_at"], record["createdAt"], "{order}");
-            assert_eq!(state["updated_at"], record["updatedAt"], "{order} as of {t}");
+            assert_eq!(
+                state["updated_at"], record["updatedAt"],
+                "{order} as of {t}"
+            );
             assert_eq!(
                 state["failure_reason"],
                 record.get("failureReason").cloned().unwrap_or(Value::Null),
@@ -361,11 +368,7 @@ async fn an_event_stored_twice_in_the_archive_changes_no_answer() {
         std::fs::write(elsewhere, &bytes).expect("copy");
     }
     assert_eq!(part_files(&out).len(), 6, "each event stored three times");
-    let copies = query(
-        &out,
-        "events_of_order.sql",
-        &[("order_id", &id(&k.a))],
-    );
+    let copies = query(&out, "events_of_order.sql", &[("order_id", &id(&k.a))]);
     assert_eq!(copies.len(), k.a.len(), "one row per event, not three");
     assert_eq!(every_answer(&out, &k), before);
 }
