@@ -5,6 +5,8 @@
 //! * [`export_row`]: the export row — its columns, which an event fills, its Arrow schema: its
 //!   one definition, for `orders events` and for the archive (Parquet by day): the `archiver`
 //!   function writes each event's [`write_json_line`], the line of the NDJSON export.
+//! * [`archive`]: the log as Parquet files partitioned by day (`orders archive`), written
+//!   incrementally from the log's global sequence; the same files Athena and DuckDB query.
 //! * [`export`]: the log written as NDJSON, CSV or Parquet in export order, from a store that
 //!   pages in that order ([`EventExport`](order_ports::EventExport)) or through
 //!   [`external_sort`] from one that cannot.
@@ -12,6 +14,7 @@
 //! * [`replay`]: an order, or every order, as it was at a moment.
 //! * [`stats`]: per hour or day of receipt, counts, totals and completion-time percentiles.
 
+pub mod archive;
 pub mod export;
 pub mod export_row;
 pub mod external_sort;
@@ -22,6 +25,7 @@ pub mod walk;
 use events_schema::OrderId;
 use order_ports::StoreError;
 
+pub use archive::{Appended, Archive, Manifest};
 pub use export::{export_to, export_to_file, sort_matching, Format, MatchingEvents, Source};
 pub use export_row::{arrow_schema, payload_columns, write_json_line, COLUMNS};
 pub use external_sort::{ExternalSort, SortError, Sorted};
@@ -62,6 +66,9 @@ pub enum HistoryError {
     TooManyItems,
     #[error("cannot write Parquet: {0}")]
     Parquet(String),
+    /// The archive directory cannot be used as it is (locked by another run, a bad manifest).
+    #[error("archive: {0}")]
+    Archive(String),
 }
 
 impl From<SortError> for HistoryError {

@@ -1,5 +1,6 @@
 //! The `orders` command line.
 
+mod archive;
 mod aws_backend;
 mod backend;
 mod dlq;
@@ -65,6 +66,9 @@ enum Command {
     /// Export the event history — filtered by order, customer, type or time — as NDJSON
     /// (default), CSV or Parquet, ordered by occurredAt, orderId, version.
     Events(events::EventsArgs),
+    /// Write the local log as Parquet files partitioned by day (DIR/day=YYYY-MM-DD/…), the
+    /// layout Athena and DuckDB query; a second run adds only what is new.
+    Archive(archive::ArchiveArgs),
     /// Load the HTTP API (loopback, or with --allow-remote a deployment you own): accepted/s,
     /// accept latency, errors, and with --wait the time from 202 to COMPLETED per order.
     Loadtest(loadtest::LoadtestArgs),
@@ -118,6 +122,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Replay(args) => replay::replay(args).await,
         Command::Stats(args) => stats::stats(args).await,
         Command::Events(args) => events::events(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Archive(args) => archive::archive(args).await.map(|()| ExitCode::SUCCESS),
         Command::Loadtest(args) => loadtest::loadtest(args).await,
         Command::Plan(args) => plan::plan(args).await,
     };

@@ -62,24 +62,24 @@ fn history(
 }
 
 /// The known history: four orders in the 10:00 hour of 2025-01-01, one the next day.
-struct Known {
+pub(crate) struct Known {
     /// EUR 5 × 100: received 10:00:00, processing 10:00:01, completed (500) 10:00:02.
-    a: Vec<EventEnvelope>,
+    pub(crate) a: Vec<EventEnvelope>,
     /// EUR: received 10:00:01.500, processing 10:00:03, failed 10:00:04.
-    b: Vec<EventEnvelope>,
+    pub(crate) b: Vec<EventEnvelope>,
     /// EUR: received 10:00:05, never processed.
-    c: Vec<EventEnvelope>,
+    pub(crate) c: Vec<EventEnvelope>,
     /// USD: received 10:00:00.500, processing 10:00:06, completed (1234) 10:00:07.
-    d: Vec<EventEnvelope>,
+    pub(crate) d: Vec<EventEnvelope>,
     /// EUR: received 2025-01-02T00:30:00, completed (42) 250 ms later.
-    e: Vec<EventEnvelope>,
+    pub(crate) e: Vec<EventEnvelope>,
 }
 
-const BEFORE_FIRST: &str = "2025-01-01T09:59:59.999Z";
-const BETWEEN: &str = "2025-01-01T10:00:01.500Z";
-const AFTER_LAST: &str = "2025-01-03T00:00:00Z";
+pub(crate) const BEFORE_FIRST: &str = "2025-01-01T09:59:59.999Z";
+pub(crate) const BETWEEN: &str = "2025-01-01T10:00:01.500Z";
+pub(crate) const AFTER_LAST: &str = "2025-01-03T00:00:00Z";
 
-fn known() -> Known {
+pub(crate) fn known() -> Known {
     use OrderEvent::*;
     Known {
         a: history(
@@ -145,19 +145,19 @@ async fn known_history(data: &Path) -> Known {
     append_known(&db.event_store()).await
 }
 
-fn id(h: &[EventEnvelope]) -> String {
+pub(crate) fn id(h: &[EventEnvelope]) -> String {
     h[0].order_id.to_string()
 }
 
 /// `orders <command> --data <data>`.
-fn run(data: &Path, command: &[&str]) -> std::process::Output {
+pub(crate) fn run(data: &Path, command: &[&str]) -> std::process::Output {
     let mut args = command.to_vec();
     args.extend(["--data", data.to_str().expect("utf-8 path")]);
     orders(&args)
 }
 
 /// Runs a command that must succeed and print one JSON document.
-fn json_of(data: &Path, command: &[&str]) -> Value {
+pub(crate) fn json_of(data: &Path, command: &[&str]) -> Value {
     let out = run(data, command);
     assert!(
         out.status.success(),

@@ -1,5 +1,6 @@
 //! End-to-end tests of `orders serve`: the real binary, a real SQLite file, real HTTP.
 
+mod archive;
 mod authentication;
 mod aws_stack;
 mod bad_input;
