@@ -111,6 +111,9 @@ fn arb_event() -> impl Strategy<Value = OrderEvent> {
         EventType::OrderFailed => any::<String>()
             .prop_map(|reason| OrderEvent::OrderFailed { reason })
             .boxed(),
+        EventType::OrderCancelled => any::<Option<String>>()
+            .prop_map(|reason| OrderEvent::OrderCancelled { reason })
+            .boxed(),
     })
 }
 

@@ -183,18 +183,19 @@ fn print_record(r: &OrderStatusRecord) {
 #[derive(Debug, Default)]
 struct Summary {
     orders: u64,
-    by_status: [u64; 4],
+    by_status: [u64; 5],
     /// Minor units of the COMPLETED orders, per currency (i128: no sum of i64 totals overflows).
     totals: BTreeMap<String, i128>,
     /// Orders left out because their history could not be read or folded.
     skipped: u64,
 }
 
-const STATUSES: [OrderStatus; 4] = [
+const STATUSES: [OrderStatus; 5] = [
     OrderStatus::Received,
     OrderStatus::Processing,
     OrderStatus::Completed,
     OrderStatus::Failed,
+    OrderStatus::Cancelled,
 ];
 
 fn status_index(s: OrderStatus) -> usize {
@@ -203,6 +204,7 @@ fn status_index(s: OrderStatus) -> usize {
         OrderStatus::Processing => 1,
         OrderStatus::Completed => 2,
         OrderStatus::Failed => 3,
+        OrderStatus::Cancelled => 4,
     }
 }
 
@@ -227,6 +229,7 @@ struct ByStatus {
     processing: u64,
     completed: u64,
     failed: u64,
+    cancelled: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -279,6 +282,7 @@ async fn replay_all(
                 processing: summary.by_status[1],
                 completed: summary.by_status[2],
                 failed: summary.by_status[3],
+                cancelled: summary.by_status[4],
             },
             totals: &summary.totals,
         };
@@ -509,7 +513,7 @@ mod tests {
             s.add(&view);
         }
         assert_eq!(s.orders, 3);
-        assert_eq!(s.by_status, [1, 1, 1, 0]);
+        assert_eq!(s.by_status, [1, 1, 1, 0, 0]);
         assert_eq!(s.totals.get("USD"), Some(&100));
     }
 }

@@ -19,14 +19,14 @@ use crate::CliError;
 #[command(after_long_help = "\
 Orders are put in the bucket of their OrderReceived's occurredAt (UTC); --since is inclusive, \
 --until exclusive. For each bucket, and for all of them (`all`): received, then how many of \
-those are COMPLETED and FAILED now, pending (the rest: RECEIVED or PROCESSING), the completed \
-orders' totals per currency (minor units), and the time from OrderReceived to OrderCompleted \
-(p50, p95, p99; exact below 128 ms, within 1.6 % above).
+those are COMPLETED, FAILED and CANCELLED now, pending (the rest: RECEIVED or PROCESSING), the \
+completed orders' totals per currency (minor units), and the time from OrderReceived to \
+OrderCompleted (p50, p95, p99; exact below 128 ms, within 1.6 % above).
 
 With --json, one object: {\"by\": \"day\", \"since\": T|null, \"until\": T|null, \"buckets\": \
-[{\"start\": T, \"received\": n, \"completed\": n, \"failed\": n, \"pending\": n, \"totals\": \
-{\"EUR\": n}, \"completionMs\": {\"p50\": n, \"p95\": n, \"p99\": n}|null}], \"all\": {the same \
-without start}}.
+[{\"start\": T, \"received\": n, \"completed\": n, \"failed\": n, \"cancelled\": n, \"pending\": n, \
+\"totals\": {\"EUR\": n}, \"completionMs\": {\"p50\": n, \"p95\": n, \"p99\": n}|null}], \
+\"all\": {the same without start}}.
 
 An order whose history cannot be read or folded is reported on stderr and left out; the exit \
 code is then 1. Reads only: safe while `orders serve` runs on the same file. A progress bar is \
@@ -96,6 +96,7 @@ struct Bucket {
     received: u64,
     completed: u64,
     failed: u64,
+    cancelled: u64,
     /// Minor units of the completed orders, per currency.
     totals: BTreeMap<String, i128>,
     completion: Latencies,
@@ -118,12 +119,13 @@ impl Bucket {
                 }
             }
             OrderStatus::Failed => self.failed += 1,
+            OrderStatus::Cancelled => self.cancelled += 1,
             OrderStatus::Received | OrderStatus::Processing => {}
         }
     }
 
     fn pending(&self) -> u64 {
-        self.received - self.completed - self.failed
+        self.received - self.completed - self.failed - self.cancelled
     }
 
     fn to_json(&self, start: Option<String>) -> BucketJson<'_> {
@@ -132,6 +134,7 @@ impl Bucket {
             received: self.received,
             completed: self.completed,
             failed: self.failed,
+            cancelled: self.cancelled,
             pending: self.pending(),
             totals: &self.totals,
             completion_ms: self.completion.percentiles(),
@@ -243,6 +246,7 @@ struct BucketJson<'a> {
     received: u64,
     completed: u64,
     failed: u64,
+    cancelled: u64,
     pending: u64,
     totals: &'a BTreeMap<String, i128>,
     completion_ms: Option<Percentiles>,
@@ -323,6 +327,7 @@ pub async fn stats(args: StatsArgs) -> Result<ExitCode, CliError> {
         all.received += b.received;
         all.completed += b.completed;
         all.failed += b.failed;
+        all.cancelled += b.cancelled;
         for (currency, total) in &b.totals {
             *all.totals.entry(currency.clone()).or_default() += total;
         }
@@ -361,8 +366,8 @@ pub async fn stats(args: StatsArgs) -> Result<ExitCode, CliError> {
 fn print_table(by: By, buckets: &BTreeMap<i64, Bucket>, all: &Bucket) {
     let first = format!("{} (UTC)", by.name());
     println!(
-        "{first:<17}{:>10}{:>11}{:>8}{:>9}{:>9}{:>9}{:>9}  completed totals (minor units)",
-        "received", "completed", "failed", "pending", "p50", "p95", "p99"
+        "{first:<17}{:>10}{:>11}{:>8}{:>11}{:>9}{:>9}{:>9}{:>9}  completed totals (minor units)",
+        "received", "completed", "failed", "cancelled", "pending", "p50", "p95", "p99"
     );
     let row = |label: String, b: &Bucket| {
         let p = |q| {
@@ -372,10 +377,11 @@ fn print_table(by: By, buckets: &BTreeMap<i64, Bucket>, all: &Bucket) {
         };
         let totals: Vec<String> = b.totals.iter().map(|(c, t)| format!("{c} {t}")).collect();
         println!(
-            "{label:<17}{:>10}{:>11}{:>8}{:>9}{:>9}{:>9}{:>9}  {}",
+            "{label:<17}{:>10}{:>11}{:>8}{:>11}{:>9}{:>9}{:>9}{:>9}  {}",
             b.received,
             b.completed,
             b.failed,
+            b.cancelled,
             b.pending(),
             p(0.50),
             p(0.95),
