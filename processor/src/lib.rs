@@ -598,6 +598,38 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_order_cancelled_while_the_processor_decided_is_reloaded_and_left_alone() {
+        let (_db, events, id) = given_a_received_order(500).await;
+        let history = events.load(id).await.unwrap();
+        // The customer cancels after this worker read the order as RECEIVED.
+        let view = OrderView::fold(&history).unwrap().unwrap();
+        let cancelled = view.next_envelope(
+            OrderEvent::OrderCancelled { reason: None },
+            history[0].correlation_id.clone(),
+        );
+        events.append(&[cancelled]).await.unwrap();
+
+        let processor = Processor::new(
+            Arc::new(StaleFirstLoad {
+                inner: events.clone(),
+                stale: history,
+                served: Default::default(),
+            }),
+            ProcessingPolicy::default(),
+        );
+        let outcomes = processor.process_batch(&[&id.to_string()]).await;
+
+        assert!(
+            matches!(outcomes[..], [Ok(OrderStatus::Cancelled)]),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            types(&events.load(id).await.unwrap()),
+            ["OrderReceived", "OrderCancelled"]
+        );
+    }
+
     /// The log, except that the first load of the `stale` order returns `stale`: a worker
     /// that read the order just before a rival moved it on.
     struct StaleFirstLoad {
