@@ -289,7 +289,6 @@ async fn a_bad_body_is_refused_naming_each_field_and_stores_nothing() {
 struct ProcessorFirst {
     inner: Arc<dyn EventStore>,
     steps: usize,
-    over_limit: bool,
     done: AtomicBool,
 }
 
@@ -301,7 +300,7 @@ impl EventStore for ProcessorFirst {
             .any(|e| matches!(e.event, OrderEvent::OrderCancelled { .. }));
         if is_cancel && !self.done.swap(true, Ordering::SeqCst) {
             for _ in 0..self.steps {
-                step(self.inner.as_ref(), events[0].order_id, self.over_limit).await;
+                step(self.inner.as_ref(), events[0].order_id, false).await;
             }
         }
         self.inner.append(events).await
@@ -320,18 +319,22 @@ impl EventStore for ProcessorFirst {
     }
 }
 
+/// The API where the processor appends `steps` steps just before the first cancellation does.
+fn processor_goes_first(steps: usize) -> Api {
+    api_with(|inner| {
+        Arc::new(ProcessorFirst {
+            inner,
+            steps,
+            done: AtomicBool::new(false),
+        })
+    })
+}
+
 #[tokio::test]
 async fn a_cancellation_that_loses_the_race_decides_again_on_what_the_processor_wrote() {
     // The processor started the order first: the cancellation conflicts, reloads and cancels
     // the PROCESSING order at the next version.
-    let api = api_with(|inner| {
-        Arc::new(ProcessorFirst {
-            inner,
-            steps: 1,
-            over_limit: false,
-            done: AtomicBool::new(false),
-        })
-    });
+    let api = processor_goes_first(1);
     let id = placed(&api.app).await;
     let (status, body) = call(&api.app, cancel(&id.to_string(), None)).await;
     assert_eq!(
@@ -345,14 +348,7 @@ async fn a_cancellation_that_loses_the_race_decides_again_on_what_the_processor_
 
     // The processor finished the order first: the cancellation conflicts, reloads, and the
     // order is no longer cancellable.
-    let api = api_with(|inner| {
-        Arc::new(ProcessorFirst {
-            inner,
-            steps: 2,
-            over_limit: false,
-            done: AtomicBool::new(false),
-        })
-    });
+    let api = processor_goes_first(2);
     let id = placed(&api.app).await;
     let (status, problem) = call(&api.app, cancel(&id.to_string(), None)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
