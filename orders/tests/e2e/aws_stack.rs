@@ -628,7 +628,7 @@ struct Poison {
     order_id: String,
     version: u64,
     /// The consumers whose mapping delivers it: the notifier's filter passes only
-    /// `eventType = OrderCompleted`.
+    /// `eventType` `OrderCompleted` and `OrderCancelled`.
     read_by: &'static [&'static str],
     /// What the reason for setting it aside names.
     reason_names: &'static str,
