@@ -34,6 +34,7 @@ latest AS (
                WHEN 'OrderProcessingStarted' THEN 'PROCESSING'
                WHEN 'OrderCompleted' THEN 'COMPLETED'
                WHEN 'OrderFailed' THEN 'FAILED'
+               WHEN 'OrderCancelled' THEN 'CANCELLED'
            END AS status,
            row_number() OVER (PARTITION BY orderId ORDER BY version DESC) AS newest
     FROM kept

@@ -1,5 +1,5 @@
 -- Orders per UTC day of their OrderReceived and per status now (the status of each order's
--- latest event): what `orders stats --by day` counts as completed, failed and pending
+-- latest event): what `orders stats --by day` counts as completed, failed, cancelled and pending
 -- (RECEIVED + PROCESSING) per day.
 -- Every query first keeps one copy of each event: the archive on AWS is delivered at least
 -- once, so the same eventId may be stored twice (the copies are the same row).
@@ -19,6 +19,7 @@ latest AS (
                WHEN 'OrderProcessingStarted' THEN 'PROCESSING'
                WHEN 'OrderCompleted' THEN 'COMPLETED'
                WHEN 'OrderFailed' THEN 'FAILED'
+               WHEN 'OrderCancelled' THEN 'CANCELLED'
            END AS status,
            row_number() OVER (PARTITION BY orderId ORDER BY version DESC) AS newest
     FROM events

@@ -53,6 +53,9 @@ pub enum OrderEvent {
     OrderCompleted { total: MinorUnits },
     /// The order can never be fulfilled (a business rule said no). Terminal.
     OrderFailed { reason: String },
+    /// The customer withdrew the order while it was `RECEIVED` or `PROCESSING`, with the reason
+    /// they gave, if any. Terminal.
+    OrderCancelled { reason: Option<String> },
 }
 
 impl OrderEvent {
@@ -62,7 +65,8 @@ impl OrderEvent {
             OrderEvent::OrderReceived(order) => Some(&order.customer_id),
             OrderEvent::OrderProcessingStarted
             | OrderEvent::OrderCompleted { .. }
-            | OrderEvent::OrderFailed { .. } => None,
+            | OrderEvent::OrderFailed { .. }
+            | OrderEvent::OrderCancelled { .. } => None,
         }
     }
 
@@ -72,6 +76,7 @@ impl OrderEvent {
             OrderEvent::OrderProcessingStarted => EventType::OrderProcessingStarted,
             OrderEvent::OrderCompleted { .. } => EventType::OrderCompleted,
             OrderEvent::OrderFailed { .. } => EventType::OrderFailed,
+            OrderEvent::OrderCancelled { .. } => EventType::OrderCancelled,
         }
     }
 
@@ -86,6 +91,11 @@ impl OrderEvent {
             OrderEvent::OrderProcessingStarted => serde_json::json!({}),
             OrderEvent::OrderCompleted { total } => serde_json::json!({ "total": total }),
             OrderEvent::OrderFailed { reason } => serde_json::json!({ "reason": reason }),
+            // No reason given: an empty map, not a null (stream filters and analysts read it).
+            OrderEvent::OrderCancelled { reason: None } => serde_json::json!({}),
+            OrderEvent::OrderCancelled {
+                reason: Some(reason),
+            } => serde_json::json!({ "reason": reason }),
         }
     }
 }
@@ -236,6 +246,13 @@ struct FailedV1 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CancelledV1 {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EmptyV1 {}
 
 impl StoredEvent {
@@ -292,12 +309,17 @@ impl StoredEvent {
                 let p: FailedV1 = serde_json::from_value(self.payload).map_err(payload_error)?;
                 OrderEvent::OrderFailed { reason: p.reason }
             }
+            (EventType::OrderCancelled, 1) => {
+                let p: CancelledV1 = serde_json::from_value(self.payload).map_err(payload_error)?;
+                OrderEvent::OrderCancelled { reason: p.reason }
+            }
             // Listed type by type (no wildcard) so a new type does not compile without decoders.
             (
                 EventType::OrderReceived
                 | EventType::OrderProcessingStarted
                 | EventType::OrderCompleted
-                | EventType::OrderFailed,
+                | EventType::OrderFailed
+                | EventType::OrderCancelled,
                 schema_version,
             ) => {
                 return Err(DecodeError::UnknownSchemaVersion {
@@ -349,6 +371,9 @@ mod tests {
             OrderEvent::OrderCompleted { total: 5 },
             OrderEvent::OrderFailed {
                 reason: "no".into(),
+            },
+            OrderEvent::OrderCancelled {
+                reason: Some("changed my mind".into()),
             },
         ] {
             assert_eq!(other.customer_id(), None, "{other:?}");

@@ -39,6 +39,8 @@ event_types! {
     OrderCompleted => "OrderCompleted",
     /// The order can never be fulfilled. Terminal.
     OrderFailed => "OrderFailed",
+    /// The customer withdrew the order before it finished. Terminal.
+    OrderCancelled => "OrderCancelled",
 }
 
 impl EventType {
@@ -50,6 +52,7 @@ impl EventType {
             EventType::OrderProcessingStarted => 1,
             EventType::OrderCompleted => 1,
             EventType::OrderFailed => 1,
+            EventType::OrderCancelled => 1,
         }
     }
 }

@@ -26,6 +26,10 @@ pub use envelope::{DecodeError, EventEnvelope, OrderEvent, StoredEvent, Version}
 pub use event_type::{EventType, UnknownEventType};
 pub use ids::{CorrelationId, CustomerId, EventId, IdError, OrderId, ProductId};
 pub use money::{Currency, MinorUnits};
-pub use order::{decide_next, FoldError, OrderStatus, OrderView, ProcessingPolicy};
+pub use order::{
+    decide_cancel, decide_next, FoldError, NotCancellable, OrderStatus, OrderView, ProcessingPolicy,
+};
 pub use status::{OrderStatusRecord, RecordError};
-pub use validation::{FieldError, LineItem, OrderRequest, ValidOrder, ValidationErrors};
+pub use validation::{
+    CancelRequest, FieldError, LineItem, OrderRequest, ValidOrder, ValidationErrors,
+};

@@ -2,11 +2,15 @@
 //!
 //! ```text
 //! RECEIVED ──OrderProcessingStarted──▶ PROCESSING ──OrderCompleted──▶ COMPLETED
-//!                                                └─OrderFailed────▶ FAILED
+//!    │                                     │      └─OrderFailed────▶ FAILED
+//!    └──────────OrderCancelled─────────────┴──OrderCancelled──▶ CANCELLED
 //! ```
 //!
-//! [`decide_next`] says which event comes next; [`OrderView::apply`] folds an event in. An event
-//! that does not fit (wrong order, gap in versions, illegal transition) is a typed [`FoldError`].
+//! [`decide_next`] says which event the processor appends next, [`decide_cancel`] whether a
+//! customer's cancellation appends one; [`OrderView::apply`] folds an event in. An event that
+//! does not fit (wrong order, gap in versions, illegal transition) is a typed [`FoldError`].
+//! The processor and a cancellation race on the same next version: the log's optimistic
+//! concurrency lets one append win, and the loser reloads and decides again on the new state.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,6 +28,7 @@ pub enum OrderStatus {
     Processing,
     Completed,
     Failed,
+    Cancelled,
 }
 
 impl OrderStatus {
@@ -33,11 +38,15 @@ impl OrderStatus {
             OrderStatus::Processing => "PROCESSING",
             OrderStatus::Completed => "COMPLETED",
             OrderStatus::Failed => "FAILED",
+            OrderStatus::Cancelled => "CANCELLED",
         }
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, OrderStatus::Completed | OrderStatus::Failed)
+        matches!(
+            self,
+            OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Cancelled
+        )
     }
 }
 
@@ -87,7 +96,8 @@ impl OrderView {
             OrderEvent::OrderReceived(_)
             | OrderEvent::OrderProcessingStarted
             | OrderEvent::OrderCompleted { .. }
-            | OrderEvent::OrderFailed { .. } => Err(FoldError::NotStarted {
+            | OrderEvent::OrderFailed { .. }
+            | OrderEvent::OrderCancelled { .. } => Err(FoldError::NotStarted {
                 event_type: first.event.event_type(),
                 version: first.version,
             }),
@@ -141,21 +151,38 @@ impl OrderView {
                 self.status = OrderStatus::Failed;
                 self.failure_reason = Some(reason.clone());
             }
+            (
+                OrderEvent::OrderCancelled { .. },
+                OrderStatus::Received | OrderStatus::Processing,
+            ) => {
+                self.status = OrderStatus::Cancelled;
+            }
             // Every other pair, spelled out so a new event type or status must state its rule.
             (
                 OrderEvent::OrderReceived(_),
                 OrderStatus::Received
                 | OrderStatus::Processing
                 | OrderStatus::Completed
-                | OrderStatus::Failed,
+                | OrderStatus::Failed
+                | OrderStatus::Cancelled,
             )
             | (
                 OrderEvent::OrderProcessingStarted,
-                OrderStatus::Processing | OrderStatus::Completed | OrderStatus::Failed,
+                OrderStatus::Processing
+                | OrderStatus::Completed
+                | OrderStatus::Failed
+                | OrderStatus::Cancelled,
             )
             | (
                 OrderEvent::OrderCompleted { .. } | OrderEvent::OrderFailed { .. },
-                OrderStatus::Received | OrderStatus::Completed | OrderStatus::Failed,
+                OrderStatus::Received
+                | OrderStatus::Completed
+                | OrderStatus::Failed
+                | OrderStatus::Cancelled,
+            )
+            | (
+                OrderEvent::OrderCancelled { .. },
+                OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Cancelled,
             ) => return Err(illegal()),
         }
         self.version = e.version;
@@ -212,6 +239,32 @@ pub fn decide_next(view: &OrderView, policy: &ProcessingPolicy) -> Option<OrderE
             })
         }
         OrderStatus::Processing => Some(OrderEvent::OrderCompleted { total: view.total }),
-        OrderStatus::Completed | OrderStatus::Failed => None,
+        // Terminal: a cancellation that won the race leaves the processor nothing to do.
+        OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Cancelled => None,
+    }
+}
+
+/// Why a cancellation is refused: the order already finished another way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("order is {} and can no longer be cancelled", .status.as_str())]
+pub struct NotCancellable {
+    pub status: OrderStatus,
+}
+
+/// A customer asks to cancel the order: the event to append, `Ok(None)` when the order is
+/// already cancelled (asking again changes nothing and is answered as the first time), or
+/// [`NotCancellable`] once it completed or failed.
+pub fn decide_cancel(
+    view: &OrderView,
+    reason: Option<String>,
+) -> Result<Option<OrderEvent>, NotCancellable> {
+    match view.status {
+        OrderStatus::Received | OrderStatus::Processing => {
+            Ok(Some(OrderEvent::OrderCancelled { reason }))
+        }
+        OrderStatus::Cancelled => Ok(None),
+        OrderStatus::Completed | OrderStatus::Failed => Err(NotCancellable {
+            status: view.status,
+        }),
     }
 }

@@ -5,7 +5,7 @@
 //! | attribute | type | meaning |
 //! |---|---|---|
 //! | `orderId` | S | partition key |
-//! | `status` | S | `RECEIVED`, `PROCESSING`, `COMPLETED` or `FAILED` |
+//! | `status` | S | `RECEIVED`, `PROCESSING`, `COMPLETED`, `FAILED` or `CANCELLED` (the last three terminal) |
 //! | `customerId` | S | GSI `byCustomer` partition key |
 //! | `itemCount` | N | sum of quantities |
 //! | `total` | N | minor units of `currency` |

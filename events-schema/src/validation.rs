@@ -9,6 +9,8 @@
 //! * `unitPrice`: integer minor units (cents) 0..=100,000,000,000;
 //! * `currency`: optional ISO 4217 code (three upper-case letters), default `USD`;
 //! * unknown fields are rejected (a typo such as `customerID` must not silently drop data).
+//!
+//! A cancellation's optional body ([`CancelRequest`]) is checked the same way.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -133,6 +135,54 @@ impl OrderRequest {
     }
 }
 
+/// Longest `reason` a cancellation may give, in characters.
+pub const MAX_CANCEL_REASON_CHARS: usize = 500;
+
+/// Namespace for the cancellation-request parser. The body is optional; when there is one it is
+/// `{"reason": "..."}`: `reason` optional, 1..=500 characters, no control characters; unknown
+/// fields are rejected, as in an order.
+pub struct CancelRequest;
+
+impl CancelRequest {
+    /// Validates a parsed JSON body; the reason it gives, if any. A `null` body gives none.
+    pub fn validate(body: &Value) -> Result<Option<String>, ValidationErrors> {
+        let mut errors = Errors::default();
+        if body.is_null() {
+            return Ok(None);
+        }
+        let Some(obj) = body.as_object() else {
+            errors.push::<()>("", "the body must be a JSON object");
+            return Err(ValidationErrors(errors.0));
+        };
+        for key in obj.keys() {
+            if key != "reason" {
+                errors.push::<()>(key, "unknown field");
+            }
+        }
+        let reason = match obj.get("reason") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => errors.push(
+                "reason",
+                "must not be empty (leave it out to give no reason)",
+            ),
+            Some(Value::String(s)) if s.chars().count() > MAX_CANCEL_REASON_CHARS => errors.push(
+                "reason",
+                format!("must be at most {MAX_CANCEL_REASON_CHARS} characters"),
+            ),
+            Some(Value::String(s)) if s.chars().any(char::is_control) => {
+                errors.push("reason", "must not contain control characters")
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => errors.push("reason", "must be a string"),
+        };
+        if errors.0.is_empty() {
+            Ok(reason)
+        } else {
+            Err(ValidationErrors(errors.0))
+        }
+    }
+}
+
 #[derive(Default)]
 struct Errors(Vec<FieldError>);
 
@@ -209,6 +259,57 @@ fn line_item(index: usize, item: &Value, errors: &mut Errors) -> Option<LineItem
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_cancellation_gives_its_reason_or_none() {
+        assert_eq!(CancelRequest::validate(&json!({})), Ok(None));
+        assert_eq!(CancelRequest::validate(&Value::Null), Ok(None));
+        assert_eq!(CancelRequest::validate(&json!({"reason": null})), Ok(None));
+        assert_eq!(
+            CancelRequest::validate(&json!({"reason": "  too slow  "})),
+            Ok(Some("  too slow  ".to_owned()))
+        );
+        let at_limit = "é".repeat(MAX_CANCEL_REASON_CHARS);
+        assert_eq!(
+            CancelRequest::validate(&json!({ "reason": at_limit })),
+            Ok(Some(at_limit))
+        );
+    }
+
+    #[test]
+    fn each_problem_of_a_cancellation_is_named() {
+        let over = "é".repeat(MAX_CANCEL_REASON_CHARS + 1);
+        for (body, field, message) in [
+            (
+                json!({ "reason": over }),
+                "reason",
+                "must be at most 500 characters",
+            ),
+            (
+                json!({"reason": ""}),
+                "reason",
+                "must not be empty (leave it out to give no reason)",
+            ),
+            (
+                json!({"reason": "a\nb"}),
+                "reason",
+                "must not contain control characters",
+            ),
+            (json!({"reason": 1}), "reason", "must be a string"),
+            (json!({"why": "x"}), "why", "unknown field"),
+            (json!("x"), "", "the body must be a JSON object"),
+        ] {
+            let errors = CancelRequest::validate(&body).unwrap_err().0;
+            assert_eq!(
+                errors,
+                [FieldError {
+                    field: field.to_owned(),
+                    message: message.to_owned()
+                }],
+                "{body}"
+            );
+        }
+    }
 
     fn fields(body: Value) -> Vec<String> {
         OrderRequest::validate(&body)

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use events_schema::envelope::format_timestamp;
+use events_schema::order::{decide_cancel, NotCancellable};
 use events_schema::{
     decide_next, CorrelationId, CustomerId, DecodeError, EventEnvelope, EventId, EventType,
     FoldError, LineItem, OrderEvent, OrderId, OrderStatus, OrderStatusRecord, OrderView,
@@ -121,6 +122,7 @@ mod state_machine {
         for terminal in [
             OrderEvent::OrderCompleted { total: 1 },
             OrderEvent::OrderFailed { reason: "x".into() },
+            OrderEvent::OrderCancelled { reason: None },
         ] {
             let mut view = given(&[
                 received(),
@@ -131,6 +133,7 @@ mod state_machine {
                 OrderEvent::OrderProcessingStarted,
                 OrderEvent::OrderCompleted { total: 1 },
                 OrderEvent::OrderFailed { reason: "y".into() },
+                OrderEvent::OrderCancelled { reason: None },
                 OrderEvent::OrderReceived(order()),
             ] {
                 assert!(matches!(
@@ -139,6 +142,76 @@ mod state_machine {
                 ));
             }
         }
+    }
+
+    #[test]
+    fn a_received_or_processing_order_is_cancelled_with_the_reason_given() {
+        for history in [
+            vec![received()],
+            vec![received(), event(2, OrderEvent::OrderProcessingStarted)],
+        ] {
+            let mut view = given(&history);
+            let cancel = decide_cancel(&view, Some("too slow".into()))
+                .expect("cancellable")
+                .expect("an event to append");
+            assert_eq!(
+                cancel,
+                OrderEvent::OrderCancelled {
+                    reason: Some("too slow".into())
+                }
+            );
+            let next = view.version.next().get();
+            view.apply(&event(next, cancel)).expect("legal");
+            assert_eq!(view.status, OrderStatus::Cancelled);
+            assert_eq!(view.updated_at, at(i64::from(next)));
+            assert_eq!(view.completed_at, None);
+            assert_eq!(view.failure_reason, None);
+        }
+    }
+
+    #[test]
+    fn cancelling_a_cancelled_order_appends_nothing_and_a_finished_one_is_refused() {
+        let cancelled = given(&[
+            received(),
+            event(2, OrderEvent::OrderCancelled { reason: None }),
+        ]);
+        assert_eq!(decide_cancel(&cancelled, None), Ok(None));
+        assert_eq!(decide_cancel(&cancelled, Some("again".into())), Ok(None));
+        for (terminal, status) in [
+            (
+                OrderEvent::OrderCompleted { total: 1 },
+                OrderStatus::Completed,
+            ),
+            (
+                OrderEvent::OrderFailed { reason: "x".into() },
+                OrderStatus::Failed,
+            ),
+        ] {
+            let view = given(&[
+                received(),
+                event(2, OrderEvent::OrderProcessingStarted),
+                event(3, terminal),
+            ]);
+            assert_eq!(decide_cancel(&view, None), Err(NotCancellable { status }));
+            assert_eq!(
+                NotCancellable { status }.to_string(),
+                format!(
+                    "order is {} and can no longer be cancelled",
+                    status.as_str()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn the_processor_does_nothing_to_a_cancelled_order() {
+        let view = given(&[
+            received(),
+            event(2, OrderEvent::OrderProcessingStarted),
+            event(3, OrderEvent::OrderCancelled { reason: None }),
+        ]);
+        assert_eq!(view.status, OrderStatus::Cancelled);
+        assert_eq!(decide_next(&view, &ProcessingPolicy::default()), None);
     }
 
     #[test]
@@ -249,7 +322,7 @@ mod state_machine {
     }
 
     #[test]
-    fn only_completed_and_failed_are_terminal_and_the_processor_stops_exactly_there() {
+    fn only_completed_failed_and_cancelled_are_terminal_and_the_processor_stops_exactly_there() {
         let policy = ProcessingPolicy::default();
         let mut view = given(&[received()]);
         for status in [
@@ -257,9 +330,13 @@ mod state_machine {
             OrderStatus::Processing,
             OrderStatus::Completed,
             OrderStatus::Failed,
+            OrderStatus::Cancelled,
         ] {
             view.status = status;
-            let terminal = matches!(status, OrderStatus::Completed | OrderStatus::Failed);
+            let terminal = matches!(
+                status,
+                OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Cancelled
+            );
             assert_eq!(status.is_terminal(), terminal, "{status:?}");
             assert_eq!(
                 decide_next(&view, &policy).is_none(),
@@ -276,6 +353,7 @@ mod state_machine {
             (OrderStatus::Processing, "PROCESSING"),
             (OrderStatus::Completed, "COMPLETED"),
             (OrderStatus::Failed, "FAILED"),
+            (OrderStatus::Cancelled, "CANCELLED"),
         ] {
             assert_eq!(status.as_str(), name);
             assert_eq!(serde_json::to_value(status).expect("serialize"), name);
@@ -331,6 +409,12 @@ mod every_event_type {
                 3,
                 OrderEvent::OrderFailed {
                     reason: "credit check refused".into(),
+                },
+            ),
+            EventType::OrderCancelled => (
+                2,
+                OrderEvent::OrderCancelled {
+                    reason: Some("ordered by mistake".into()),
                 },
             ),
         }
@@ -410,6 +494,9 @@ mod every_event_type {
                 .boxed(),
             EventType::OrderFailed => ".{0,200}"
                 .prop_map(|reason| OrderEvent::OrderFailed { reason })
+                .boxed(),
+            EventType::OrderCancelled => proptest::option::of(".{0,200}")
+                .prop_map(|reason| OrderEvent::OrderCancelled { reason })
                 .boxed(),
         }
     }
@@ -515,6 +602,26 @@ mod every_event_type {
     }
 
     #[test]
+    fn a_cancellation_without_a_reason_is_stored_as_an_empty_payload() {
+        let e = event(2, OrderEvent::OrderCancelled { reason: None });
+        let stored = e.to_stored();
+        assert_eq!(stored.payload, serde_json::json!({}));
+        assert_eq!(stored.decode().expect("decodes"), e);
+        let mut with_null = e.to_stored();
+        with_null.payload = serde_json::json!({ "reason": null });
+        assert_eq!(with_null.decode().expect("null is no reason"), e);
+        let mut unknown = e.to_stored();
+        unknown.payload = serde_json::json!({ "why": "x" });
+        assert!(matches!(
+            unknown.decode(),
+            Err(DecodeError::Payload {
+                event_type: EventType::OrderCancelled,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn a_payload_of_the_wrong_shape_is_a_typed_decode_error() {
         let mut stored = fixed(EventType::OrderCompleted).to_stored();
         stored.payload = serde_json::json!({ "total": 1, "extra": true });
@@ -567,5 +674,129 @@ proptest! {
     fn the_timestamp_format_round_trips_at_millisecond_precision(ms in 0i64..10_000_000_000) {
         let t = at(ms);
         prop_assert_eq!(events_schema::envelope::parse_timestamp(&format_timestamp(t)), Some(t));
+    }
+}
+
+/// A customer's cancellation races the processor on the same log. Each side reads the log,
+/// decides on the folded state, and appends at the next version only if no one appended since
+/// it read (the log's optimistic concurrency); on a conflict it reads again and decides again.
+/// Whatever the interleaving, the log ends with exactly one terminal event, and the customer's
+/// answer agrees with it.
+mod cancel_race {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Answer {
+        Cancelled,
+        Refused(OrderStatus),
+    }
+
+    /// One side of the race: what it last read, if it still has a decision to take.
+    struct Side {
+        read: Option<OrderView>,
+        done: bool,
+    }
+
+    impl Side {
+        fn new() -> Self {
+            Self {
+                read: None,
+                done: false,
+            }
+        }
+    }
+
+    /// Appends `e` at the version after `read`, unless the log has moved on since (a conflict).
+    fn append(log: &mut Vec<EventEnvelope>, read: &OrderView, e: OrderEvent) -> bool {
+        if log.len() != read.version.get() as usize {
+            return false;
+        }
+        let next = read.version.next().get();
+        log.push(event(next, e));
+        true
+    }
+
+    fn step_processor(side: &mut Side, log: &mut Vec<EventEnvelope>, policy: &ProcessingPolicy) {
+        let Some(read) = side.read.take() else {
+            side.read = Some(given(log));
+            return;
+        };
+        match decide_next(&read, policy) {
+            // Appended or conflicted: either way, read again before the next decision.
+            Some(e) => {
+                append(log, &read, e);
+            }
+            None => side.done = true,
+        }
+    }
+
+    fn step_customer(side: &mut Side, log: &mut Vec<EventEnvelope>, answer: &mut Option<Answer>) {
+        let Some(read) = side.read.take() else {
+            side.read = Some(given(log));
+            return;
+        };
+        match decide_cancel(&read, Some("changed my mind".into())) {
+            Ok(Some(e)) => {
+                if append(log, &read, e) {
+                    *answer = Some(Answer::Cancelled);
+                    side.done = true;
+                }
+            }
+            Ok(None) => {
+                *answer = Some(Answer::Cancelled);
+                side.done = true;
+            }
+            Err(NotCancellable { status }) => {
+                *answer = Some(Answer::Refused(status));
+                side.done = true;
+            }
+        }
+    }
+
+    fn is_terminal_event(e: &EventEnvelope) -> bool {
+        match e.event {
+            OrderEvent::OrderCompleted { .. }
+            | OrderEvent::OrderFailed { .. }
+            | OrderEvent::OrderCancelled { .. } => true,
+            OrderEvent::OrderReceived(_) | OrderEvent::OrderProcessingStarted => false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_cancellation_racing_the_processor_ends_with_exactly_one_terminal_event(
+            // Who moves at each step: true = the processor, false = the customer.
+            schedule in prop::collection::vec(any::<bool>(), 0..24),
+            over_limit in any::<bool>(),
+        ) {
+            let policy = ProcessingPolicy {
+                credit_limit: if over_limit { 1 } else { 1_000_000 },
+            };
+            let mut log = vec![received()];
+            let (mut processor, mut customer) = (Side::new(), Side::new());
+            let mut answer = None;
+            // The schedule, then each side in turn until both are done.
+            let turns = schedule.into_iter().chain([true, false].into_iter().cycle());
+            for processor_moves in turns.take(200) {
+                if processor.done && customer.done {
+                    break;
+                }
+                if processor_moves && !processor.done {
+                    step_processor(&mut processor, &mut log, &policy);
+                } else if !customer.done {
+                    step_customer(&mut customer, &mut log, &mut answer);
+                }
+            }
+            prop_assert!(processor.done && customer.done, "the race did not settle: {log:?}");
+            let view = given(&log);
+            prop_assert!(view.status.is_terminal());
+            prop_assert_eq!(log.iter().filter(|e| is_terminal_event(e)).count(), 1);
+            prop_assert!(log.last().is_some_and(is_terminal_event));
+            let expected = match view.status {
+                OrderStatus::Cancelled => Answer::Cancelled,
+                other => Answer::Refused(other),
+            };
+            prop_assert_eq!(answer, Some(expected));
+        }
     }
 }

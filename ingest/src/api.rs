@@ -8,9 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use events_schema::{
-    CorrelationId, CustomerId, EventEnvelope, OrderEvent, OrderId, OrderRequest, OrderStatus,
-    OrderStatusRecord, OrderView, StoredEvent, ValidOrder, Version,
+    decide_cancel, CancelRequest, CorrelationId, CustomerId, EventEnvelope, NotCancellable,
+    OrderEvent, OrderId, OrderRequest, OrderStatus, OrderStatusRecord, OrderView, StoredEvent,
+    ValidOrder, Version,
 };
+use order_ports::metrics::{self, Metric};
 use order_ports::{
     AppendError, CustomerOrdersQuery, EventStore, OrderIntake, StatusStore, StoreError,
     MAX_CUSTOMER_ORDERS_LIMIT,
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/orders", post(create_order).get(list_orders))
         .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}/cancel", post(cancel_order))
         .route("/orders/{id}/events", get(get_events))
         .route("/health", get(health))
         // The body limit is enforced by `read_body`, which answers 413 politely.
@@ -57,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The answer to an accepted order.
+/// The answer to an accepted order, and to a cancellation (then with status `CANCELLED`).
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Accepted {
@@ -153,10 +156,15 @@ pub(crate) async fn create_order(
     );
     write.await.map_err(|e| ApiError::Internal(Box::new(e)))??;
 
+    Ok(answer(order_id, OrderStatus::Received))
+}
+
+/// A `202` naming the order, its status and its links, with `Location: /orders/{id}`.
+fn answer(order_id: OrderId, status: OrderStatus) -> Response {
     let location = format!("/orders/{order_id}");
     let body = Accepted {
         order_id,
-        status: OrderStatus::Received,
+        status,
         links: Links {
             events: format!("{location}/events"),
             this: location.clone(),
@@ -166,7 +174,7 @@ pub(crate) async fn create_order(
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
-    Ok(response)
+    response
 }
 
 /// Takes the order in: log and queue. A retried `Idempotency-Key` of the same order is
@@ -356,6 +364,103 @@ pub(crate) async fn get_order(
     Ok(Json(record))
 }
 
+/// How many times a cancellation reloads and decides again after losing the append race to the
+/// processor before it answers `503`. The processor moves an order at most three steps, so a
+/// cancellation that keeps losing means something else is wrong.
+const MAX_CANCEL_RACES: usize = 5;
+
+/// Cancel an order.
+///
+/// Appends `OrderCancelled` to the order's log while it is `RECEIVED` or `PROCESSING`; the
+/// processor then leaves it alone. The body is optional: `{"reason": "..."}` (1 to 500
+/// characters, no control characters; unknown fields are a `422`). Cancelling an order that is
+/// already cancelled is answered exactly as the first time (nothing more is stored, whatever
+/// the reason); a `COMPLETED` or `FAILED` order is a `409`. A race with the processor is
+/// settled by the log: whichever appends the next version first wins, and the other reads the
+/// order again and decides again.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/cancel",
+    tag = "orders",
+    params(
+        ("id" = String, Path, format = Uuid, description = "The order id (a UUID)."),
+        ("X-Correlation-Id" = Option<String>, Header, min_length = 1, max_length = 128,
+            pattern = r"^[A-Za-z0-9._:@-]{1,128}$",
+            description = "Stored on the cancellation; generated when absent. 1 to 128 of [A-Za-z0-9-_.:@]."),
+    ),
+    request_body(
+        content = Option<doc_types::CancelRequestDoc>,
+        content_type = "application/json",
+        description = "Optional. At most 262144 bytes (256 KiB); larger bodies get 413.",
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Cancelled: `OrderCancelled` is in the log (now or by an earlier request); the status view follows.", body = Accepted,
+            headers(("Location" = String, description = "/orders/{orderId}"))),
+        (status = 400, description = "The id is not a UUID, malformed JSON, an unreadable body or an invalid header.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or, with authentication on, another customer's).", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is COMPLETED or FAILED: it can no longer be cancelled.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive in time (`orders serve --body-timeout`).", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 262144 bytes.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not JSON.", body = doc_types::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid body (every bad field in `errors`).", body = doc_types::Problem, content_type = "application/problem+json"),
+        doc_types::CommonProblems,
+    ),
+)]
+#[tracing::instrument(skip(state, caller, headers, body))]
+pub(crate) async fn cancel_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let order_id = parse_order_id(&id)?;
+    require_json_content_type(&headers)?;
+    let body = read_body(&headers, body).await?;
+    let reason = if body.is_empty() {
+        None
+    } else {
+        let json: Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        CancelRequest::validate(&json).map_err(ApiError::InvalidCancellation)?
+    };
+    let correlation_id = correlation_id(&headers)?;
+    for _ in 0..MAX_CANCEL_RACES {
+        let history = state.events.load(order_id).await?;
+        let view = OrderView::fold(&history)?
+            .ok_or_else(|| ApiError::OrderNotFound(order_id.to_string()))?;
+        visible_to(&caller, order_id, &view.customer_id)?;
+        let event = match decide_cancel(&view, reason.clone()) {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(cancelled(order_id)),
+            Err(NotCancellable { status }) => {
+                return Err(ApiError::NotCancellable { order_id, status })
+            }
+        };
+        let next = view.next_envelope(event, correlation_id.clone());
+        match state.events.append(std::slice::from_ref(&next)).await {
+            Ok(()) => {
+                let _span = order_ports::telemetry::order_span("ingest", &next).entered();
+                tracing::info!(eventType = %next.event_type(), "appended");
+                metrics::record(Metric::OrderCancelled);
+                return Ok(cancelled(order_id));
+            }
+            // The processor appended first: read the order again and decide again.
+            Err(AppendError::Conflict { .. }) => continue,
+            Err(AppendError::Store(e)) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(StoreError::Unavailable(format!(
+        "order {order_id}: the cancellation lost the append race {MAX_CANCEL_RACES} times"
+    ))))
+}
+
+/// The `202` of a cancellation, the same whether this request or an earlier one cancelled it.
+fn cancelled(order_id: OrderId) -> Response {
+    answer(order_id, OrderStatus::Cancelled)
+}
+
 /// Another customer's order is answered exactly as one that does not exist.
 fn visible_to(caller: &Caller, order_id: OrderId, owner: &CustomerId) -> Result<(), ApiError> {
     if caller.may_see(owner) {
@@ -474,13 +579,14 @@ fn customer_orders_query(pairs: Vec<(String, String)>) -> Result<CustomerOrdersQ
                 OrderStatus::Processing,
                 OrderStatus::Completed,
                 OrderStatus::Failed,
+                OrderStatus::Cancelled,
             ]
             .into_iter()
             .find(|known| known.as_str() == s)
             .ok_or_else(|| {
                 bad(
                     "status",
-                    "must be RECEIVED, PROCESSING, COMPLETED or FAILED",
+                    "must be RECEIVED, PROCESSING, COMPLETED, FAILED or CANCELLED",
                 )
             })
         })

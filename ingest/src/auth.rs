@@ -501,6 +501,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_the_orders_customer_may_cancel_it_another_gets_the_404_of_no_such_order() {
+        use order_ports::EventStore;
+        let issuer = TestIssuer::new("k1");
+        let api = api(verifying(&issuer));
+        let alices = placed(&api.app, &issuer, "alice").await;
+        let nobodys = events_schema::OrderId::new_random().to_string();
+        let cancel = |id: &str, token: &str| {
+            with_token(Request::post(format!("/orders/{id}/cancel")), Some(token))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let mallory = issuer.token_for("mallory");
+        let (status, problem) = call(&api.app, cancel(&alices, &mallory)).await;
+        let (missing_status, missing) = call(&api.app, cancel(&nobodys, &mallory)).await;
+        assert_eq!(
+            (status, missing_status),
+            (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND)
+        );
+        assert_eq!(
+            problem.to_string().replace(&alices, "ID"),
+            missing.to_string().replace(&nobodys, "ID")
+        );
+        let order_id = events_schema::OrderId::parse(&alices).unwrap();
+        let logged = api.db.event_store().load(order_id).await.unwrap();
+        assert_eq!(logged.len(), 1, "mallory's request stored nothing");
+
+        let (status, body) = call(&api.app, cancel(&alices, &issuer.token_for("alice"))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["status"], "CANCELLED");
+        let (status, _) = call(
+            &api.app,
+            with_token(Request::post(format!("/orders/{alices}/cancel")), None)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
     async fn a_missing_expired_or_foreign_token_is_401_but_health_stays_open() {
         let issuer = TestIssuer::new("k1");
         let api = api(verifying(&issuer));

@@ -44,7 +44,8 @@ pub(crate) struct LineItemDoc {
     unit_price: i64,
 }
 
-/// Where an order is in its life: `RECEIVED → PROCESSING → COMPLETED` or `→ FAILED`.
+/// Where an order is in its life: `RECEIVED → PROCESSING → COMPLETED` or `→ FAILED`; a
+/// customer may cancel it (`→ CANCELLED`) while it is `RECEIVED` or `PROCESSING`.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 #[schema(as = OrderStatus)]
@@ -54,6 +55,22 @@ pub(crate) enum OrderStatusDoc {
     Processing,
     Completed,
     Failed,
+    Cancelled,
+}
+
+/// The optional body of `POST /orders/{id}/cancel`. Unknown fields are rejected (`422`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CancelRequest)]
+#[allow(dead_code)] // a description, never built
+pub(crate) struct CancelRequestDoc {
+    /// Why the customer cancels: 1 to 500 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,500}$"
+    )]
+    reason: Option<String>,
 }
 
 /// An order's status: the record of the status view (see the README's status table contract).
@@ -113,7 +130,7 @@ pub(crate) struct StoredEventDoc {
     occurred_at: String,
     correlation_id: String,
     /// `OrderReceived {customerId, items, currency}`, `OrderProcessingStarted {}`,
-    /// `OrderCompleted {total}`, `OrderFailed {reason}`.
+    /// `OrderCompleted {total}`, `OrderFailed {reason}`, `OrderCancelled {reason?}`.
     #[schema(value_type = Object)]
     payload: serde_json::Value,
 }
@@ -127,6 +144,7 @@ pub(crate) enum EventTypeDoc {
     OrderProcessingStarted,
     OrderCompleted,
     OrderFailed,
+    OrderCancelled,
 }
 
 /// `{"status": "ok"}`.

@@ -31,6 +31,7 @@ Idempotency-Key is 1 to 255 visible ASCII characters; X-Correlation-Id is 1 to 1
         api::create_order,
         api::list_orders,
         api::get_order,
+        api::cancel_order,
         api::get_events,
         api::health,
         openapi_json,

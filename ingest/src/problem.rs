@@ -8,7 +8,7 @@ use std::fmt;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use events_schema::{FieldError, FoldError, ValidationErrors};
+use events_schema::{FieldError, FoldError, OrderId, OrderStatus, ValidationErrors};
 use order_ports::StoreError;
 use serde::Serialize;
 
@@ -23,6 +23,15 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("{0}")]
     Validation(ValidationErrors),
+    /// The body of a cancellation does not pass [`events_schema::CancelRequest::validate`].
+    #[error("invalid cancellation: {}", field_list(.0))]
+    InvalidCancellation(ValidationErrors),
+    /// The order finished another way before it could be cancelled.
+    #[error("order {order_id} is {} and can no longer be cancelled", .status.as_str())]
+    NotCancellable {
+        order_id: OrderId,
+        status: OrderStatus,
+    },
     #[error("{0:?} is not a valid order id (expected a UUID)")]
     BadOrderId(String),
     #[error("query parameter {field}: {message}")]
@@ -60,6 +69,16 @@ pub enum ApiError {
     /// Anything else that is the server's fault.
     #[error("internal error")]
     Internal(#[source] Box<dyn Error + Send + Sync>),
+}
+
+/// `field: message; field: message`, as the `detail` of a validation problem.
+fn field_list(errors: &ValidationErrors) -> String {
+    let each: Vec<String> = errors
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    each.join("; ")
 }
 
 impl From<StoreError> for ApiError {
@@ -128,9 +147,10 @@ impl ApiError {
             | ApiError::BadHeader { .. }
             | ApiError::BadQuery { .. }
             | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Validation(_)
+            | ApiError::InvalidCancellation(_)
+            | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotCancellable { .. } => StatusCode::CONFLICT,
             ApiError::OrderNotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -147,6 +167,8 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => "Malformed JSON",
             ApiError::Validation(_) => "Invalid order",
+            ApiError::InvalidCancellation(_) => "Invalid cancellation",
+            ApiError::NotCancellable { .. } => "Order not cancellable",
             ApiError::BadOrderId(_) => "Invalid order id",
             ApiError::BadHeader { .. } => "Invalid header",
             ApiError::BadQuery { .. } => "Invalid query parameter",
@@ -211,7 +233,9 @@ impl ApiError {
             }]
         };
         match self {
-            ApiError::Validation(errors) => errors.0.clone(),
+            ApiError::Validation(errors) | ApiError::InvalidCancellation(errors) => {
+                errors.0.clone()
+            }
             ApiError::MalformedJson(m) => one("body", m.clone()),
             ApiError::BadBody(m) => one("body", m.clone()),
             ApiError::BodyTimeout => one("body", "was not received in time".to_owned()),

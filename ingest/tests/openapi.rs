@@ -58,6 +58,7 @@ fn the_document_is_openapi_3_1_with_every_route_of_the_router() {
             "GET /orders/{id}",
             "GET /orders/{id}/events",
             "POST /orders",
+            "POST /orders/{id}/cancel",
         ]
     );
 }
@@ -163,6 +164,7 @@ fn the_documented_event_types_and_statuses_are_the_domains() {
         events_schema::OrderStatus::Processing,
         events_schema::OrderStatus::Completed,
         events_schema::OrderStatus::Failed,
+        events_schema::OrderStatus::Cancelled,
     ]
     .iter()
     .map(|s| s.as_str().to_owned())

@@ -1,4 +1,5 @@
-//! The notifier: one notification per `OrderCompleted`.
+//! The notifier: one notification per `OrderCompleted` and per `OrderCancelled` (the events
+//! [`is_announced`] names; the stream mapping's filter in `template.yaml` passes the same two).
 //!
 //! Delivery is at least once, and duplicates are bounded (docs/guarantees.md, ADR 9): a notifier
 //! never publishes again a completion it has published itself (it remembers the last
@@ -91,8 +92,8 @@ impl Notifier {
         }
     }
 
-    /// Publishes `event` if it is an `OrderCompleted` this notifier has not published yet;
-    /// returns the id of what was published (now or before).
+    /// Publishes `event` if it is an announced event (`OrderCompleted`, `OrderCancelled`) this
+    /// notifier has not published yet; returns the id of what was published (now or before).
     #[tracing::instrument(skip_all, fields(orderId = %event.order_id, version = %event.version, correlationId = %event.correlation_id, event_type = %event.event_type()))]
     pub async fn notify(&self, event: &EventEnvelope) -> Result<Option<EventId>, ConsumeError> {
         if self.already_published(&event.event_id) {
@@ -107,19 +108,19 @@ impl Notifier {
         Ok(Some(event.event_id))
     }
 
-    /// The notification `event` calls for: `None` unless it is an `OrderCompleted`.
+    /// The notification `event` calls for: `None` unless it is announced ([`is_announced`]).
     async fn completion(
         &self,
         event: &EventEnvelope,
     ) -> Result<Option<Notification>, ConsumeError> {
-        if !matches!(event.event, OrderEvent::OrderCompleted { .. }) {
+        if !is_announced(&event.event) {
             return Ok(None);
         }
         let history = self.events.load(event.order_id).await?;
-        completion_from(event, &history)
+        notification_from(event, &history)
     }
 
-    /// The batch's completions, their histories loaded together ([`EventStore::load_many`]), published in order with
+    /// The batch's announced events, their histories loaded together ([`EventStore::load_many`]), published in order with
     /// [`Publisher::publish_batch`]. The outcome keeps the contract of
     /// [`EventConsumer::consume_batch`]: nothing is published at or after the first event that
     /// failed transiently (a history that could not be read, a publish that failed); an event
@@ -129,7 +130,7 @@ impl Notifier {
     /// again.
     pub async fn notify_batch(&self, events: &[EventEnvelope]) -> BatchOutcome {
         let completed: Vec<usize> = (0..events.len())
-            .filter(|&i| matches!(events[i].event, OrderEvent::OrderCompleted { .. }))
+            .filter(|&i| is_announced(&events[i].event))
             .filter(|&i| !self.already_published(&events[i].event_id))
             .collect();
         let order_ids: Vec<_> = completed.iter().map(|&i| events[i].order_id).collect();
@@ -137,7 +138,7 @@ impl Notifier {
         let prepared = completed.iter().zip(histories).map(|(&index, history)| {
             let notification = history
                 .map_err(ConsumeError::from)
-                .and_then(|history| completion_from(&events[index], &history));
+                .and_then(|history| notification_from(&events[index], &history));
             (index, notification)
         });
         let mut permanent = Vec::new();
@@ -189,21 +190,40 @@ impl Notifier {
     }
 }
 
-/// The notification of the completion `event`, from its order's history (who ordered and in
-/// which currency are in v1; the completion carries only the total). `None` for other events.
-fn completion_from(
+/// Is `event` one subscribers are told about? The outcomes a customer waits for: the order
+/// completed, or it was cancelled. Keep `template.yaml`'s notifier filter in step with this.
+pub fn is_announced(event: &OrderEvent) -> bool {
+    match event {
+        OrderEvent::OrderCompleted { .. } | OrderEvent::OrderCancelled { .. } => true,
+        OrderEvent::OrderReceived(_)
+        | OrderEvent::OrderProcessingStarted
+        | OrderEvent::OrderFailed { .. } => false,
+    }
+}
+
+/// The notification of the announced `event`, from its order's history (who ordered and in
+/// which currency are in v1; the event carries only its own fields). `None` for other events.
+fn notification_from(
     event: &EventEnvelope,
     history: &[EventEnvelope],
 ) -> Result<Option<Notification>, ConsumeError> {
-    let OrderEvent::OrderCompleted { total } = event.event else {
+    if !is_announced(&event.event) {
         return Ok(None);
-    };
+    }
     let view = OrderView::fold(history.iter().take_while(|e| e.version <= event.version))
         .map_err(|e| ConsumeError::Permanent(e.to_string()))?
         .ok_or_else(|| {
             ConsumeError::Permanent(format!("order {} has no history", event.order_id))
         })?;
-    Ok(Some(completion_notification(event, &view, total)))
+    Ok(match &event.event {
+        OrderEvent::OrderCompleted { total } => Some(completion_notification(event, &view, *total)),
+        OrderEvent::OrderCancelled { reason } => {
+            Some(cancellation_notification(event, &view, reason.as_deref()))
+        }
+        OrderEvent::OrderReceived(_)
+        | OrderEvent::OrderProcessingStarted
+        | OrderEvent::OrderFailed { .. } => None,
+    })
 }
 
 /// The message subscribers receive for a completed order.
@@ -222,7 +242,43 @@ pub fn completion_notification(
         "completedAt": format_timestamp(event.occurred_at),
         "correlationId": event.correlation_id,
     });
-    let attributes = BTreeMap::from([
+    Notification {
+        event_id: event.event_id,
+        message: message.to_string(),
+        attributes: attributes(event, view),
+    }
+}
+
+/// The message subscribers receive for a cancelled order: what the order was worth
+/// (`total`, its value at receipt) and the customer's reason, if they gave one.
+pub fn cancellation_notification(
+    event: &EventEnvelope,
+    view: &OrderView,
+    reason: Option<&str>,
+) -> Notification {
+    let mut message = serde_json::json!({
+        "eventId": event.event_id,
+        "eventType": event.event_type().as_str(),
+        "orderId": event.order_id,
+        "customerId": view.customer_id,
+        "total": view.total,
+        "currency": view.currency,
+        "cancelledAt": format_timestamp(event.occurred_at),
+        "correlationId": event.correlation_id,
+    });
+    if let Some(reason) = reason {
+        message["reason"] = serde_json::json!(reason);
+    }
+    Notification {
+        event_id: event.event_id,
+        message: message.to_string(),
+        attributes: attributes(event, view),
+    }
+}
+
+/// The message attributes subscription filters select on, the same for every announced event.
+fn attributes(event: &EventEnvelope, view: &OrderView) -> BTreeMap<String, String> {
+    BTreeMap::from([
         (
             "eventType".to_owned(),
             event.event_type().as_str().to_owned(),
@@ -233,12 +289,7 @@ pub fn completion_notification(
             "correlationId".to_owned(),
             event.correlation_id.as_str().to_owned(),
         ),
-    ]);
-    Notification {
-        event_id: event.event_id,
-        message: message.to_string(),
-        attributes,
-    }
+    ])
 }
 
 impl EventConsumer for Notifier {
@@ -335,6 +386,84 @@ mod tests {
                 ("correlationId".to_owned(), "corr-9".to_owned()),
             ])
         );
+    }
+
+    #[tokio::test]
+    async fn a_cancellation_is_published_with_its_reason_and_the_same_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(dir.path().join("notify.db")).unwrap();
+        let events: Arc<dyn EventStore> = Arc::new(db.event_store());
+        let published = db.publisher();
+        let notifier = Notifier::new(events.clone(), Arc::new(published.clone()));
+        // The first two events of a completed order, as the start of orders cancelled instead.
+        let completed = append_completed_order(events.as_ref()).await;
+        let started = &completed[..2];
+        let value = OrderView::fold(started).unwrap().unwrap().total;
+        let mut outcomes = Vec::new();
+        for reason in [Some("too slow"), None] {
+            let id = OrderId::new_random();
+            let mut log: Vec<EventEnvelope> = started
+                .iter()
+                .map(|e| EventEnvelope {
+                    order_id: id,
+                    event_id: EventId::new(),
+                    ..e.clone()
+                })
+                .collect();
+            let cancelled = OrderView::fold(&log).unwrap().unwrap().next_envelope(
+                OrderEvent::OrderCancelled {
+                    reason: reason.map(str::to_owned),
+                },
+                CorrelationId::parse("corr-9").unwrap(),
+            );
+            log.push(cancelled.clone());
+            events.append(&log).await.unwrap();
+            assert_eq!(notifier.notify_batch(&log).await, BatchOutcome::default());
+            outcomes.push(cancelled);
+        }
+        let sent = published.list_after(0, 10).await.unwrap();
+        assert_eq!(
+            sent.len(),
+            2,
+            "one message per cancellation, none for the other events"
+        );
+        for ((_, n), (cancelled, reason)) in sent
+            .iter()
+            .zip(outcomes.iter().zip([Some("too slow"), None]))
+        {
+            assert_eq!(n.event_id, cancelled.event_id);
+            let message: serde_json::Value = serde_json::from_str(&n.message).unwrap();
+            assert_eq!(message["eventType"], "OrderCancelled");
+            assert_eq!(message["orderId"], cancelled.order_id.to_string());
+            assert_eq!(message["customerId"], "cust-9");
+            assert_eq!(message["total"], value);
+            assert_eq!(message["currency"], "EUR");
+            assert_eq!(
+                message["cancelledAt"],
+                format_timestamp(cancelled.occurred_at)
+            );
+            assert_eq!(message.get("reason").and_then(|r| r.as_str()), reason);
+            assert_eq!(
+                n.attributes,
+                BTreeMap::from([
+                    ("eventType".to_owned(), "OrderCancelled".to_owned()),
+                    ("customerId".to_owned(), "cust-9".to_owned()),
+                    ("orderId".to_owned(), cancelled.order_id.to_string()),
+                    ("correlationId".to_owned(), "corr-9".to_owned()),
+                ])
+            );
+        }
+    }
+
+    #[test]
+    fn completions_and_cancellations_are_announced_and_nothing_else() {
+        let history = order_test_support::completed_history();
+        let announced: Vec<bool> = history.iter().map(|e| is_announced(&e.event)).collect();
+        assert_eq!(announced, [false, false, true]);
+        assert!(is_announced(&OrderEvent::OrderCancelled { reason: None }));
+        assert!(!is_announced(&OrderEvent::OrderFailed {
+            reason: "x".into()
+        }));
     }
 
     #[tokio::test]

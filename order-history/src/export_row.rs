@@ -34,6 +34,7 @@ pub const fn payload_columns(event_type: EventType) -> &'static [&'static str] {
         EventType::OrderProcessingStarted => &[],
         EventType::OrderCompleted => &["total"],
         EventType::OrderFailed => &["reason"],
+        EventType::OrderCancelled => &["reason"],
     }
 }
 
@@ -85,6 +86,7 @@ pub fn row<'a, Items>(
         OrderEvent::OrderProcessingStarted => {}
         OrderEvent::OrderCompleted { total } => row.total = Some(*total),
         OrderEvent::OrderFailed { reason } => row.reason = Some(reason),
+        OrderEvent::OrderCancelled { reason } => row.reason = reason.as_deref(),
     }
     row
 }

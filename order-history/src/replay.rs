@@ -84,7 +84,7 @@ pub async fn order_as_of(
 pub struct Summary {
     pub orders: u64,
     /// Orders per status, in the order of [`STATUSES`].
-    pub by_status: [u64; 4],
+    pub by_status: [u64; 5],
     /// Minor units of the COMPLETED orders, per currency (i128: no sum of i64 totals overflows).
     pub totals: BTreeMap<String, i128>,
     /// Orders left out because their history could not be read or folded.
@@ -92,11 +92,12 @@ pub struct Summary {
 }
 
 /// The statuses in the order of the lifecycle, as [`Summary::by_status`] counts them.
-pub const STATUSES: [OrderStatus; 4] = [
+pub const STATUSES: [OrderStatus; 5] = [
     OrderStatus::Received,
     OrderStatus::Processing,
     OrderStatus::Completed,
     OrderStatus::Failed,
+    OrderStatus::Cancelled,
 ];
 
 fn status_index(s: OrderStatus) -> usize {
@@ -105,6 +106,7 @@ fn status_index(s: OrderStatus) -> usize {
         OrderStatus::Processing => 1,
         OrderStatus::Completed => 2,
         OrderStatus::Failed => 3,
+        OrderStatus::Cancelled => 4,
     }
 }
 
@@ -214,7 +216,7 @@ mod tests {
             s.add(&view);
         }
         assert_eq!(s.orders, 3);
-        assert_eq!(s.by_status, [1, 1, 1, 0]);
+        assert_eq!(s.by_status, [1, 1, 1, 0, 0]);
         assert_eq!(s.totals.get("USD"), Some(&100));
     }
 }

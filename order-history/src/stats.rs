@@ -54,6 +54,7 @@ pub struct Bucket {
     pub received: u64,
     pub completed: u64,
     pub failed: u64,
+    pub cancelled: u64,
     /// Minor units of the completed orders, per currency.
     pub totals: BTreeMap<String, i128>,
     /// From OrderReceived to OrderCompleted.
@@ -78,13 +79,14 @@ impl Bucket {
                 }
             }
             OrderStatus::Failed => self.failed += 1,
+            OrderStatus::Cancelled => self.cancelled += 1,
             OrderStatus::Received | OrderStatus::Processing => {}
         }
     }
 
-    /// Received and neither completed nor failed yet.
+    /// Received and not yet completed, failed or cancelled.
     pub fn pending(&self) -> u64 {
-        self.received - self.completed - self.failed
+        self.received - self.completed - self.failed - self.cancelled
     }
 
     /// Adds `other`'s counts to this one's.
@@ -92,6 +94,7 @@ impl Bucket {
         self.received += other.received;
         self.completed += other.completed;
         self.failed += other.failed;
+        self.cancelled += other.cancelled;
         for (currency, total) in &other.totals {
             *self.totals.entry(currency.clone()).or_default() += total;
         }

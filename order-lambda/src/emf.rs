@@ -45,6 +45,7 @@ impl Emf {
             Metric::OrderRejected { .. } => ("OrdersRejected", "Count", 1.0),
             Metric::OrderCompleted { .. } => ("OrdersCompleted", "Count", 1.0),
             Metric::OrderFailed => ("OrdersFailed", "Count", 1.0),
+            Metric::OrderCancelled => ("OrdersCancelled", "Count", 1.0),
             Metric::ProjectorLag(lag) => ("ProjectorLag", "Milliseconds", millis(*lag)),
             Metric::NotificationPublished => ("NotificationsPublished", "Count", 1.0),
             Metric::BatchItemFailures(n) => ("BatchItemFailures", "Count", *n as f64),

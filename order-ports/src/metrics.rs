@@ -25,6 +25,9 @@ pub enum Metric<'a> {
     OrderCompleted { latency: Duration },
     /// The processor appended `OrderFailed` (a business outcome, e.g. over the credit limit).
     OrderFailed,
+    /// A customer's `POST /orders/{id}/cancel` appended `OrderCancelled` (asking again for an
+    /// order already cancelled appends nothing and counts nothing).
+    OrderCancelled,
     /// From an event's creation (its `occurredAt`, ≈ its stream record) to its view written.
     ProjectorLag(Duration),
     /// One notification published (SNS, or the local `notifications` table).

@@ -35,7 +35,10 @@ pub fn processed(event: &EventEnvelope, received_at: chrono::DateTime<chrono::Ut
             metrics::record(Metric::OrderCompleted { latency });
         }
         OrderEvent::OrderFailed { .. } => metrics::record(Metric::OrderFailed),
-        OrderEvent::OrderReceived(_) | OrderEvent::OrderProcessingStarted => {}
+        // A cancellation is the customer's, appended by the API, which counts it there.
+        OrderEvent::OrderReceived(_)
+        | OrderEvent::OrderProcessingStarted
+        | OrderEvent::OrderCancelled { .. } => {}
     }
 }
 

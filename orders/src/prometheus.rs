@@ -20,6 +20,7 @@ pub struct Prometheus {
     rejected: Family<Vec<(String, String)>, Counter>,
     completed: Counter,
     failed: Counter,
+    cancelled: Counter,
     latency: Histogram,
     lag: Histogram,
     published: Counter,
@@ -45,6 +46,7 @@ impl Prometheus {
             rejected: Family::default(),
             completed: Counter::default(),
             failed: Counter::default(),
+            cancelled: Counter::default(),
             // 1 ms … ~33 s.
             latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             lag: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -71,6 +73,11 @@ impl Prometheus {
             "failed",
             "Orders failed (business outcome)",
             me.failed.clone(),
+        );
+        registry.register(
+            "cancelled",
+            "Orders cancelled by their customer",
+            me.cancelled.clone(),
         );
         registry.register(
             "processing_latency_seconds",
@@ -139,6 +146,9 @@ impl Metrics for Prometheus {
             }
             Metric::OrderFailed => {
                 self.failed.inc();
+            }
+            Metric::OrderCancelled => {
+                self.cancelled.inc();
             }
             Metric::ProjectorLag(lag) => self.lag.observe(lag.as_secs_f64()),
             Metric::NotificationPublished => {

@@ -135,6 +135,7 @@ struct ByStatus {
     processing: u64,
     completed: u64,
     failed: u64,
+    cancelled: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -185,6 +186,7 @@ async fn replay_all(
                 processing: summary.count(OrderStatus::Processing),
                 completed: summary.count(OrderStatus::Completed),
                 failed: summary.count(OrderStatus::Failed),
+                cancelled: summary.count(OrderStatus::Cancelled),
             },
             totals: &summary.totals,
         };

@@ -19,14 +19,14 @@ use crate::CliError;
 #[command(after_long_help = "\
 Orders are put in the bucket of their OrderReceived's occurredAt (UTC); --since is inclusive, \
 --until exclusive. For each bucket, and for all of them (`all`): received, then how many of \
-those are COMPLETED and FAILED now, pending (the rest: RECEIVED or PROCESSING), the completed \
-orders' totals per currency (minor units), and the time from OrderReceived to OrderCompleted \
-(p50, p95, p99; exact below 128 ms, within 1.6 % above).
+those are COMPLETED, FAILED and CANCELLED now, pending (the rest: RECEIVED or PROCESSING), the \
+completed orders' totals per currency (minor units), and the time from OrderReceived to \
+OrderCompleted (p50, p95, p99; exact below 128 ms, within 1.6 % above).
 
 With --json, one object: {\"by\": \"day\", \"since\": T|null, \"until\": T|null, \"buckets\": \
-[{\"start\": T, \"received\": n, \"completed\": n, \"failed\": n, \"pending\": n, \"totals\": \
-{\"EUR\": n}, \"completionMs\": {\"p50\": n, \"p95\": n, \"p99\": n}|null}], \"all\": {the same \
-without start}}.
+[{\"start\": T, \"received\": n, \"completed\": n, \"failed\": n, \"cancelled\": n, \"pending\": n, \
+\"totals\": {\"EUR\": n}, \"completionMs\": {\"p50\": n, \"p95\": n, \"p99\": n}|null}], \
+\"all\": {the same without start}}.
 
 An order whose history cannot be read or folded is reported on stderr and left out; the exit \
 code is then 1. Reads only: safe while `orders serve` runs on the same file. A progress bar is \
@@ -75,6 +75,7 @@ fn bucket_json(bucket: &Bucket, start: Option<String>) -> BucketJson<'_> {
         received: bucket.received,
         completed: bucket.completed,
         failed: bucket.failed,
+        cancelled: bucket.cancelled,
         pending: bucket.pending(),
         totals: &bucket.totals,
         completion_ms: bucket.completion.percentiles(),
@@ -89,6 +90,7 @@ struct BucketJson<'a> {
     received: u64,
     completed: u64,
     failed: u64,
+    cancelled: u64,
     pending: u64,
     totals: &'a BTreeMap<String, i128>,
     completion_ms: Option<Percentiles>,
@@ -188,8 +190,8 @@ pub async fn stats(args: StatsArgs) -> Result<ExitCode, CliError> {
 fn print_table(by: order_history::By, buckets: &BTreeMap<i64, Bucket>, all: &Bucket) {
     let first = format!("{} (UTC)", by.name());
     println!(
-        "{first:<17}{:>10}{:>11}{:>8}{:>9}{:>9}{:>9}{:>9}  completed totals (minor units)",
-        "received", "completed", "failed", "pending", "p50", "p95", "p99"
+        "{first:<17}{:>10}{:>11}{:>8}{:>11}{:>9}{:>9}{:>9}{:>9}  completed totals (minor units)",
+        "received", "completed", "failed", "cancelled", "pending", "p50", "p95", "p99"
     );
     let row = |label: String, b: &Bucket| {
         let p = |q| {
@@ -199,10 +201,11 @@ fn print_table(by: order_history::By, buckets: &BTreeMap<i64, Bucket>, all: &Buc
         };
         let totals: Vec<String> = b.totals.iter().map(|(c, t)| format!("{c} {t}")).collect();
         println!(
-            "{label:<17}{:>10}{:>11}{:>8}{:>9}{:>9}{:>9}{:>9}  {}",
+            "{label:<17}{:>10}{:>11}{:>8}{:>11}{:>9}{:>9}{:>9}{:>9}  {}",
             b.received,
             b.completed,
             b.failed,
+            b.cancelled,
             b.pending(),
             p(0.50),
             p(0.95),

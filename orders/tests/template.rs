@@ -942,10 +942,11 @@ fn routes_with(given: &[(&str, &str)]) -> (BTreeMap<String, RouteAuth>, Option<V
     (routes, authorizer)
 }
 
-const ORDER_ROUTES: [&str; 4] = [
+const ORDER_ROUTES: [&str; 5] = [
     "POST /orders",
     "GET /orders",
     "GET /orders/{id}",
+    "POST /orders/{id}/cancel",
     "GET /orders/{id}/events",
 ];
 
@@ -1016,6 +1017,7 @@ fn emitted_metrics() -> BTreeSet<String> {
             latency: Duration::ZERO,
         },
         Metric::OrderFailed,
+        Metric::OrderCancelled,
         Metric::ProjectorLag(Duration::ZERO),
         Metric::NotificationPublished,
         Metric::BatchItemFailures(1),

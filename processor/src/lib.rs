@@ -559,23 +559,10 @@ mod tests {
         let (db, events, contested) = given_a_received_order(500).await;
         let other = db.append_received_order(2, 500).await.order_id;
         // A rival worker has already started the contested order.
-        let history = events.load(contested).await.unwrap();
-        let view = OrderView::fold(&history).unwrap().unwrap();
-        let started = view.next_envelope(
-            events_schema::OrderEvent::OrderProcessingStarted,
-            history[0].correlation_id.clone(),
-        );
-        events.append(&[started]).await.unwrap();
+        let history = a_rival_appends(&events, contested, OrderEvent::OrderProcessingStarted).await;
 
         // This worker still believes the order is RECEIVED: its first append conflicts.
-        let processor = Processor::new(
-            Arc::new(StaleFirstLoad {
-                inner: events.clone(),
-                stale: history,
-                served: Default::default(),
-            }),
-            ProcessingPolicy::default(),
-        );
+        let processor = a_worker_that_read(&events, history);
         let outcomes = processor
             .process_batch(&[&contested.to_string(), &other.to_string()])
             .await;
@@ -596,6 +583,52 @@ mod tests {
                 .collect();
             assert_eq!(versions, [1, 2, 3]);
         }
+    }
+
+    #[tokio::test]
+    async fn an_order_cancelled_while_the_processor_decided_is_reloaded_and_left_alone() {
+        let (_db, events, id) = given_a_received_order(500).await;
+        // The customer cancels after this worker read the order as RECEIVED.
+        let history =
+            a_rival_appends(&events, id, OrderEvent::OrderCancelled { reason: None }).await;
+
+        let processor = a_worker_that_read(&events, history);
+        let outcomes = processor.process_batch(&[&id.to_string()]).await;
+
+        assert!(
+            matches!(outcomes[..], [Ok(OrderStatus::Cancelled)]),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            types(&events.load(id).await.unwrap()),
+            ["OrderReceived", "OrderCancelled"]
+        );
+    }
+
+    /// Another writer appends `event` to `id`'s log; returns the history it found, which a
+    /// worker that read the order just before still holds.
+    async fn a_rival_appends(
+        events: &Arc<dyn EventStore>,
+        id: OrderId,
+        event: OrderEvent,
+    ) -> Vec<EventEnvelope> {
+        let history = events.load(id).await.unwrap();
+        let view = OrderView::fold(&history).unwrap().unwrap();
+        let next = view.next_envelope(event, history[0].correlation_id.clone());
+        events.append(&[next]).await.unwrap();
+        history
+    }
+
+    /// A processor whose first load of the order gives `stale` (see [`StaleFirstLoad`]).
+    fn a_worker_that_read(events: &Arc<dyn EventStore>, stale: Vec<EventEnvelope>) -> Processor {
+        Processor::new(
+            Arc::new(StaleFirstLoad {
+                inner: events.clone(),
+                stale,
+                served: Default::default(),
+            }),
+            ProcessingPolicy::default(),
+        )
     }
 
     /// The log, except that the first load of the `stale` order returns `stale`: a worker

@@ -436,6 +436,10 @@ mod tests {
                     reason: "card declined".into(),
                 },
             ],
+            OrderStatus::Cancelled => &[
+                OrderEvent::OrderProcessingStarted,
+                OrderEvent::OrderCancelled { reason: None },
+            ],
         };
         for step in steps {
             let next = view.next_envelope(step.clone(), CorrelationId::generate());
@@ -566,6 +570,7 @@ mod tests {
         let l = local();
         l.order(OrderStatus::Completed, STALE).await;
         l.order(OrderStatus::Failed, STALE * 24).await;
+        l.order(OrderStatus::Cancelled, STALE * 24).await;
 
         let report = l.reconcile(false).await;
 
@@ -579,14 +584,16 @@ mod tests {
         let l = local();
         let completed = l.order_behind(OrderStatus::Completed, STALE).await;
         let failed = l.order_behind(OrderStatus::Failed, STALE).await;
+        let cancelled = l.order_behind(OrderStatus::Cancelled, STALE).await;
         let pending = l.order(OrderStatus::Received, STALE).await;
 
         let report = l.reconcile(false).await;
 
         assert_eq!(action_of(&report, completed), Action::Reprojected);
         assert_eq!(action_of(&report, failed), Action::Reprojected);
+        assert_eq!(action_of(&report, cancelled), Action::Reprojected);
         assert_eq!(action_of(&report, pending), Action::Reenqueued);
-        assert_eq!((report.reprojected, report.reenqueued), (2, 1), "{report}");
+        assert_eq!((report.reprojected, report.reenqueued), (3, 1), "{report}");
         assert_eq!(
             l.queued().await,
             [pending],
@@ -595,6 +602,7 @@ mod tests {
         for (id, status) in [
             (completed, OrderStatus::Completed),
             (failed, OrderStatus::Failed),
+            (cancelled, OrderStatus::Cancelled),
         ] {
             // Exactly what `orders rebuild` writes: the fold of the log.
             let log = l.events.load(id).await.expect("load");

@@ -58,6 +58,7 @@ macro_rules! all_checks {
             a_batch_that_conflicts_on_any_event_writes_none,
             a_multi_event_append_writes_all_events,
             appending_many_settles_each_append_on_its_own,
+            a_cancellation_racing_the_processor_leaves_exactly_one_terminal_event,
             an_invalid_batch_is_rejected_and_writes_nothing,
             loading_an_unknown_order_gives_an_empty_history,
             loading_many_gives_each_order_its_history_at_its_index,
@@ -262,6 +263,119 @@ pub async fn a_batch_that_conflicts_on_any_event_writes_none(b: &dyn Backend) {
         store.load(order).await.expect("load"),
         vec![events[0].clone(), theirs]
     );
+}
+
+/// What a side of the cancel/process race ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// The processor found nothing more to do.
+    Processed,
+    /// The customer's cancellation holds (appended now, or found already there).
+    Cancelled,
+    /// The cancellation was refused: the order finished first.
+    Refused(OrderStatus),
+}
+
+/// Loads and folds `order`'s history: the view a side decides on.
+async fn view_of(store: &dyn EventStore, order: OrderId) -> events_schema::OrderView {
+    let history = store.load(order).await.expect("load");
+    events_schema::OrderView::fold(&history)
+        .expect("the log folds")
+        .expect("the order exists")
+}
+
+/// The processor's loop on one order: decide the next step on the folded log and append it at
+/// the next version; a conflict means someone else appended first, so read again and decide
+/// again, until nothing is left to do.
+async fn process_until_done(store: Arc<dyn EventStore>, order: OrderId) -> Settled {
+    let policy = events_schema::ProcessingPolicy::default();
+    loop {
+        let view = view_of(store.as_ref(), order).await;
+        let Some(next) = events_schema::decide_next(&view, &policy) else {
+            return Settled::Processed;
+        };
+        let next = view.next_envelope(next, CorrelationId::generate());
+        match store.append(&[next]).await {
+            Ok(()) | Err(AppendError::Conflict { .. }) => {}
+            Err(AppendError::Store(e)) => panic!("processor append: {e}"),
+        }
+    }
+}
+
+/// The customer's cancellation: decide on the folded log, append `OrderCancelled` at the next
+/// version; on a conflict read again and decide again.
+async fn cancel_until_settled(store: Arc<dyn EventStore>, order: OrderId) -> Settled {
+    loop {
+        let view = view_of(store.as_ref(), order).await;
+        let cancel = match events_schema::decide_cancel(&view, Some("changed my mind".into())) {
+            Ok(Some(cancel)) => cancel,
+            Ok(None) => return Settled::Cancelled,
+            Err(refused) => return Settled::Refused(refused.status),
+        };
+        let next = view.next_envelope(cancel, CorrelationId::generate());
+        match store.append(&[next]).await {
+            Ok(()) => return Settled::Cancelled,
+            Err(AppendError::Conflict { .. }) => {}
+            Err(AppendError::Store(e)) => panic!("cancellation append: {e}"),
+        }
+    }
+}
+
+/// The race the log's optimistic concurrency settles, no lock: for many orders at once, the
+/// processor and a customer's cancellation (started a little later each time, so it lands
+/// before, between and after the processor's steps) append to the same order. Each order ends
+/// with exactly one terminal event, last; the cancellation's answer agrees with it.
+pub async fn a_cancellation_racing_the_processor_leaves_exactly_one_terminal_event(
+    b: &dyn Backend,
+) {
+    let store = b.event_store().await;
+    let orders: Vec<OrderId> = (0..24).map(|_| OrderId::new_random()).collect();
+    for &order in &orders {
+        store
+            .append(&[received(order, "cust-race")])
+            .await
+            .expect("append OrderReceived");
+    }
+    let mut races = Vec::new();
+    for (i, &order) in orders.iter().enumerate() {
+        let processor = tokio::spawn(process_until_done(store.clone(), order));
+        let store = store.clone();
+        let customer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis((i % 8) as u64)).await;
+            cancel_until_settled(store, order).await
+        });
+        races.push((order, processor, customer));
+    }
+    for (order, processor, customer) in races {
+        assert_eq!(processor.await.expect("processor task"), Settled::Processed);
+        let answer = customer.await.expect("customer task");
+        let history = store.load(order).await.expect("load");
+        let view = events_schema::OrderView::fold(&history)
+            .expect("the log folds")
+            .expect("the order exists");
+        let terminal: Vec<&EventEnvelope> = history
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.event,
+                    OrderEvent::OrderCompleted { .. }
+                        | OrderEvent::OrderFailed { .. }
+                        | OrderEvent::OrderCancelled { .. }
+                )
+            })
+            .collect();
+        assert_eq!(terminal.len(), 1, "{order}: {history:?}");
+        assert_eq!(
+            history.last().map(|e| e.event_id),
+            terminal.first().map(|e| e.event_id),
+            "{order}: the terminal event is the last"
+        );
+        let expected = match view.status {
+            OrderStatus::Cancelled => Settled::Cancelled,
+            other => Settled::Refused(other),
+        };
+        assert_eq!(answer, expected, "{order}: {history:?}");
+    }
 }
 
 /// One call, four independent appends: a new order, a rival version 1 of an existing order, the

@@ -498,10 +498,120 @@ async fn a_hundred_orders_posted_through_the_deployed_api_around_poison_records_
     a_customers_orders_are_listed_newest_first_through_the_api(&http, &api, &records).await;
     bad_requests_get_problem_documents_and_write_nothing(&stack, &http, &api, poison.len()).await;
     the_functions_emit_their_metrics_and_the_dashboard_and_alarms_exist(&stack, &http, &api).await;
+    an_order_is_cancelled_through_the_api_projected_and_notified(
+        &stack,
+        &http,
+        &api,
+        &subscriber,
+        &accepted,
+    )
+    .await;
     eprintln!(
         "aws_stack: pipeline test done in {:.1}s after deploy",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// POSTs `/orders/{id}/cancel` with `body` (none: an empty body); returns (status, body).
+async fn post_cancel(
+    http: &reqwest::Client,
+    api: &str,
+    id: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = http.post(format!("{api}/orders/{id}/cancel"));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.expect("POST /orders/{id}/cancel");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `POST /orders/{id}/cancel` through API Gateway, on an order the processor never got (its
+/// `OrderReceived` written straight into the table, so it stays RECEIVED and the answer is
+/// certain): 202, the same 202 again, the log ends with one `OrderCancelled`, the projector
+/// writes CANCELLED, and the notifier publishes it with its attributes (its mapping's filter
+/// passes `OrderCancelled`). A completed order of the burst is a 409, an unknown one a 404.
+async fn an_order_is_cancelled_through_the_api_projected_and_notified(
+    stack: &Stack,
+    http: &reqwest::Client,
+    api: &str,
+    subscriber: &str,
+    accepted: &Accepted,
+) {
+    let received = order_test_support::order_received(2, 300);
+    stack.put_event(&received).await;
+    let id = received.order_id.to_string();
+    let reason = json!({"reason": "e2e: ordered twice"});
+    let (status, first) = post_cancel(http, api, &id, Some(&reason)).await;
+    assert_eq!(status, 202, "POST /orders/{id}/cancel: {first}");
+    assert_eq!(first["status"], "CANCELLED", "{first}");
+    assert_eq!(first["orderId"], id.as_str(), "{first}");
+    let (status, again) = post_cancel(http, api, &id, None).await;
+    assert_eq!((status, &again), (202, &first), "cancelling again");
+
+    wait_for_history(stack, &id, 2, Duration::from_secs(10)).await;
+    let history = stack.history(&id).await;
+    assert_eq!(
+        versions_and_types(&history),
+        [(1, "OrderReceived"), (2, "OrderCancelled")]
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let record = stack.status_record(&id).await;
+        if record
+            .as_ref()
+            .is_some_and(|r| r.status == OrderStatus::Cancelled)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the view of {id} after 30 s: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    'notified: loop {
+        for message in stack.receive(subscriber, 1).await {
+            let envelope: Value =
+                serde_json::from_str(message.body().expect("body")).expect("an SNS JSON envelope");
+            let attribute = |name: &str| envelope["MessageAttributes"][name]["Value"].clone();
+            if attribute("orderId") != id.as_str() {
+                continue;
+            }
+            assert_eq!(attribute("eventType"), "OrderCancelled", "{envelope}");
+            assert_eq!(
+                attribute("customerId"),
+                received
+                    .event
+                    .customer_id()
+                    .map(|c| c.as_str())
+                    .expect("a customer"),
+                "{envelope}"
+            );
+            let body: Value =
+                serde_json::from_str(envelope["Message"].as_str().expect("Message is a string"))
+                    .expect("the notification is JSON");
+            assert_eq!(body["eventId"], history[1].event_id.to_string(), "{body}");
+            assert_eq!(body["reason"], "e2e: ordered twice", "{body}");
+            break 'notified;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no OrderCancelled notification for {id} after 30 s"
+        );
+    }
+
+    let completed = accepted.ids.iter().next().expect("a completed order");
+    let (status, problem) = post_cancel(http, api, completed, None).await;
+    assert_eq!(status, 409, "cancelling a COMPLETED order: {problem}");
+    assert_eq!(problem["title"], "Order not cancellable", "{problem}");
+    let unknown = events_schema::OrderId::new_random().to_string();
+    let (status, problem) = post_cancel(http, api, &unknown, None).await;
+    assert_eq!(status, 404, "cancelling an unknown order: {problem}");
 }
 
 async fn the_health_route_answers_through_the_api(http: &reqwest::Client, api: &str) {
@@ -518,7 +628,7 @@ struct Poison {
     order_id: String,
     version: u64,
     /// The consumers whose mapping delivers it: the notifier's filter passes only
-    /// `eventType = OrderCompleted`.
+    /// `eventType` `OrderCompleted` and `OrderCancelled`.
     read_by: &'static [&'static str],
     /// What the reason for setting it aside names.
     reason_names: &'static str,

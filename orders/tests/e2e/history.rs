@@ -185,6 +185,7 @@ fn summary(as_of: &str, by_status: [u64; 4], totals: Value) -> Value {
             "PROCESSING": by_status[1],
             "COMPLETED": by_status[2],
             "FAILED": by_status[3],
+            "CANCELLED": 0,
         },
         "totals": totals,
     })
@@ -237,7 +238,7 @@ async fn replay_as_of_before_between_and_after_the_events_gives_the_states_of_th
             &data,
             &["replay", "--as-of", "2025-01-01T12:00:01.5+02:00", "--json"]
         )["byStatus"],
-        json!({"RECEIVED": 2, "PROCESSING": 1, "COMPLETED": 0, "FAILED": 0})
+        json!({"RECEIVED": 2, "PROCESSING": 1, "COMPLETED": 0, "FAILED": 0, "CANCELLED": 0})
     );
 
     // After the last event: everything, and the whole log's fold.
@@ -262,7 +263,9 @@ async fn replay_as_of_before_between_and_after_the_events_gives_the_states_of_th
     // The statuses in the order of the lifecycle, as documented.
     let raw = stdout(&run(&data, &["replay", "--as-of", BETWEEN, "--json"]));
     assert!(
-        raw.contains(r#""byStatus":{"RECEIVED":2,"PROCESSING":1,"COMPLETED":0,"FAILED":0}"#),
+        raw.contains(
+            r#""byStatus":{"RECEIVED":2,"PROCESSING":1,"COMPLETED":0,"FAILED":0,"CANCELLED":0}"#
+        ),
         "{raw}"
     );
 
@@ -358,7 +361,7 @@ async fn stats_count_each_bucket_of_a_known_history() {
     assert_eq!(buckets[1]["completionMs"]["p50"], 250);
     assert_eq!(
         by_hour["all"],
-        json!({"received": 5, "completed": 3, "failed": 1, "pending": 1,
+        json!({"received": 5, "completed": 3, "failed": 1, "cancelled": 0, "pending": 1,
                "totals": {"EUR": 542, "USD": 1234}, "completionMs": by_hour["all"]["completionMs"]})
     );
 
@@ -392,11 +395,11 @@ async fn stats_count_each_bucket_of_a_known_history() {
         .collect();
     assert_eq!(rows.len(), 4, "header, two days, all: {table}");
     assert_eq!(
-        &rows[1][..5],
-        &["2025-01-01", "4", "2", "1", "1"],
+        &rows[1][..6],
+        &["2025-01-01", "4", "2", "1", "0", "1"],
         "{table}"
     );
-    assert_eq!(&rows[3][..5], &["all", "5", "3", "1", "1"], "{table}");
+    assert_eq!(&rows[3][..6], &["all", "5", "3", "1", "0", "1"], "{table}");
     assert!(
         rows[3].ends_with(&["EUR", "542,", "USD", "1234"]),
         "{table}"

@@ -87,7 +87,7 @@ fn folded(
     }
     let mut by_status = BTreeMap::new();
     let mut totals = BTreeMap::new();
-    for status in ["RECEIVED", "PROCESSING", "COMPLETED", "FAILED"] {
+    for status in ["RECEIVED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"] {
         by_status.insert(status, 0);
     }
     for history in histories.values_mut() {

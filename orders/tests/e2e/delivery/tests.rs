@@ -1,5 +1,7 @@
 use std::time::Instant;
 
+use events_schema::OrderEvent;
+
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
 use super::stream::{Poison, Stream};
@@ -152,6 +154,27 @@ fn the_mappings_are_read_from_the_template() {
     });
     assert!(m.notifier.filters.iter().any(|f| matches(f, &completion)));
     assert!(!m.notifier.filters.iter().any(|f| matches(f, &started)));
+    // The notifier's filter lets through exactly the event types it announces.
+    for &event_type in events_schema::EventType::ALL {
+        let example = match event_type {
+            events_schema::EventType::OrderReceived => {
+                order_test_support::order_received(1, 100).event
+            }
+            events_schema::EventType::OrderProcessingStarted => OrderEvent::OrderProcessingStarted,
+            events_schema::EventType::OrderCompleted => OrderEvent::OrderCompleted { total: 1 },
+            events_schema::EventType::OrderFailed => OrderEvent::OrderFailed { reason: "x".into() },
+            events_schema::EventType::OrderCancelled => OrderEvent::OrderCancelled { reason: None },
+        };
+        let record = serde_json::json!({
+            "eventName": "INSERT",
+            "dynamodb": {"NewImage": {"eventType": {"S": event_type.as_str()}}}
+        });
+        assert_eq!(
+            m.notifier.filters.iter().any(|f| matches(f, &record)),
+            notifier::is_announced(&example),
+            "{event_type}"
+        );
+    }
     assert!(m.projector.filters.iter().any(|f| matches(f, &started)));
 }
 
