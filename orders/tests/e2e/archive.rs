@@ -241,6 +241,7 @@ async fn archive_twice_then_each_shipped_query_on_duckdb_answers_as_the_cli_does
         assert_eq!(json!(received), bucket["received"], "{day}");
         assert_eq!(json!(count("COMPLETED")), bucket["completed"], "{day}");
         assert_eq!(json!(count("FAILED")), bucket["failed"], "{day}");
+        assert_eq!(json!(count("CANCELLED")), bucket["cancelled"], "{day}");
         assert_eq!(
             json!(count("RECEIVED") + count("PROCESSING")),
             bucket["pending"],
@@ -299,6 +300,7 @@ async fn archive_twice_then_each_shipped_query_on_duckdb_answers_as_the_cli_does
             ("PROCESSING", 0),
             ("COMPLETED", 0),
             ("FAILED", 0),
+            ("CANCELLED", 0),
         ]);
         let mut totals: BTreeMap<String, i64> = BTreeMap::new();
         for state in &states {
