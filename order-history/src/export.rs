@@ -30,7 +30,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::export_row::{arrow_schema, item_field, item_fields, row, COLUMNS};
+use crate::export_row::{arrow_schema, item_field, item_fields, row, write_json_line, COLUMNS};
 use crate::external_sort::{ExternalSort, Sorted};
 use crate::HistoryError;
 
@@ -283,10 +283,7 @@ struct Ndjson(Box<dyn Write + Send>);
 
 impl Sink for Ndjson {
     fn write(&mut self, event: &EventEnvelope) -> Result<(), HistoryError> {
-        serde_json::to_writer(&mut self.0, &row(event, |items| items))
-            .map_err(|e| HistoryError::Io(e.into()))?;
-        self.0.write_all(b"\n")?;
-        Ok(())
+        write_json_line(event, &mut self.0).map_err(|e| HistoryError::Io(e.into()))
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), HistoryError> {

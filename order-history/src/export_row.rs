@@ -2,6 +2,7 @@
 //! the wire format's names. Every export format and every consumer of the archive reads this
 //! one definition, so a column cannot mean two things.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -86,6 +87,15 @@ pub fn row<'a, Items>(
         OrderEvent::OrderFailed { reason } => row.reason = Some(reason),
     }
     row
+}
+
+/// Writes `event` as one NDJSON line: its [`row`] as one JSON object (keys [`COLUMNS`], `items`
+/// a nested array of `{productId, quantity, unitPrice}`), then `\n`. What `orders events
+/// --format ndjson` writes for each event and what the archive's processor (the `archiver`
+/// function) hands Firehose for each, so the two cannot differ.
+pub fn write_json_line(event: &EventEnvelope, out: &mut impl Write) -> serde_json::Result<()> {
+    serde_json::to_writer(&mut *out, &row(event, |items| items))?;
+    out.write_all(b"\n").map_err(serde_json::Error::io)
 }
 
 /// The Arrow schema of the Parquet file.

@@ -3,7 +3,8 @@
 //! one definition of each.
 //!
 //! * [`export_row`]: the export row — its columns, which an event fills, its Arrow schema: its
-//!   one definition, for `orders events` and for the archive (Parquet by day) to come.
+//!   one definition, for `orders events` and for the archive (Parquet by day): the `archiver`
+//!   function writes each event's [`write_json_line`], the line of the NDJSON export.
 //! * [`export`]: the log written as NDJSON, CSV or Parquet in export order, from a store that
 //!   pages in that order ([`EventExport`](order_ports::EventExport)) or through
 //!   [`external_sort`] from one that cannot.
@@ -22,7 +23,7 @@ use events_schema::OrderId;
 use order_ports::StoreError;
 
 pub use export::{export_to, export_to_file, sort_matching, Format, MatchingEvents, Source};
-pub use export_row::{arrow_schema, payload_columns, COLUMNS};
+pub use export_row::{arrow_schema, payload_columns, write_json_line, COLUMNS};
 pub use external_sort::{ExternalSort, SortError, Sorted};
 pub use replay::{order_as_of, AsOf, Cut, Summary};
 pub use stats::{Bucket, By, Latencies, Percentiles, StatsByReceipt};
