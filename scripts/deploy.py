@@ -28,6 +28,7 @@ FUNCTIONS = {  # binary/package name -> template parameter holding its S3 key
     "projector": "ProjectorKey",
     "notifier": "NotifierKey",
     "reconciler": "ReconcilerKey",
+    "archiver": "ArchiverKey",
 }
 OUTPUT_KEYS = [
     "ApiUrl", "EventsTableName", "EventsStreamArn", "StatusTableName", "WorkQueueUrl",
