@@ -2109,7 +2109,8 @@ fn the_delivery_role_grants_firehose_exactly_the_archive_it_delivers() {
     );
     assert_eq!(granted, expected);
     // The object grants cover exactly where the delivery stream writes.
-    let destination = firehose_destination(&deployed(&[]));
+    let resources = deployed(&[]);
+    let destination = firehose_destination(&resources);
     for key in ["Prefix", "ErrorOutputPrefix"] {
         let prefix = destination.get(key).and_then(Value::as_str).expect(key);
         let top = prefix.split('/').next().unwrap_or("");
