@@ -28,11 +28,14 @@ FUNCTIONS = {  # binary/package name -> template parameter holding its S3 key
     "projector": "ProjectorKey",
     "notifier": "NotifierKey",
     "reconciler": "ReconcilerKey",
+    "archiver": "ArchiverKey",
 }
 OUTPUT_KEYS = [
     "ApiUrl", "EventsTableName", "EventsStreamArn", "StatusTableName", "WorkQueueUrl",
     "WorkDlqUrl", "StreamFailureQueueUrl", "TopicArn", "AlarmTopicArn", "ReconcilerFunctionName",
 ]
+# The archive's outputs: there with Archive=true (the default), absent with Archive=false.
+ARCHIVE_OUTPUT_KEYS = ["ArchiveBucketName", "ArchiveDatabaseName", "ArchiveTableName", "ArchiveWorkGroupName"]
 TEMPLATE_BODY_LIMIT = 51_200
 DONE_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 DONE_BAD = {
@@ -199,7 +202,7 @@ def main() -> int:
     if missing:
         log(f"missing outputs: {missing}")
         return 1
-    result = {k: outputs[k] for k in OUTPUT_KEYS}
+    result = {k: outputs[k] for k in OUTPUT_KEYS + ARCHIVE_OUTPUT_KEYS if k in outputs}
     if args.endpoint_url:
         m = re.match(r"^[a-z]+://([^.]+)\.execute-api\.", outputs["ApiUrl"])
         if m:

@@ -5,7 +5,7 @@
 #                     [--param K=V ...] [--skip-build] [--zips-dir DIR] [--bucket NAME]
 #                     [--region REGION]
 #
-# Builds the five bootstraps (cargo lambda build --release --output-format zip) unless
+# Builds the six bootstraps (cargo lambda build --release --output-format zip) unless
 # --skip-build, uploads target/lambda/<bin>/bootstrap.zip (or DIR/<bin>/bootstrap.zip,
 # DIR/<bin>.zip with --zips-dir) under content-hashed keys, creates or updates the stack
 # from template.yaml, waits, and prints the stack outputs as JSON on stdout (with
@@ -45,7 +45,7 @@ export PATH="$VENV/bin:$PATH"
 if [[ "$SKIP_BUILD" == 0 ]]; then
   echo "deploy.sh: building bootstraps for $ARCH" >&2
   (cd "$ROOT" && cargo lambda build --release --output-format zip "$ARCH_FLAG" \
-      -p ingest -p processor -p projector -p notifier -p reconciler) >&2
+      -p ingest -p processor -p projector -p notifier -p reconciler -p archiver) >&2
 fi
 if [[ -z "$ZIPS_DIR" ]]; then
   ZIPS_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/lambda"

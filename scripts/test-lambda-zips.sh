@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Zips the five function binaries of the test build (target/debug/, `cargo build --workspace
+# Zips the six function binaries of the test build (target/debug/, `cargo build --workspace
 # --all-targets`, run by scripts/test.sh) as Lambda bootstraps, for the emulator tests:
 #
 #   scripts/test-lambda-zips.sh OUT_DIR      → OUT_DIR/<function>/bootstrap.zip
@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:?usage: test-lambda-zips.sh OUT_DIR}"
 BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
-FUNCTIONS=(ingest processor projector notifier reconciler)
+FUNCTIONS=(ingest processor projector notifier reconciler archiver)
 
 exec python3 - "$BIN_DIR" "$OUT" "${FUNCTIONS[@]}" <<'PY'
 import os, subprocess, sys, tempfile, zipfile

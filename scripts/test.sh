@@ -12,7 +12,7 @@
 #     as the workspace's rustc wrapper lints every target (-D warnings) as it compiles every test,
 #     bench and binary; `cargo test` below compiles nothing more. Then cargo-deny (licenses, bans,
 #     sources; scripts/cargo-deny.sh) and template.yaml (cfn-lint);
-#  4. the five Lambda bootstraps zipped from that build's binaries (target/lambda-test/, the host
+#  4. the six Lambda bootstraps zipped from that build's binaries (target/lambda-test/, the host
 #     is x86_64 Linux like the emulator's functions): the release cross build (`cargo lambda`) is
 #     what scripts/deploy.sh ships, not what the tests need;
 #  5. ministack on a free loopback port; schemathesis against a real `orders serve`
@@ -110,7 +110,7 @@ step "cargo deny check licenses bans sources (deny.toml)"
 scripts/cargo-deny.sh
 
 # --- 4. the Lambda bootstraps from that build ---------------------------------------------------
-step "zip the five Lambda bootstraps from the test build (target/lambda-test/)"
+step "zip the six Lambda bootstraps from the test build (target/lambda-test/)"
 scripts/test-lambda-zips.sh "$ROOT/target/lambda-test"
 export ORDERS_TEST_LAMBDA_ZIPS="$ROOT/target/lambda-test"
 

@@ -52,6 +52,12 @@ fn functions() -> Vec<Function> {
             required_env: <reconciler::lambda::Config as FromEnv>::REQUIRED,
             optional_env: <reconciler::lambda::Config as FromEnv>::OPTIONAL,
         },
+        Function {
+            logical_id: "ArchiverFunction",
+            permissions: archiver::lambda::AWS_PERMISSIONS,
+            required_env: <archiver::lambda::Config as FromEnv>::REQUIRED,
+            optional_env: <archiver::lambda::Config as FromEnv>::OPTIONAL,
+        },
     ]
 }
 
@@ -301,7 +307,7 @@ fn diff(
 }
 
 #[test]
-fn the_template_has_exactly_the_four_functions_the_workspace_builds() {
+fn the_template_has_exactly_the_functions_the_workspace_builds() {
     let template = template();
     let in_template: BTreeSet<String> = resources(&template)
         .iter()
@@ -450,12 +456,17 @@ fn every_function_environment_sets_what_its_config_requires_and_only_what_it_rea
     ]
     .into();
     let template = template();
+    let none = Mapping::new();
     for f in functions() {
+        // No Environment at all: nothing set (the archiver reads nothing).
         let variables = properties(resource(&template, f.logical_id), f.logical_id)
             .get("Environment")
-            .and_then(|e| e.get("Variables"))
-            .and_then(Value::as_mapping)
-            .unwrap_or_else(|| panic!("{} has no Environment.Variables", f.logical_id));
+            .map(|e| {
+                e.get("Variables")
+                    .and_then(Value::as_mapping)
+                    .unwrap_or_else(|| panic!("{} has no Environment.Variables", f.logical_id))
+            })
+            .unwrap_or(&none);
         let names: BTreeSet<&str> = variables.keys().filter_map(Value::as_str).collect();
         let required: BTreeSet<&str> = f.required_env.iter().copied().collect();
         let read: BTreeSet<&str> = required.iter().chain(f.optional_env).copied().collect();
@@ -1565,5 +1576,582 @@ fn reserved_concurrency_is_set_only_on_the_functions_given_one() {
         let expected = matches!(f.logical_id, "IngestFunction" | "ReconcilerFunction")
             .then(|| Cfn::Ref(parameter.clone()));
         assert_eq!(given[f.logical_id], expected, "{}", f.logical_id);
+    }
+}
+
+// ---------------------------------------------------------------- the archive
+
+/// The archive's resources: the logical ids the template gives them (`Archive…`, `Archiver…`)
+/// and every resource of a type only the archive uses.
+fn is_archive_resource(id: &str, resource: &Value) -> bool {
+    id.starts_with("Archive")
+        || matches!(
+            type_of(resource),
+            "AWS::Kinesis::Stream"
+                | "AWS::KinesisFirehose::DeliveryStream"
+                | "AWS::S3::Bucket"
+                | "AWS::S3::BucketPolicy"
+                | "AWS::Glue::Database"
+                | "AWS::Glue::Table"
+                | "AWS::Athena::WorkGroup"
+        )
+}
+
+#[test]
+fn the_archive_condition_guards_every_archive_resource_and_output() {
+    let template = template();
+    assert_eq!(
+        parameter_values(&template, &[])["Archive"],
+        "true",
+        "the archive is on by default"
+    );
+    let mut archive = BTreeSet::new();
+    for (id, r) in resources(&template) {
+        let id = id.as_str().expect("logical ids are strings");
+        if is_archive_resource(id, r) {
+            assert_eq!(
+                r.get("Condition").and_then(Value::as_str),
+                Some("ArchiveOn"),
+                "{id} is part of the archive: Condition ArchiveOn"
+            );
+            archive.insert(id.to_owned());
+        }
+    }
+    for kind in [
+        "AWS::Kinesis::Stream",
+        "AWS::KinesisFirehose::DeliveryStream",
+        "AWS::S3::Bucket",
+        "AWS::Glue::Table",
+        "AWS::Athena::WorkGroup",
+        "AWS::Lambda::Function",
+    ] {
+        assert!(
+            archive
+                .iter()
+                .any(|id| type_of(resource(&template, id)) == kind),
+            "the archive has a {kind}"
+        );
+    }
+    // Off: none of it, and the event table streams to no Kinesis stream.
+    let off = deployed(&[("Archive", "false")]);
+    let left: Vec<&String> = off.keys().filter(|id| archive.contains(*id)).collect();
+    assert!(left.is_empty(), "Archive=false still creates {left:?}");
+    let on = deployed(&[]);
+    assert!(archive.iter().all(|id| on.contains_key(id)));
+    let kinesis = |resources: &BTreeMap<String, Value>| {
+        properties(&resources["OrderEvents"], "OrderEvents")
+            .get("KinesisStreamSpecification")
+            .and_then(|k| k.get("StreamArn"))
+            .map(cfn)
+    };
+    assert_eq!(kinesis(&off), None);
+    assert_eq!(
+        kinesis(&on),
+        Some(Cfn::GetAtt("ArchiveStream".to_owned(), "Arn".to_owned()))
+    );
+    // An output naming an archive resource exists only with it.
+    let outputs = template
+        .get("Outputs")
+        .and_then(Value::as_mapping)
+        .expect("Outputs");
+    for (name, output) in outputs {
+        let value = output.get("Value").map(cfn);
+        let names_archive =
+            matches!(&value, Some(Cfn::Ref(r) | Cfn::GetAtt(r, _)) if archive.contains(r));
+        assert_eq!(
+            output.get("Condition").and_then(Value::as_str) == Some("ArchiveOn"),
+            names_archive,
+            "output {name:?}: Condition ArchiveOn exactly when it names an archive resource"
+        );
+    }
+    for name in [
+        "ArchiveBucketName",
+        "ArchiveDatabaseName",
+        "ArchiveTableName",
+        "ArchiveWorkGroupName",
+    ] {
+        assert!(outputs.contains_key(name), "output {name}");
+    }
+}
+
+#[test]
+fn the_archive_bucket_is_encrypted_private_tls_only_and_ages_to_a_cheaper_class() {
+    let resources = deployed(&[]);
+    let buckets = of_type(&resources, "AWS::S3::Bucket");
+    assert_eq!(buckets.len(), 1, "one bucket: the archive's");
+    let (id, bucket) = buckets[0];
+    let props = properties(bucket, id);
+    let sse = props
+        .get("BucketEncryption")
+        .and_then(|e| e.get("ServerSideEncryptionConfiguration"))
+        .and_then(Value::as_sequence)
+        .and_then(|rules| rules.first())
+        .and_then(|rule| rule.get("ServerSideEncryptionByDefault"))
+        .and_then(|d| d.get("SSEAlgorithm"))
+        .and_then(Value::as_str);
+    assert!(matches!(sse, Some("AES256" | "aws:kms")), "{id}: encrypted");
+    let block = props
+        .get("PublicAccessBlockConfiguration")
+        .unwrap_or_else(|| panic!("{id}: PublicAccessBlockConfiguration"));
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            block.get(flag).and_then(Value::as_bool),
+            Some(true),
+            "{id}: {flag}"
+        );
+    }
+    let transitions: Vec<Option<Cfn>> = props
+        .get("LifecycleConfiguration")
+        .and_then(|l| l.get("Rules"))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| rule.get("Transitions").and_then(Value::as_sequence))
+        .flatten()
+        .map(|t| t.get("TransitionInDays").map(cfn))
+        .collect();
+    assert_eq!(
+        transitions,
+        vec![Some(Cfn::Ref("ArchiveTransitionDays".to_owned()))],
+        "{id}: one transition, after ArchiveTransitionDays"
+    );
+    // A policy denying every request without TLS, on the bucket and its objects.
+    let policies = of_type(&resources, "AWS::S3::BucketPolicy");
+    let tls_only = policies.iter().any(|(pid, policy)| {
+        let p = properties(policy, pid);
+        let statements = p
+            .get("PolicyDocument")
+            .and_then(|d| d.get("Statement"))
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        p.get("Bucket").map(cfn) == Some(Cfn::Ref(id.to_owned()))
+            && statements.iter().any(|s| {
+                let resources: BTreeSet<Cfn> = s
+                    .get("Resource")
+                    .map(one_or_many)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(cfn)
+                    .collect();
+                s.get("Effect").and_then(Value::as_str) == Some("Deny")
+                    && s.get("Principal").and_then(Value::as_str) == Some("*")
+                    && s.get("Action").and_then(Value::as_str) == Some("s3:*")
+                    && s.get("Condition")
+                        .and_then(|c| c.get("Bool"))
+                        .and_then(|b| b.get("aws:SecureTransport"))
+                        .and_then(Value::as_str)
+                        == Some("false")
+                    && resources
+                        == BTreeSet::from([
+                            Cfn::GetAtt(id.to_owned(), "Arn".to_owned()),
+                            Cfn::Sub(format!("${{{id}.Arn}}/*")),
+                        ])
+            })
+    });
+    assert!(tls_only, "{id}: a TLS-only bucket policy");
+}
+
+/// The Glue/Hive type of an Arrow type of the export row.
+fn glue_type(data_type: &arrow_schema::DataType) -> String {
+    use arrow_schema::DataType;
+    match data_type {
+        DataType::Utf8 => "string".to_owned(),
+        // Hive's int is signed 32-bit: a u32 needs bigint.
+        DataType::UInt32 | DataType::Int64 => "bigint".to_owned(),
+        DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, Some(zone))
+            if &**zone == "UTC" =>
+        {
+            "timestamp".to_owned()
+        }
+        DataType::List(item) => format!("array<{}>", glue_type(item.data_type())),
+        DataType::Struct(fields) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{}:{}", f.name(), glue_type(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => panic!("no Glue type for {other:?}: add it here and to template.yaml"),
+    }
+}
+
+#[test]
+fn the_glue_table_has_the_export_row_columns_and_projects_the_day_partition() {
+    let resources = deployed(&[]);
+    let table = properties(&resources["ArchiveTable"], "ArchiveTable")
+        .get("TableInput")
+        .expect("ArchiveTable TableInput");
+    let columns: Vec<(String, String)> = table
+        .get("StorageDescriptor")
+        .and_then(|s| s.get("Columns"))
+        .and_then(Value::as_sequence)
+        .expect("ArchiveTable columns")
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+            (text("Name"), text("Type"))
+        })
+        .collect();
+    let schema = order_history::arrow_schema();
+    let expected: Vec<(String, String)> = order_history::COLUMNS
+        .iter()
+        .map(|name| {
+            let field = schema
+                .field_with_name(name)
+                .unwrap_or_else(|_| panic!("{name} is in the Arrow schema"));
+            ((*name).to_owned(), glue_type(field.data_type()))
+        })
+        .collect();
+    assert_eq!(columns, expected, "the Glue columns are the export row's");
+
+    let partition_keys: Vec<(Option<&str>, Option<&str>)> = table
+        .get("PartitionKeys")
+        .and_then(Value::as_sequence)
+        .expect("ArchiveTable PartitionKeys")
+        .iter()
+        .map(|k| {
+            (
+                k.get("Name").and_then(Value::as_str),
+                k.get("Type").and_then(Value::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(partition_keys, vec![(Some(archiver::DAY), Some("string"))]);
+    let parameters = table.get("Parameters").expect("ArchiveTable Parameters");
+    let parameter = |k: &str| parameters.get(k).map(cfn);
+    let literal = |s: &str| Some(Cfn::Literal(s.to_owned()));
+    let day = archiver::DAY;
+    assert_eq!(parameter("projection.enabled"), literal("true"));
+    assert_eq!(
+        parameter(&format!("projection.{day}.type")),
+        literal("date")
+    );
+    // The archiver's day is `YYYY-MM-DD`.
+    assert_eq!(
+        parameter(&format!("projection.{day}.format")),
+        literal("yyyy-MM-dd")
+    );
+    assert!(
+        matches!(parameter(&format!("projection.{day}.range")), Some(Cfn::Literal(r)) if r.ends_with(",NOW")),
+        "the projected days run up to today"
+    );
+    // Where Athena looks for a day is where Firehose writes it.
+    assert_eq!(
+        parameter("storage.location.template"),
+        Some(Cfn::Sub(format!(
+            "s3://${{ArchiveBucket}}/{}",
+            firehose_prefix(&resources).replace(
+                &format!("!{{partitionKeyFromLambda:{day}}}"),
+                &format!("${{!{day}}}")
+            )
+        )))
+    );
+}
+
+/// The Firehose delivery stream's S3 destination.
+fn firehose_destination(resources: &BTreeMap<String, Value>) -> &Value {
+    let streams = of_type(resources, "AWS::KinesisFirehose::DeliveryStream");
+    assert_eq!(streams.len(), 1, "one delivery stream");
+    let (id, stream) = streams[0];
+    properties(stream, id)
+        .get("ExtendedS3DestinationConfiguration")
+        .unwrap_or_else(|| panic!("{id}: ExtendedS3DestinationConfiguration"))
+}
+
+fn firehose_prefix(resources: &BTreeMap<String, Value>) -> String {
+    firehose_destination(resources)
+        .get("Prefix")
+        .and_then(Value::as_str)
+        .expect("a literal Prefix")
+        .to_owned()
+}
+
+#[test]
+fn firehose_reads_the_stream_runs_the_archiver_and_partitions_by_its_day_into_parquet() {
+    let resources = deployed(&[]);
+    let (id, stream) = of_type(&resources, "AWS::KinesisFirehose::DeliveryStream")[0];
+    let props = properties(stream, id);
+    assert_eq!(
+        props.get("DeliveryStreamType").and_then(Value::as_str),
+        Some("KinesisStreamAsSource")
+    );
+    assert_eq!(
+        props
+            .get("KinesisStreamSourceConfiguration")
+            .and_then(|k| k.get("KinesisStreamARN"))
+            .map(cfn),
+        Some(Cfn::GetAtt("ArchiveStream".to_owned(), "Arn".to_owned()))
+    );
+    let destination = firehose_destination(&resources);
+    let processors = destination
+        .get("ProcessingConfiguration")
+        .filter(|p| p.get("Enabled").and_then(Value::as_bool) == Some(true))
+        .and_then(|p| p.get("Processors"))
+        .and_then(Value::as_sequence)
+        .expect("an enabled ProcessingConfiguration");
+    let lambdas: Vec<Option<Cfn>> = processors
+        .iter()
+        .filter(|p| p.get("Type").and_then(Value::as_str) == Some("Lambda"))
+        .flat_map(|p| {
+            p.get("Parameters")
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|p| p.get("ParameterName").and_then(Value::as_str) == Some("LambdaArn"))
+        .map(|p| p.get("ParameterValue").map(cfn))
+        .collect();
+    assert_eq!(
+        lambdas,
+        vec![Some(Cfn::GetAtt(
+            "ArchiverFunction".to_owned(),
+            "Arn".to_owned()
+        ))],
+        "the archiver is the one processor"
+    );
+    assert_eq!(
+        destination
+            .get("DynamicPartitioningConfiguration")
+            .and_then(|d| d.get("Enabled"))
+            .and_then(Value::as_bool),
+        Some(true)
+    );
+    let prefix = firehose_prefix(&resources);
+    assert!(
+        prefix.contains(&format!(
+            "{}=!{{partitionKeyFromLambda:{}}}/",
+            archiver::DAY,
+            archiver::DAY
+        )),
+        "the prefix names the archiver's partition key: {prefix}"
+    );
+    assert!(
+        destination
+            .get("ErrorOutputPrefix")
+            .and_then(Value::as_str)
+            .is_some_and(
+                |p| !p.is_empty() && !p.starts_with(prefix.split('/').next().unwrap_or(""))
+            ),
+        "failed records go under their own prefix, outside the table's"
+    );
+    // Dynamic partitioning needs a buffer of at least 64 MB.
+    let size = destination
+        .get("BufferingHints")
+        .and_then(|b| b.get("SizeInMBs"))
+        .and_then(Value::as_u64);
+    assert!(
+        size.is_some_and(|s| s >= 64),
+        "BufferingHints.SizeInMBs {size:?}"
+    );
+    let conversion = destination
+        .get("DataFormatConversionConfiguration")
+        .filter(|c| c.get("Enabled").and_then(Value::as_bool) == Some(true))
+        .expect("an enabled DataFormatConversionConfiguration");
+    let formats: Vec<&str> = conversion
+        .get("InputFormatConfiguration")
+        .and_then(|i| i.get("Deserializer"))
+        .and_then(|d| d.get("HiveJsonSerDe"))
+        .and_then(|h| h.get("TimestampFormats"))
+        .and_then(Value::as_sequence)
+        .expect("HiveJsonSerDe TimestampFormats")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(formats, vec!["yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"]);
+    assert!(conversion
+        .get("OutputFormatConfiguration")
+        .and_then(|o| o.get("Serializer"))
+        .and_then(|s| s.get("ParquetSerDe"))
+        .is_some());
+    let schema = conversion
+        .get("SchemaConfiguration")
+        .expect("SchemaConfiguration");
+    assert_eq!(
+        schema.get("DatabaseName").map(cfn),
+        Some(Cfn::Ref("ArchiveDatabase".to_owned()))
+    );
+    assert_eq!(
+        schema.get("TableName").map(cfn),
+        Some(Cfn::Ref("ArchiveTable".to_owned()))
+    );
+    assert_eq!(
+        destination.get("CompressionFormat").and_then(Value::as_str),
+        Some("UNCOMPRESSED"),
+        "with Parquet the destination compression stays off"
+    );
+}
+
+/// A policy `Resource` as the text of its ARN (`!GetAtt X.Arn` → `X.Arn`, `!Sub` as written).
+fn resource_text(value: &Value) -> String {
+    match cfn(value) {
+        Cfn::GetAtt(name, attribute) => format!("{name}.{attribute}"),
+        Cfn::Sub(text) | Cfn::Literal(text) => text,
+        other => panic!("unexpected policy Resource {other:?}"),
+    }
+}
+
+#[test]
+fn the_delivery_role_grants_firehose_exactly_the_archive_it_delivers() {
+    let template = template();
+    let role = resource(&template, "ArchiveDeliveryRole");
+    assert_eq!(
+        properties(
+            resource(&template, "ArchiveDeliveryStream"),
+            "ArchiveDeliveryStream"
+        )
+        .get("KinesisStreamSourceConfiguration")
+        .and_then(|k| k.get("RoleARN"))
+        .map(cfn),
+        Some(Cfn::GetAtt(
+            "ArchiveDeliveryRole".to_owned(),
+            "Arn".to_owned()
+        ))
+    );
+    let props = properties(role, "ArchiveDeliveryRole");
+    assert!(props.get("ManagedPolicyArns").is_none());
+    let trust = props
+        .get("AssumeRolePolicyDocument")
+        .and_then(|d| d.get("Statement"))
+        .and_then(Value::as_sequence)
+        .expect("trust statements");
+    for statement in trust {
+        assert_eq!(
+            statement
+                .get("Principal")
+                .and_then(|p| p.get("Service"))
+                .and_then(Value::as_str),
+            Some("firehose.amazonaws.com")
+        );
+    }
+    let mut granted = BTreeSet::new();
+    for policy in props
+        .get("Policies")
+        .and_then(Value::as_sequence)
+        .expect("Policies")
+    {
+        for statement in policy
+            .get("PolicyDocument")
+            .and_then(|d| d.get("Statement"))
+            .and_then(Value::as_sequence)
+            .expect("Statement")
+        {
+            assert_eq!(
+                statement.get("Effect").and_then(Value::as_str),
+                Some("Allow")
+            );
+            assert!(statement.get("Condition").is_none() && statement.get("NotAction").is_none());
+            for action in one_or_many(statement.get("Action").expect("Action")) {
+                for entry in one_or_many(statement.get("Resource").expect("Resource")) {
+                    let action = action.as_str().expect("plain actions").to_owned();
+                    granted.insert((resource_text(entry), action));
+                }
+            }
+        }
+    }
+    let glue = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}";
+    let mut expected = BTreeSet::new();
+    let mut grant = |resources: &[String], actions: &[&str]| {
+        for r in resources {
+            for a in actions {
+                expected.insert((r.clone(), (*a).to_owned()));
+            }
+        }
+    };
+    grant(
+        &["ArchiveStream.Arn".to_owned()],
+        &[
+            "kinesis:DescribeStream",
+            "kinesis:DescribeStreamSummary",
+            "kinesis:GetShardIterator",
+            "kinesis:GetRecords",
+            "kinesis:ListShards",
+        ],
+    );
+    grant(
+        &["ArchiverFunction.Arn".to_owned()],
+        &["lambda:InvokeFunction", "lambda:GetFunctionConfiguration"],
+    );
+    grant(
+        &[
+            format!("{glue}:catalog"),
+            format!("{glue}:database/${{ArchiveDatabase}}"),
+            format!("{glue}:table/${{ArchiveDatabase}}/${{ArchiveTable}}"),
+        ],
+        &[
+            "glue:GetTable",
+            "glue:GetTableVersion",
+            "glue:GetTableVersions",
+        ],
+    );
+    grant(
+        &["ArchiveBucket.Arn".to_owned()],
+        &[
+            "s3:GetBucketLocation",
+            "s3:ListBucket",
+            "s3:ListBucketMultipartUploads",
+        ],
+    );
+    grant(
+        &[
+            "${ArchiveBucket.Arn}/events/*".to_owned(),
+            "${ArchiveBucket.Arn}/errors/*".to_owned(),
+        ],
+        &["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+    );
+    grant(
+        &["ArchiveDeliveryLogGroup.Arn".to_owned()],
+        &["logs:PutLogEvents"],
+    );
+    assert_eq!(granted, expected);
+    // The object grants cover exactly where the delivery stream writes.
+    let resources = deployed(&[]);
+    let destination = firehose_destination(&resources);
+    for key in ["Prefix", "ErrorOutputPrefix"] {
+        let prefix = destination.get(key).and_then(Value::as_str).expect(key);
+        let top = prefix.split('/').next().unwrap_or("");
+        assert!(
+            granted.contains(&(
+                format!("${{ArchiveBucket.Arn}}/{top}/*"),
+                "s3:PutObject".to_owned()
+            )),
+            "{key} {prefix} is writable"
+        );
+    }
+}
+
+#[test]
+fn the_archive_alarms_watch_delivery_and_the_archiver() {
+    let resources = deployed(&[]);
+    let alarms = of_type(&resources, "AWS::CloudWatch::Alarm");
+    let watching = |namespace: &str, metric: &str, dimension: &str| {
+        alarms.iter().any(|(id, a)| {
+            let p = properties(a, id);
+            alarm_metrics(p).contains(&(namespace.to_owned(), metric.to_owned()))
+                && p.get("Dimensions")
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|d| {
+                        d.iter().any(|d| {
+                            d.get("Value").map(cfn) == Some(Cfn::Ref(dimension.to_owned()))
+                        })
+                    })
+        })
+    };
+    assert!(watching("AWS/Lambda", "Errors", "ArchiverFunction"));
+    for metric in [
+        "DeliveryToS3.DataFreshness",
+        "DeliveryToS3.Success",
+        "ExecuteProcessing.Success",
+    ] {
+        assert!(
+            watching("AWS/Firehose", metric, "ArchiveDeliveryStream"),
+            "{metric}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! The AWS path end to end on the emulator (ministack): the five function bootstraps, deployed
-//! from `template.yaml` with `scripts/deploy.sh` — the command users run — and driven through
+//! The AWS path end to end on the emulator (ministack): the six function bootstraps (the
+//! archive deploys too, idle: docs/emulator.md), deployed from `template.yaml` with
+//! `scripts/deploy.sh` — the command users run — and driven through
 //! the HTTP API, the queues and the tables exactly as a client, an operator and a downstream
 //! service would.
 //!
