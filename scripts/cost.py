@@ -4,6 +4,7 @@
 
     scripts/cost.py measure --orders 300 [--concurrency 16] [--zips target/lambda] [--out target/cost-counts.json]
     scripts/cost.py price [--counts target/cost-counts.json] [--json]
+    scripts/cost.py archive [--orders-per-day 1000000] [--buffer-seconds 300] [--events N ...]
 
 `measure` starts its own ministack (as scripts/emulator-start.sh does) with a counting proxy in
 front of it: the emulator hands the proxy's URL to the functions it runs as AWS_ENDPOINT_URL,
@@ -585,6 +586,250 @@ def cmd_price(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- archive
+
+# The archive (template.yaml, Archive=true): OrderEvents' Kinesis streaming destination ->
+# on-demand Kinesis stream -> Firehose (the archiver as Lambda processor, dynamic partitioning by
+# day, Parquet conversion) -> S3 -> Athena. Its billing RULES and PRICES, as found with the
+# search tool on 2026-12-07 (us-east-1 where a page names a region). None = the search did not
+# find the figure on an AWS page: the script prints the billed quantity and no dollars for it.
+ARCHIVE_PRICES = {
+    "date": "2026-12-07",
+    # https://aws.amazon.com/kinesis/data-streams/pricing/ (on-demand): per GB written, each
+    # record rounded up to the nearest 1 KB; per GB read; a per-hour charge per stream.
+    "kinesis_on_demand_ingest_per_gb": None,
+    "kinesis_on_demand_retrieval_per_gb": None,
+    "kinesis_on_demand_stream_hour": None,
+    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/kds.html: "subject to both
+    # Kinesis Data Streams pricing for the data stream and DynamoDB pricing for the source table"
+    # (the change data capture unit); the unit's rule and price were not found.
+    "dynamodb_cdc_unit_per_million": None,
+    # https://aws.amazon.com/de/kinesis/data-firehose/pricing/ (AWS's page, German edition):
+    # ingestion per GB in 5 KB increments per record (a 3 KB record is billed as 5 KB, a 12 KB
+    # one as 15 KB); format conversion per GB ingested, in 5 KB increments; dynamic partitioning
+    # per GB delivered to S3, per object, optionally per JQ processing hour.
+    "firehose_ingest_per_gb": None,
+    "firehose_format_conversion_per_gb": None,
+    "firehose_dynamic_partitioning_per_gb": None,
+    "firehose_dynamic_partitioning_per_1000_objects": None,
+    # https://aws.amazon.com/s3/pricing/ : per GB-month by storage class, per request; no figure
+    # found on an AWS page.
+    "s3_standard_gb_month": None,
+    "s3_standard_ia_gb_month": None,
+    "s3_put_per_1000": None,
+    # Athena: no AWS page with the figure was found.
+    "athena_per_tb": None,
+}
+
+# Figures found only on third-party pages (not AWS's): printed apart, marked UNVERIFIED.
+UNVERIFIED_PRICES = {
+    "athena_per_tb": (5.00, "https://athena.guide/articles/athena-basics-pricing-model/ and "
+                            "https://rcpedia.stanford.edu/services/athena.html: $5 per TB, rounded "
+                            "up to the MB, 10 MB minimum per query"),
+    "s3_standard_gb_month": (0.023, "https://cloudburn.io/blog/amazon-s3-pricing (us-east-1, "
+                                    "March 2026)"),
+}
+
+ATHENA_MINIMUM_BYTES = 10 * 1024 * 1024
+KB, MB, GB, TB = 1024, 1024 ** 2, 1024 ** 3, 1024 ** 4
+
+# An order's events, from the golden files (the wire form the event table stores as an item).
+ARCHIVE_ORDER = ("order_received_v2.json", "order_processing_started_v1.json",
+                 "order_completed_v1.json")
+# A generated correlation id (CorrelationId::generate: a hyphenated UUID v7) instead of the
+# goldens' "corr-1", so the sizes are those of an order posted without X-Correlation-Id.
+GENERATED_CORRELATION_ID = "01938a3c-0000-7000-8000-0000000000c1"
+
+# Parquet: an ASSUMPTION, not a measurement. Plain-encoded bytes per value (4-byte length + UTF-8
+# for strings, 8 for bigint, 12 for a timestamp written as INT96), then a compression ratio per
+# column: the random UUID columns 1:1 (hex text, nothing to share), every other column 4:1
+# (dictionary + run-length encoding + Snappy over a few distinct values). Null columns ~0.
+UUID_COLUMNS = ("orderId", "eventId", "correlationId")
+OTHER_COLUMNS_RATIO = 4.0
+# The columns `docs/queries/orders_by_day_and_status.sql` (= `orders stats --by day`) reads
+# after Trino prunes the rest: the dedup key, the order, its version, type and time.
+STATS_QUERY_COLUMNS = ("eventId", "orderId", "version", "eventType", "occurredAt")
+
+# An ESTIMATE: the archiver's billed milliseconds per batch (decoding base64 JSON and writing
+# rows, no AWS call), at the template's default 128 MB.
+ARCHIVER_ESTIMATED_MS = 100
+# Firehose invokes the processor per buffered batch: 3 MB or 60 s (template.yaml's note).
+PROCESSOR_BUFFER_BYTES, PROCESSOR_BUFFER_SECONDS = 3 * MB, 60
+
+
+def attribute_value(v):
+    """A JSON value as DynamoDB attribute-value JSON, as serde_dynamo writes the wire form."""
+    if isinstance(v, bool):
+        return {"BOOL": v}
+    if isinstance(v, (int, float)):
+        return {"N": str(v)}
+    if isinstance(v, str):
+        return {"S": v}
+    if v is None:
+        return {"NULL": True}
+    if isinstance(v, list):
+        return {"L": [attribute_value(e) for e in v]}
+    return {"M": {k: attribute_value(e) for k, e in v.items()}}
+
+
+def change_record(wire: dict, item: dict) -> bytes:
+    """The Kinesis record DynamoDB's streaming destination writes for the INSERT of `item`: the
+    layout of archiver/src/tests.rs (kds.html), compact JSON, a CloudFormation-named table."""
+    record = {
+        "awsRegion": "us-east-1",
+        "eventID": "7f1ee7b6-0000-4000-8000-000000000001",
+        "eventName": "INSERT",
+        "userIdentity": None,
+        "recordFormat": "application/json",
+        "tableName": "orders-OrderEvents-1A2B3C4D5E6F7",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1764000000001,
+            "ApproximateCreationDateTimePrecision": "MILLISECOND",
+            "Keys": {"orderId": item["orderId"], "version": item["version"]},
+            "NewImage": item,
+            "SizeBytes": item_size(item),
+        },
+        "eventSource": "aws:dynamodb",
+    }
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def export_row(wire: dict) -> dict:
+    """order-history's export row (export_row.rs): the envelope, then the payload's fields."""
+    payload = wire.get("payload", {})
+    row = {k: wire[k] for k in ("orderId", "version", "eventId", "eventType", "schemaVersion",
+                                "occurredAt", "correlationId")}
+    for k in ("customerId", "currency", "items", "total", "reason"):
+        row[k] = payload.get(k)
+    return row
+
+
+def parquet_column_bytes(row: dict) -> dict:
+    """Estimated compressed Parquet bytes of each column of `row` (see the ASSUMPTION above)."""
+    def plain(v):
+        if v is None:
+            return 0
+        if isinstance(v, str):
+            return 4 + len(v.encode())
+        if isinstance(v, int):
+            return 8
+        if isinstance(v, list):
+            return sum(plain(x) for e in v for x in e.values())
+        raise ValueError(v)
+    out = {}
+    for k, v in row.items():
+        size = 12 if k == "occurredAt" else plain(v)
+        out[k] = size if k in UUID_COLUMNS else size / OTHER_COLUMNS_RATIO
+    return out
+
+
+def archive_sizes() -> dict:
+    golden = ROOT / "events-schema/tests/golden"
+    events = []
+    for name in ARCHIVE_ORDER:
+        wire = json.loads((golden / name).read_text())
+        wire["correlationId"] = GENERATED_CORRELATION_ID
+        item = {k: attribute_value(v) for k, v in wire.items()}
+        record = change_record(wire, item)
+        row = export_row(wire)
+        columns = parquet_column_bytes(row)
+        events.append({"name": name, "item": item_size(item), "record": len(record),
+                       "row_json": len(json.dumps(row, separators=(",", ":"))) + 1,
+                       "parquet": sum(columns.values()),
+                       "parquet_stats": sum(columns[c] for c in STATS_QUERY_COLUMNS)})
+    return {"events": events}
+
+
+def fmt_usd(quantity: float, price, per: float = 1.0) -> str:
+    return "price not found" if price is None else f"{quantity / per * price:.4f}"
+
+
+def cmd_archive(args) -> int:
+    s = archive_sizes()
+    ev = s["events"]
+    n = 1e6  # orders
+    per_order = lambda key: sum(e[key] for e in ev)
+    kinesis_in = sum(math.ceil(e["record"] / KB) * KB for e in ev) * n
+    kinesis_out = per_order("record") * n
+    firehose_in = sum(math.ceil(e["record"] / (5 * KB)) * 5 * KB for e in ev) * n
+    rows_json = per_order("row_json") * n
+    parquet = per_order("parquet") * n
+    cdc_units = sum(max(1, math.ceil(e["item"] / KB)) for e in ev) * n
+    days = n / args.orders_per_day
+    flushes_per_day = 86400 / args.buffer_seconds
+    objects = max(flushes_per_day * days, rows_json / (128 * MB))
+    stream_hours = 24 * days
+    batches = max(86400 / PROCESSOR_BUFFER_SECONDS * days, kinesis_out / PROCESSOR_BUFFER_BYTES)
+    gb_s = batches * ARCHIVER_ESTIMATED_MS / 1000 * 128 / 1024
+    p, a = PRICES, ARCHIVE_PRICES
+
+    print(f"The archive: sizes per event (goldens {', '.join(ARCHIVE_ORDER)}; correlationId generated)")
+    print(f"  {'event':<36}{'item B':>8}{'change record B':>17}{'row JSON B':>12}{'Parquet B (est.)':>18}")
+    for e in ev:
+        print(f"  {e['name']:<36}{e['item']:>8}{e['record']:>17}{e['row_json']:>12}{e['parquet']:>18.1f}")
+    print(f"\nper 1,000,000 orders (3,000,000 events) at {args.orders_per_day:,.0f} orders/day "
+          f"({days:g} days), buffer {args.buffer_seconds} s; prices of {a['date']}, us-east-1")
+    lines = [
+        ("DynamoDB -> Kinesis: change data capture units", f"{cdc_units / 1e6:.2f} M units",
+         fmt_usd(cdc_units, a["dynamodb_cdc_unit_per_million"], 1e6)),
+        ("Kinesis on demand: data in (records rounded up to 1 KB)", f"{kinesis_in / GB:.3f} GB",
+         fmt_usd(kinesis_in, a["kinesis_on_demand_ingest_per_gb"], GB)),
+        ("Kinesis on demand: data out (Firehose reading)", f"{kinesis_out / GB:.3f} GB",
+         fmt_usd(kinesis_out, a["kinesis_on_demand_retrieval_per_gb"], GB)),
+        ("Kinesis on demand: stream-hours", f"{stream_hours:.0f} h",
+         fmt_usd(stream_hours, a["kinesis_on_demand_stream_hour"])),
+        ("Firehose ingestion (records rounded up to 5 KB)", f"{firehose_in / GB:.3f} GB",
+         fmt_usd(firehose_in, a["firehose_ingest_per_gb"], GB)),
+        ("Firehose format conversion (same 5 KB rule)", f"{firehose_in / GB:.3f} GB",
+         fmt_usd(firehose_in, a["firehose_format_conversion_per_gb"], GB)),
+        ("Firehose dynamic partitioning: GB (<= the JSON rows)", f"{rows_json / GB:.3f} GB",
+         fmt_usd(rows_json, a["firehose_dynamic_partitioning_per_gb"], GB)),
+        ("Firehose dynamic partitioning: objects", f"{objects:,.0f}",
+         fmt_usd(objects, a["firehose_dynamic_partitioning_per_1000_objects"], 1000)),
+        ("archiver Lambda: invocations", f"{batches:,.0f}",
+         f"{batches / 1e6 * p['lambda_requests_per_million']:.4f}"),
+        (f"archiver Lambda: GB-s (ESTIMATED {ARCHIVER_ESTIMATED_MS} ms, 128 MB)", f"{gb_s:.1f} GB-s",
+         f"{gb_s * p['lambda_gb_second_x86']:.4f}"),
+        ("S3 PUTs (one per object)", f"{objects:,.0f}",
+         fmt_usd(objects, a["s3_put_per_1000"], 1000)),
+        ("S3 Standard, per month stored", f"{parquet / GB:.3f} GB-month",
+         fmt_usd(parquet, a["s3_standard_gb_month"], GB)),
+        ("S3 Standard-IA, per month stored (after transition)", f"{parquet / GB:.3f} GB-month",
+         fmt_usd(parquet, a["s3_standard_ia_gb_month"], GB)),
+    ]
+    print(f"  {'':<58}{'billed quantity':>20}{'USD':>18}")
+    for name, q, usd in lines:
+        print(f"  {name:<58}{q:>20}{usd:>18}")
+
+    print("\nA question's cost, `orders stats` (AWS: parallel Scan + a Query per order) against "
+          "Athena (`docs/queries/orders_by_day_and_status.sql`)")
+    item = sum(e["item"] for e in ev) / len(ev)
+    stats_bytes = sum(e["parquet_stats"] for e in ev) / len(ev)
+    print(f"  mean item {item:.0f} B; Parquet bytes of the columns the query reads "
+          f"({', '.join(STATS_QUERY_COLUMNS)}): {stats_bytes:.1f} B/event (est.)")
+    print(f"  {'events':>15}{'Scan RRU':>14}{'Scan USD':>10}{'+Query RRU':>14}{'stats USD':>11}"
+          f"{'Athena MB':>12}{'Athena USD':>18}{'UNVERIFIED $5/TB':>18}")
+    for events in args.events:
+        # Scan: eventually consistent (list_orders sets no ConsistentRead): 0.5 RRU per 4 KB of
+        # the items read (a projection does not shrink what is read); Query: strongly
+        # consistent, an order's three items under 4 KB: 1 RRU per order.
+        scan = math.ceil(events * item / (4 * KB)) * 0.5
+        query = events / 3
+        scan_usd = scan / 1e6 * p["dynamodb_rru_per_million"]
+        stats_usd = (scan + query) / 1e6 * p["dynamodb_rru_per_million"]
+        scanned = events * stats_bytes
+        billed_mb = max(ATHENA_MINIMUM_BYTES, math.ceil(scanned / MB) * MB) / MB
+        unverified = billed_mb * MB / TB * UNVERIFIED_PRICES["athena_per_tb"][0]
+        print(f"  {events:>15,}{scan:>14,.0f}{scan_usd:>10.4f}{scan + query:>14,.0f}{stats_usd:>11.4f}"
+              f"{billed_mb:>12,.0f}{fmt_usd(billed_mb * MB, a['athena_per_tb'], TB):>18}"
+              f"{unverified:>18.4f}")
+    print("\nnot found on AWS's pages (no dollars above for them): "
+          + ", ".join(k for k, v in a.items() if v is None))
+    print("UNVERIFIED (third-party pages only): "
+          + "; ".join(f"{k} {v[0]} ({v[1]})" for k, v in UNVERIFIED_PRICES.items()))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -597,7 +842,14 @@ def main() -> int:
     p = sub.add_parser("price")
     p.add_argument("--counts", type=Path, default=ROOT / "target/cost-counts.json")
     p.add_argument("--json", action="store_true")
+    a = sub.add_parser("archive", help="the archive's cost per 1,000,000 orders, and a question's "
+                                        "cost on each path (estimates from sizes and rules)")
+    a.add_argument("--orders-per-day", type=float, default=1_000_000)
+    a.add_argument("--buffer-seconds", type=int, default=300, help="ArchiveBufferSeconds")
+    a.add_argument("--events", type=int, nargs="+", default=[1_000_000, 100_000_000, 1_000_000_000])
     args = ap.parse_args()
+    if args.command == "archive":
+        return cmd_archive(args)
     return cmd_measure(args) if args.command == "measure" else cmd_price(args)
 
 
