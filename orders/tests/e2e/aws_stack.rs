@@ -1,5 +1,5 @@
 //! The AWS path end to end on the emulator (ministack): the six function bootstraps (the
-//! archive deploys too, idle: docs/emulator.md), deployed from `template.yaml` with
+//! archive deploys too, idle here; archive_aws.rs drives it), deployed from `template.yaml` with
 //! `scripts/deploy.sh` — the command users run — and driven through
 //! the HTTP API, the queues and the tables exactly as a client, an operator and a downstream
 //! service would.
@@ -43,7 +43,7 @@ use crate::support::{client, get_json, order_body, post_order, ProblemResponse};
 const ENDPOINT_VAR: &str = "ORDERS_TEST_AWS_ENDPOINT";
 const ZIPS_VAR: &str = "ORDERS_TEST_LAMBDA_ZIPS";
 
-fn required_env(name: &str) -> String {
+pub(crate) fn required_env(name: &str) -> String {
     match std::env::var(name) {
         Ok(value) if !value.trim().is_empty() => value,
         _ => panic!(
@@ -75,17 +75,17 @@ fn unique_stack_name(purpose: &str) -> String {
 }
 
 /// A deployed stack of `template.yaml` on the emulator, and clients to look inside it.
-struct Stack {
-    name: String,
-    endpoint: String,
+pub(crate) struct Stack {
+    pub(crate) name: String,
+    pub(crate) endpoint: String,
     outputs: BTreeMap<String, String>,
-    aws: AwsClients,
+    pub(crate) aws: AwsClients,
 }
 
 impl Stack {
     /// Runs `scripts/deploy.sh --stack NAME --endpoint-url URL --arch x86_64 --zips-dir DIR
     /// --param K=V …` and reads its JSON outputs.
-    async fn deploy(purpose: &str, params: &[(&str, &str)]) -> Stack {
+    pub(crate) async fn deploy(purpose: &str, params: &[(&str, &str)]) -> Stack {
         let endpoint = required_env(ENDPOINT_VAR);
         let zips = required_env(ZIPS_VAR);
         let name = unique_stack_name(purpose);
@@ -134,7 +134,7 @@ impl Stack {
         }
     }
 
-    fn output(&self, key: &str) -> &str {
+    pub(crate) fn output(&self, key: &str) -> &str {
         self.outputs.get(key).unwrap_or_else(|| {
             panic!(
                 "stack {} has no output {key}: {:?}",
@@ -144,7 +144,7 @@ impl Stack {
     }
 
     /// The API base URL in the emulator's path form (`…/_aws/execute-api/<apiId>`).
-    fn api(&self) -> &str {
+    pub(crate) fn api(&self) -> &str {
         self.output("EmulatorApiUrl")
     }
 
@@ -182,7 +182,7 @@ impl Stack {
     }
 
     /// The `OrderStatus` item of one order, if the projector wrote it.
-    async fn status_record(&self, order_id: &str) -> Option<OrderStatusRecord> {
+    pub(crate) async fn status_record(&self, order_id: &str) -> Option<OrderStatusRecord> {
         let table = self.output("StatusTableName");
         self.aws
             .dynamodb
@@ -198,7 +198,7 @@ impl Stack {
     }
 
     /// The order's events from `OrderEvents`, in version order (a Query on the partition).
-    async fn history(&self, order_id: &str) -> Vec<EventEnvelope> {
+    pub(crate) async fn history(&self, order_id: &str) -> Vec<EventEnvelope> {
         let table = self.output("EventsTableName");
         let mut events = Vec::new();
         let mut start = None;
@@ -316,7 +316,7 @@ impl Stack {
     /// Runs a boto3 snippet with the tools venv's Python (the control-plane calls this test
     /// needs once or twice; cheaper than compiling aws-sdk-lambda and aws-sdk-cloudwatchlogs).
     /// The snippet gets `session`, `endpoint` and `args`. Returns its stdout.
-    fn boto3(&self, snippet: &str, args: &[&str]) -> String {
+    pub(crate) fn boto3(&self, snippet: &str, args: &[&str]) -> String {
         let venv = Command::new(repo_root().join("scripts/emulator-venv.sh"))
             .output()
             .expect("run scripts/emulator-venv.sh");
