@@ -14,16 +14,11 @@ use order_adapters_sqlite::SqliteDb;
 use order_ports::EventStore;
 use serde_json::{json, Value};
 
+use crate::archive_answers::{
+    assert_queries_answer_as_the_cli, every_answer, Rows, Sides, QUERIES,
+};
 use crate::history::{id, json_of, known, run, Known, AFTER_LAST, BEFORE_FIRST, BETWEEN};
 use crate::tools::{orders, stderr, stdout};
-
-const QUERIES: [&str; 5] = [
-    "completed_totals_by_currency.sql",
-    "completion_latency_by_day.sql",
-    "events_of_order.sql",
-    "order_state_as_of.sql",
-    "orders_by_day_and_status.sql",
-];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -31,7 +26,7 @@ fn root() -> PathBuf {
 
 /// One shipped query's answer on DuckDB over `archive`: `{"columns", "rows"}`, each row an
 /// object by column name.
-fn query(archive: &Path, file: &str, params: &[(&str, &str)]) -> Vec<BTreeMap<String, Value>> {
+fn query(archive: &Path, file: &str, params: &[(&str, &str)]) -> Rows {
     // Not canonicalized: the venv's python is a symlink, and only called through it does it
     // find the venv's packages.
     let python = root().join(".venv-tools/bin/python");
@@ -159,33 +154,31 @@ async fn archived_known_history(data: &Path, dir: &Path) -> Known {
     k
 }
 
-/// Every shipped query's answer over `dir`, with the parameters the comparisons use.
-fn every_answer(dir: &Path, k: &Known) -> Vec<Vec<BTreeMap<String, Value>>> {
-    let mut answers = Vec::new();
-    for file in QUERIES {
-        match file {
-            "events_of_order.sql" => {
-                for h in [&k.a, &k.b, &k.c, &k.d, &k.e] {
-                    answers.push(query(dir, file, &[("order_id", &id(h))]));
-                }
-            }
-            "order_state_as_of.sql" => {
-                for t in [BEFORE_FIRST, BETWEEN, AFTER_LAST] {
-                    answers.push(query(dir, file, &[("as_of", t)]));
-                }
-            }
-            _ => answers.push(query(dir, file, &[])),
-        }
-    }
-    answers
+/// `f` given DuckDB over `dir` and the CLI on `data`.
+fn with_sides<R>(data: &Path, dir: &Path, f: impl FnOnce(&Sides) -> R) -> R {
+    let query_fn = |file: &str, params: &[(&str, &str)]| query(dir, file, params);
+    let cli_json = |args: &[&str]| json_of(data, args);
+    let cli_events = |order: &str| -> Rows {
+        stdout(&run(data, &["events", "--order", order]))
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("NDJSON"))
+            .collect()
+    };
+    f(&Sides {
+        query: &query_fn,
+        cli_json: &cli_json,
+        cli_events: &cli_events,
+    })
 }
 
-fn close(got: &Value, want: &Value) {
-    let (got, want) = (
-        got.as_f64().expect("a number"),
-        want.as_f64().expect("a number"),
-    );
-    assert!((got - want).abs() <= want / 64.0, "{got} vs {want}");
+fn ids(k: &Known) -> Vec<String> {
+    [&k.a, &k.b, &k.c, &k.d, &k.e].map(|h| id(h)).to_vec()
+}
+
+fn times() -> Vec<String> {
+    [BEFORE_FIRST, BETWEEN, AFTER_LAST]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 #[tokio::test]
@@ -204,61 +197,21 @@ async fn archive_twice_then_each_shipped_query_on_duckdb_answers_as_the_cli_does
     shipped.sort();
     assert_eq!(shipped, QUERIES);
 
-    // One order's events: the rows of `orders events --order`, NDJSON, in version order.
-    for h in [&k.a, &k.b, &k.c, &k.d, &k.e] {
-        let exported: Vec<Value> = stdout(&run(&data, &["events", "--order", &id(h)]))
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("NDJSON"))
-            .collect();
-        let queried: Vec<Value> = query(&out, "events_of_order.sql", &[("order_id", &id(h))])
-            .into_iter()
-            .map(|row| Value::Object(row.into_iter().collect()))
-            .collect();
-        assert_eq!(queried, exported, "order {}", id(h));
-        assert_eq!(queried.len(), h.len());
-    }
+    let compared = with_sides(&data, &out, |sides| {
+        assert_queries_answer_as_the_cli(sides, &ids(&k), &times())
+    });
 
-    // Per day: counts by status and completion percentiles, as `orders stats --by day`.
-    let stats = json_of(&data, &["stats", "--by", "day", "--json"]);
-    let buckets = stats["buckets"].as_array().expect("buckets");
-    assert_eq!(buckets.len(), 2, "{stats}");
-    let by_status = query(&out, "orders_by_day_and_status.sql", &[]);
-    let latency = query(&out, "completion_latency_by_day.sql", &[]);
-    for bucket in buckets {
-        let day = &bucket["start"].as_str().expect("start")[..10];
-        let count = |status: &str| {
-            by_status
-                .iter()
-                .filter(|r| r["day"] == day && r["status"] == status)
-                .map(|r| r["orders"].as_u64().expect("a count"))
-                .sum::<u64>()
-        };
-        let received: u64 = by_status
-            .iter()
-            .filter(|r| r["day"] == day)
-            .map(|r| r["orders"].as_u64().expect("a count"))
-            .sum();
-        assert_eq!(json!(received), bucket["received"], "{day}");
-        assert_eq!(json!(count("COMPLETED")), bucket["completed"], "{day}");
-        assert_eq!(json!(count("FAILED")), bucket["failed"], "{day}");
-        assert_eq!(json!(count("CANCELLED")), bucket["cancelled"], "{day}");
-        assert_eq!(
-            json!(count("RECEIVED") + count("PROCESSING")),
-            bucket["pending"],
-            "{day}"
-        );
-        let row = latency
-            .iter()
-            .find(|r| r["day"] == day)
-            .unwrap_or_else(|| panic!("no latency row for {day}: {latency:?}"));
-        assert_eq!(row["completed"], bucket["completed"], "{day}");
-        for p in ["p50", "p95", "p99"] {
-            close(&bucket["completionMs"][p], &row[&format!("{p}_ms")]);
-        }
+    // The known values, so that both sides cannot be wrong alike.
+    for h in [&k.a, &k.b, &k.c, &k.d, &k.e] {
+        let rows = query(&out, "events_of_order.sql", &[("order_id", &id(h))]);
+        assert_eq!(rows.len(), h.len(), "order {}", id(h));
     }
-    // The known values, so that both cannot be wrong alike: 2 s and 6.5 s on the first day.
+    let days: Vec<&Value> = compared.latency.iter().map(|r| &r["day"]).collect();
+    assert_eq!(days, [&json!("2025-01-01"), &json!("2025-01-02")]);
+    // 2 s and 6.5 s on the first day.
     assert_eq!(
-        latency
+        compared
+            .latency
             .iter()
             .map(|r| (
                 r["day"].clone(),
@@ -272,72 +225,7 @@ async fn archive_twice_then_each_shipped_query_on_duckdb_answers_as_the_cli_does
             (json!("2025-01-02"), json!(250), json!(250), json!(250)),
         ]
     );
-
-    // Completed totals per currency: `orders stats`' all row, and replay after the last event.
-    let totals: BTreeMap<String, Value> = query(&out, "completed_totals_by_currency.sql", &[])
-        .into_iter()
-        .map(|r| {
-            (
-                r["currency"].as_str().expect("currency").to_owned(),
-                r["total"].clone(),
-            )
-        })
-        .collect();
-    assert_eq!(json!(totals), stats["all"]["totals"]);
-    assert_eq!(json!(totals), json!({"EUR": 542, "USD": 1234}));
-    let completed: u64 = query(&out, "completed_totals_by_currency.sql", &[])
-        .iter()
-        .map(|r| r["orders"].as_u64().expect("a count"))
-        .sum();
-    assert_eq!(json!(completed), stats["all"]["completed"]);
-
-    // Every order as of T: `orders replay --as-of T`, summed, and each order's record.
-    for t in [BEFORE_FIRST, BETWEEN, AFTER_LAST] {
-        let states = query(&out, "order_state_as_of.sql", &[("as_of", t)]);
-        let replay = json_of(&data, &["replay", "--as-of", t, "--json"]);
-        let mut by_status = BTreeMap::from([
-            ("RECEIVED", 0u64),
-            ("PROCESSING", 0),
-            ("COMPLETED", 0),
-            ("FAILED", 0),
-            ("CANCELLED", 0),
-        ]);
-        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-        for state in &states {
-            *by_status
-                .get_mut(state["status"].as_str().expect("status"))
-                .expect("a known status") += 1;
-            if state["status"] == "COMPLETED" {
-                *totals
-                    .entry(state["currency"].as_str().expect("currency").to_owned())
-                    .or_default() += state["completed_total"].as_i64().expect("a total");
-            }
-        }
-        assert_eq!(json!(states.len()), replay["orders"], "as of {t}");
-        assert_eq!(json!(by_status), replay["byStatus"], "as of {t}");
-        assert_eq!(json!(totals), replay["totals"], "as of {t}");
-        for state in &states {
-            let order = state["order_id"].as_str().expect("order_id");
-            let record = json_of(&data, &["replay", "--as-of", t, "--order", order, "--json"]);
-            assert_eq!(state["status"], record["status"], "{order} as of {t}");
-            assert_eq!(state["version"], record["version"], "{order} as of {t}");
-            assert_eq!(state["customer_id"], record["customerId"], "{order}");
-            assert_eq!(state["currency"], record["currency"], "{order}");
-            assert_eq!(state["created_at"], record["createdAt"], "{order}");
-            assert_eq!(
-                state["updated_at"], record["updatedAt"],
-                "{order} as of {t}"
-            );
-            assert_eq!(
-                state["failure_reason"],
-                record.get("failureReason").cloned().unwrap_or(Value::Null),
-                "{order} as of {t}"
-            );
-            if state["status"] == "COMPLETED" {
-                assert_eq!(state["completed_total"], record["total"], "{order}");
-            }
-        }
-    }
+    assert_eq!(json!(compared.totals), json!({"EUR": 542, "USD": 1234}));
     assert_eq!(
         query(&out, "order_state_as_of.sql", &[("as_of", BETWEEN)]).len(),
         3,
@@ -355,7 +243,8 @@ async fn an_event_stored_twice_in_the_archive_changes_no_answer() {
     let data = dir.path().join("orders.db");
     let out = dir.path().join("archive");
     let k = archived_known_history(&data, &out).await;
-    let before = every_answer(&out, &k);
+    let answers = || with_sides(&data, &out, |sides| every_answer(sides, &ids(&k), &times()));
+    let before = answers();
 
     // Each part file stored again under another name (as a redelivered batch would be), and
     // one day's events again in the other day's partition.
@@ -372,5 +261,5 @@ async fn an_event_stored_twice_in_the_archive_changes_no_answer() {
     assert_eq!(part_files(&out).len(), 6, "each event stored three times");
     let copies = query(&out, "events_of_order.sql", &[("order_id", &id(&k.a))]);
     assert_eq!(copies.len(), k.a.len(), "one row per event, not three");
-    assert_eq!(every_answer(&out, &k), before);
+    assert_eq!(answers(), before);
 }

@@ -31,20 +31,13 @@ use aws_sdk_dynamodb::types::DestinationStatus;
 use events_schema::OrderStatus;
 use serde_json::{json, Value};
 
+use crate::archive_answers::{assert_queries_answer_as_the_cli, every_answer, Rows, Sides};
 use crate::aws_stack::Stack;
 use crate::support::{client, order_body, post_order};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
-
-const QUERIES: [&str; 5] = [
-    "completed_totals_by_currency.sql",
-    "completion_latency_by_day.sql",
-    "events_of_order.sql",
-    "order_state_as_of.sql",
-    "orders_by_day_and_status.sql",
-];
 
 /// The Kinesis stream the stack's Firehose reads (its `Source`).
 const STREAM_ARN_PY: &str = r#"
@@ -121,7 +114,7 @@ async fn wait_for_objects(stack: &Stack, count: usize) {
 
 /// One shipped query's answer through Athena: each row an object by column name, lower case
 /// (Athena's names; ministack keeps the Parquet columns' case).
-fn athena(stack: &Stack, file: &str, params: &[(&str, &str)]) -> Vec<BTreeMap<String, Value>> {
+fn athena(stack: &Stack, file: &str, params: &[(&str, &str)]) -> Rows {
     let python = root().join(".venv-tools/bin/python");
     let output = Command::new(&python)
         .arg(root().join("scripts/archive-athena.py"))
@@ -196,39 +189,6 @@ fn lower_keys(row: Value) -> BTreeMap<String, Value> {
             .collect(),
         other => panic!("not an object: {other}"),
     }
-}
-
-/// Every query's answer, with the parameters the comparisons use.
-fn every_answer(
-    stack: &Stack,
-    ids: &[String],
-    times: &[String],
-) -> Vec<Vec<BTreeMap<String, Value>>> {
-    let mut answers = Vec::new();
-    for file in QUERIES {
-        match file {
-            "events_of_order.sql" => {
-                for id in ids {
-                    answers.push(athena(stack, file, &[("order_id", id)]));
-                }
-            }
-            "order_state_as_of.sql" => {
-                for t in times {
-                    answers.push(athena(stack, file, &[("as_of", t)]));
-                }
-            }
-            _ => answers.push(athena(stack, file, &[])),
-        }
-    }
-    answers
-}
-
-fn close(got: &Value, want: &Value) {
-    let (got, want) = (
-        got.as_f64().expect("a number"),
-        want.as_f64().expect("a number"),
-    );
-    assert!((got - want).abs() <= want / 64.0, "{got} vs {want}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,139 +312,45 @@ async fn orders_archived_through_kinesis_and_firehose_answer_each_shipped_query_
         "2099-01-01T00:00:00Z".to_owned(),
     ];
 
-    // One order's events: `orders events --order`, row for row.
-    for id in &ids {
-        let exported: Vec<BTreeMap<String, Value>> = orders_aws(&stack, &["events", "--order", id])
+    let query_fn = |file: &str, params: &[(&str, &str)]| athena(&stack, file, params);
+    let cli_json = |args: &[&str]| json_aws(&stack, args);
+    let cli_events = |order: &str| -> Rows {
+        orders_aws(&stack, &["events", "--order", order])
             .stdout
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
             .map(|l| lower_keys(serde_json::from_slice(l).expect("NDJSON")))
-            .collect();
-        let queried = athena(&stack, "events_of_order.sql", &[("order_id", id)]);
-        assert_eq!(queried, exported, "order {id}");
-        assert_eq!(queried.len(), 3);
-    }
+            .collect()
+    };
+    let sides = Sides {
+        query: &query_fn,
+        cli_json: &cli_json,
+        cli_events: &cli_events,
+    };
+    let compared = assert_queries_answer_as_the_cli(&sides, &ids, &times);
 
-    // Per day: counts by status and completion percentiles, as `orders stats --by day`.
-    let stats = json_aws(&stack, &["stats", "--by", "day", "--json"]);
-    let by_status = athena(&stack, "orders_by_day_and_status.sql", &[]);
-    let latency = athena(&stack, "completion_latency_by_day.sql", &[]);
-    let buckets = stats["buckets"].as_array().expect("buckets");
-    assert!(!buckets.is_empty(), "{stats}");
-    let mut received_total = 0;
-    for bucket in buckets {
-        let day = &bucket["start"].as_str().expect("start")[..10];
-        let count = |status: &str| {
-            by_status
-                .iter()
-                .filter(|r| r["day"] == day && r["status"] == status)
-                .map(|r| r["orders"].as_u64().expect("a count"))
-                .sum::<u64>()
-        };
-        let received: u64 = by_status
+    // The known values, so that both sides cannot be wrong alike.
+    for id in &ids {
+        let rows = athena(&stack, "events_of_order.sql", &[("order_id", id)]);
+        assert_eq!(rows.len(), 3, "order {id}");
+    }
+    let count = |status: Option<&str>| -> u64 {
+        compared
+            .by_status
             .iter()
-            .filter(|r| r["day"] == day)
+            .filter(|r| status.is_none_or(|s| r["status"] == s))
             .map(|r| r["orders"].as_u64().expect("a count"))
-            .sum();
-        received_total += received;
-        assert_eq!(json!(received), bucket["received"], "{day}");
-        assert_eq!(json!(count("COMPLETED")), bucket["completed"], "{day}");
-        assert_eq!(json!(count("FAILED")), bucket["failed"], "{day}");
-        assert_eq!(json!(count("CANCELLED")), bucket["cancelled"], "{day}");
-        assert_eq!(
-            json!(count("RECEIVED") + count("PROCESSING")),
-            bucket["pending"],
-            "{day}"
-        );
-        if count("COMPLETED") > 0 {
-            let row = latency
-                .iter()
-                .find(|r| r["day"] == day)
-                .unwrap_or_else(|| panic!("no latency row for {day}: {latency:?}"));
-            assert_eq!(row["completed"], bucket["completed"], "{day}");
-            for p in ["p50", "p95", "p99"] {
-                close(&bucket["completionMs"][p], &row[&format!("{p}_ms")]);
-            }
-        }
-    }
-    assert_eq!(received_total, 6);
-    let failed: u64 = by_status
-        .iter()
-        .filter(|r| r["status"] == "FAILED")
-        .map(|r| r["orders"].as_u64().expect("a count"))
-        .sum();
-    assert_eq!(failed, 2, "{by_status:?}");
-
-    // Completed totals per currency: `orders stats`' all row.
-    let currency_rows = athena(&stack, "completed_totals_by_currency.sql", &[]);
-    let totals: BTreeMap<String, Value> = currency_rows
-        .iter()
-        .map(|r| {
-            (
-                r["currency"].as_str().expect("currency").to_owned(),
-                r["total"].clone(),
-            )
-        })
-        .collect();
-    assert_eq!(json!(totals), stats["all"]["totals"]);
-    assert_eq!(totals.len(), 2, "EUR and USD: {totals:?}");
-    let completed: u64 = currency_rows
-        .iter()
-        .map(|r| r["orders"].as_u64().expect("a count"))
-        .sum();
-    assert_eq!(json!(completed), stats["all"]["completed"]);
-    assert_eq!(completed, 4);
-
-    // Every order as of T: `orders replay --as-of T`, summed, and each order's record.
-    for t in &times {
-        let states = athena(&stack, "order_state_as_of.sql", &[("as_of", t)]);
-        let replay = json_aws(&stack, &["replay", "--as-of", t, "--json"]);
-        let mut by_status = BTreeMap::from([
-            ("RECEIVED", 0u64),
-            ("PROCESSING", 0),
-            ("COMPLETED", 0),
-            ("FAILED", 0),
-            ("CANCELLED", 0),
-        ]);
-        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-        for state in &states {
-            *by_status
-                .get_mut(state["status"].as_str().expect("status"))
-                .expect("a known status") += 1;
-            if state["status"] == "COMPLETED" {
-                *totals
-                    .entry(state["currency"].as_str().expect("currency").to_owned())
-                    .or_default() += state["completed_total"].as_i64().expect("a total");
-            }
-        }
-        assert_eq!(json!(states.len()), replay["orders"], "as of {t}");
-        assert_eq!(json!(by_status), replay["byStatus"], "as of {t}");
-        assert_eq!(json!(totals), replay["totals"], "as of {t}");
-        for state in &states {
-            let order = state["order_id"].as_str().expect("order_id");
-            let record = json_aws(
-                &stack,
-                &["replay", "--as-of", t, "--order", order, "--json"],
-            );
-            assert_eq!(state["status"], record["status"], "{order} as of {t}");
-            assert_eq!(state["version"], record["version"], "{order} as of {t}");
-            assert_eq!(state["customer_id"], record["customerId"], "{order}");
-            assert_eq!(state["currency"], record["currency"], "{order}");
-            assert_eq!(state["created_at"], record["createdAt"], "{order}");
-            assert_eq!(
-                state["updated_at"], record["updatedAt"],
-                "{order} as of {t}"
-            );
-            assert_eq!(
-                state["failure_reason"],
-                record.get("failureReason").cloned().unwrap_or(Value::Null),
-                "{order} as of {t}"
-            );
-            if state["status"] == "COMPLETED" {
-                assert_eq!(state["completed_total"], record["total"], "{order}");
-            }
-        }
-    }
+            .sum()
+    };
+    assert_eq!(count(None), 6, "{:?}", compared.by_status);
+    assert_eq!(count(Some("FAILED")), 2, "{:?}", compared.by_status);
+    assert_eq!(
+        compared.totals.len(),
+        2,
+        "EUR and USD: {:?}",
+        compared.totals
+    );
+    assert_eq!(compared.completed, 4);
     assert!(athena(&stack, "order_state_as_of.sql", &[("as_of", &times[0])]).is_empty());
     assert_eq!(
         athena(&stack, "order_state_as_of.sql", &[("as_of", &times[2])]).len(),
@@ -493,7 +359,7 @@ async fn orders_archived_through_kinesis_and_firehose_answer_each_shipped_query_
 
     // A duplicated Kinesis record: one record put on the stream twice more. Both copies are
     // archived (two more objects) and no answer changes.
-    let before = every_answer(&stack, &ids, &times);
+    let before = every_answer(&sides, &ids, &times);
     for _ in 0..2 {
         let again: usize = stack
             .boto3(RELAY_PY, &[&stream_arn, "7"])
@@ -503,5 +369,5 @@ async fn orders_archived_through_kinesis_and_firehose_answer_each_shipped_query_
         assert_eq!(again, 1);
     }
     wait_for_objects(&stack, events + 2).await;
-    assert_eq!(every_answer(&stack, &ids, &times), before);
+    assert_eq!(every_answer(&sides, &ids, &times), before);
 }

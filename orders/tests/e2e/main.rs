@@ -1,6 +1,7 @@
 //! End-to-end tests of `orders serve`: the real binary, a real SQLite file, real HTTP.
 
 mod archive;
+mod archive_answers;
 mod archive_aws;
 mod authentication;
 mod aws_stack;
