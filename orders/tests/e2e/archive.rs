@@ -15,7 +15,7 @@ use order_ports::EventStore;
 use serde_json::{json, Value};
 
 use crate::archive_answers::{
-    assert_queries_answer_as_the_cli, every_answer, Rows, Sides, QUERIES,
+    assert_queries_answer_as_the_cli, every_answer, rows_of, Rows, Sides, QUERIES,
 };
 use crate::history::{id, json_of, known, run, Known, AFTER_LAST, BEFORE_FIRST, BETWEEN};
 use crate::tools::{orders, stderr, stdout};
@@ -48,24 +48,7 @@ fn query(archive: &Path, file: &str, params: &[(&str, &str)]) -> Rows {
         String::from_utf8_lossy(&output.stderr)
     );
     let answer: Value = serde_json::from_slice(&output.stdout).expect("the runner's JSON");
-    let columns: Vec<String> = answer["columns"]
-        .as_array()
-        .expect("columns")
-        .iter()
-        .map(|c| c.as_str().expect("a name").to_owned())
-        .collect();
-    answer["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|row| {
-            columns
-                .iter()
-                .cloned()
-                .zip(row.as_array().expect("a row").iter().cloned())
-                .collect()
-        })
-        .collect()
+    rows_of(&answer, str::to_owned)
 }
 
 async fn append(data: &Path, histories: &[&Vec<EventEnvelope>]) {

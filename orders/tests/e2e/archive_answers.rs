@@ -18,6 +18,29 @@ pub(crate) const QUERIES: [&str; 5] = [
 /// A query's rows, each by column name.
 pub(crate) type Rows = Vec<BTreeMap<String, Value>>;
 
+/// A runner's answer (`{"columns": [...], "rows": [[...], ...]}`, as scripts/archive-query.py
+/// and scripts/archive-athena.py print it) as rows, each column named by `name`.
+pub(crate) fn rows_of(answer: &Value, name: impl Fn(&str) -> String) -> Rows {
+    let columns: Vec<String> = answer["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| name(c.as_str().expect("a name")))
+        .collect();
+    answer["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .cloned()
+                .zip(row.as_array().expect("a row").iter().cloned())
+                .collect()
+        })
+        .collect()
+}
+
 /// Runs one shipped query with its parameters.
 pub(crate) type Query<'a> = dyn Fn(&str, &[(&str, &str)]) -> Rows + 'a;
 

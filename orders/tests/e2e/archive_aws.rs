@@ -31,7 +31,9 @@ use aws_sdk_dynamodb::types::DestinationStatus;
 use events_schema::OrderStatus;
 use serde_json::{json, Value};
 
-use crate::archive_answers::{assert_queries_answer_as_the_cli, every_answer, Rows, Sides};
+use crate::archive_answers::{
+    assert_queries_answer_as_the_cli, every_answer, rows_of, Rows, Sides,
+};
 use crate::aws_stack::Stack;
 use crate::support::{client, order_body, post_order};
 
@@ -135,24 +137,7 @@ fn athena(stack: &Stack, file: &str, params: &[(&str, &str)]) -> Rows {
         String::from_utf8_lossy(&output.stderr)
     );
     let answer: Value = serde_json::from_slice(&output.stdout).expect("the runner's JSON");
-    let columns: Vec<String> = answer["columns"]
-        .as_array()
-        .expect("columns")
-        .iter()
-        .map(|c| c.as_str().expect("a name").to_lowercase())
-        .collect();
-    answer["rows"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .map(|row| {
-            columns
-                .iter()
-                .cloned()
-                .zip(row.as_array().expect("a row").iter().cloned())
-                .collect()
-        })
-        .collect()
+    rows_of(&answer, str::to_lowercase)
 }
 
 /// `orders <command> --backend aws` on the stack's tables.
